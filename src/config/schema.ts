@@ -1,0 +1,86 @@
+import { z } from 'zod';
+
+/** DICOM AE titles: 1-16 characters, no backslash or control characters. */
+const aeTitle = z
+  .string()
+  .trim()
+  .min(1)
+  .max(16)
+  // eslint-disable-next-line no-control-regex -- control characters are exactly what is refused
+  .regex(/^[^\\\x00-\x1f]+$/, 'an AE title has no backslash or control characters');
+const port = z.number().int().min(1).max(65535);
+
+const dicom = z
+  .strictObject({
+    aeTitle: aeTitle.default('SCANNODE'),
+    host: z.string().min(1).default('0.0.0.0'),
+    port: z.number().int().min(0).max(65535).default(11112),
+    allowedCallingAeTitles: z.array(aeTitle).default([]),
+    maxAssociations: z.number().int().min(1).max(1024).default(16),
+    /** Largest P-DATA-TF PDU we announce; larger PDUs mean fewer round trips per instance. */
+    maxPduLength: z.number().int().min(16384).max(4194304).default(131072),
+    /** Idle time on an association (no PDU) before it is aborted. */
+    pduTimeoutSeconds: z.number().int().min(1).default(60),
+    /** What to do with a re-sent SOP Instance UID whose content differs from the stored one. */
+    onConflict: z.enum(['refuse', 'quarantine']).default('refuse'),
+    /** How long shutdown waits for associations in flight before closing them. */
+    shutdownGraceSeconds: z.number().int().min(0).default(10),
+  })
+  .prefault({});
+
+const scanner = z
+  .strictObject({
+    aeTitle: aeTitle.default('SCANNER'),
+    host: z.string().min(1).default('127.0.0.1'),
+    port: port.default(104),
+  })
+  .prefault({});
+
+const database = z
+  .discriminatedUnion('type', [
+    z.strictObject({ type: z.literal('sqlite'), path: z.string().min(1).default('scannode.sqlite') }),
+    z.strictObject({
+      type: z.literal('postgres'),
+      url: z.string().regex(/^postgres(ql)?:\/\//, 'a postgres:// URL'),
+      schema: z
+        .string()
+        .regex(/^[a-z_][a-z0-9_]*$/)
+        .optional(),
+    }),
+  ])
+  .prefault({ type: 'sqlite' });
+
+const scheduler = z
+  .strictObject({
+    enabled: z.boolean().default(true),
+    cron: z.string().min(1).default('*/15 * * * * *'),
+  })
+  .prefault({});
+
+const http = z
+  .strictObject({
+    host: z.string().min(1).default('127.0.0.1'),
+    port: z.number().int().min(0).max(65535).default(8080),
+    token: z.string().min(16, 'a token has at least 16 characters').optional(),
+  })
+  .prefault({});
+
+const log = z
+  .strictObject({
+    level: z.enum(['error', 'warn', 'info', 'debug']).default('info'),
+    /** Optional log file (relative to the config file's folder); the console always gets the log too. */
+    file: z.string().min(1).optional(),
+  })
+  .prefault({});
+
+export const configSchema = z.strictObject({
+  dicom,
+  scanner,
+  dataDir: z.string().min(1).default('../data'),
+  database,
+  scheduler,
+  http,
+  log,
+});
+
+export type Config = z.infer<typeof configSchema>;

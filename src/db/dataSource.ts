@@ -1,0 +1,69 @@
+import path from 'node:path';
+import fs from 'node:fs';
+import { DataSource } from 'typeorm';
+import type { Config } from '../config/schema.js';
+import { dialectOf, entities, type Entities } from './entities.js';
+import { Initial1763900000001 } from './migrations/0001-initial.js';
+
+export const MIGRATIONS = [Initial1763900000001];
+
+export interface Database {
+  source: DataSource;
+  entities: Entities;
+  type: 'sqlite' | 'postgres';
+  close(): Promise<void>;
+}
+
+/**
+ * Opens the database named by the config and runs pending migrations (never `synchronize`).
+ * SQLite runs in WAL mode with synchronous=NORMAL: the spool files are fsynced before a row is written and a start-up
+ * recovery re-indexes any file whose row was lost, so the index need not pay an fsync per commit.
+ */
+export async function openDatabase(config: Config['database'], dataDir: string): Promise<Database> {
+  const ents = entities(dialectOf(config.type));
+  let source: DataSource;
+  if (config.type === 'sqlite') {
+    const file = path.resolve(dataDir, config.path);
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    source = new DataSource({
+      type: 'better-sqlite3',
+      database: file,
+      entities: Object.values(ents),
+      migrations: MIGRATIONS,
+      prepareDatabase: (db: { pragma(s: string): unknown }) => {
+        db.pragma('journal_mode = WAL');
+        db.pragma('synchronous = NORMAL');
+        db.pragma('busy_timeout = 5000');
+      },
+    });
+  } else {
+    source = new DataSource({
+      type: 'postgres',
+      url: config.url,
+      schema: config.schema,
+      entities: Object.values(ents),
+      migrations: MIGRATIONS,
+      extra: { max: 10 },
+    });
+  }
+  await source.initialize();
+  if (config.type === 'postgres' && config.schema) {
+    await source.query(`CREATE SCHEMA IF NOT EXISTS "${config.schema}"`);
+  }
+  await source.runMigrations({ transaction: 'each' });
+  return {
+    source,
+    entities: ents,
+    type: config.type,
+    close: async () => {
+      if (source.isInitialized) await source.destroy();
+    },
+  };
+}
+
+/** True when the error is a primary key / unique violation on either database. */
+export function isUniqueViolation(err: unknown): boolean {
+  const e = err as { code?: string; driverError?: { code?: string } };
+  const code = e.driverError?.code ?? e.code;
+  return code === '23505' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY' || code === 'SQLITE_CONSTRAINT_UNIQUE';
+}

@@ -1,0 +1,65 @@
+/** What the protocol edge tells the layers above, and what it asks of them. No database or file layout here. */
+
+export interface AssociationInfo {
+  id: string;
+  callingAe: string;
+  calledAe: string;
+  remoteAddress: string;
+  remotePort: number;
+}
+
+export interface StoreRequestInfo {
+  association: AssociationInfo;
+  sopClassUid: string;
+  sopInstanceUid: string;
+  transferSyntaxUid: string;
+  moveOriginatorAe?: string;
+}
+
+export interface DimseResult {
+  status: number;
+  comment?: string;
+}
+
+/**
+ * Receives one C-STORE data set as it streams off the socket. `write` is called synchronously in PDU order and must
+ * not block for long; `finish` resolves with the status to answer once the data is durable and indexed; `abort` is
+ * called instead of `finish` when the association dies mid-transfer.
+ */
+export interface StoreSink {
+  write(chunk: Buffer): void;
+  finish(): Promise<DimseResult>;
+  abort(reason: string): void;
+}
+
+export interface NRequest {
+  association: AssociationInfo;
+  sopClassUid: string;
+  sopInstanceUid: string | undefined;
+  /** The data set as naturalized dcmjs JSON. */
+  dataset: Record<string, unknown> | undefined;
+}
+
+export interface NResponse extends DimseResult {
+  /** Affected SOP Instance UID to return (N-CREATE may assign one). */
+  sopInstanceUid?: string;
+  dataset?: Record<string, unknown>;
+}
+
+export interface AssociationSummary extends AssociationInfo {
+  startedAt: Date;
+  endedAt: Date;
+  accepted: boolean;
+  rejectReason?: string;
+  instancesReceived: number;
+  bytesReceived: number;
+  failures: number;
+  aborted: boolean;
+}
+
+export interface DimseHandlers {
+  openStore(request: StoreRequestInfo): StoreSink;
+  nCreate?(request: NRequest): Promise<NResponse>;
+  nSet?(request: NRequest): Promise<NResponse>;
+  associationClosed?(summary: AssociationSummary): void;
+}

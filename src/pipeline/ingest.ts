@@ -1,0 +1,373 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { EventEmitter } from 'node:events';
+import type { Database } from '../db/dataSource.js';
+import { isUniqueViolation } from '../db/dataSource.js';
+import type { InstanceRow } from '../db/entities.js';
+import type { Logger } from '../logging/logger.js';
+import type { DimseResult, StoreRequestInfo, StoreSink, AssociationSummary } from '../dimse/types.js';
+import { DATA_DIRS, insideDataDir, spoolPath } from '../domain/paths.js';
+import { DicomStatus, DimseError, hex } from '../domain/status.js';
+import { InvalidUidError, isValidUid, requireUid } from '../domain/uid.js';
+import { pixelDataTruncation } from '../domain/pixelData.js';
+import { isStorageSopClass } from '../domain/sopClass.js';
+import { DirSync, SpoolWriter, storageError, type SpooledFile } from '../storage/spoolWriter.js';
+import { parseHeader, parseHeaderFromFile, str, int, type Header } from '../storage/header.js';
+import { moveNoReplace, sameDataset } from '../storage/files.js';
+
+export interface IngestOptions {
+  onConflict: 'refuse' | 'quarantine';
+}
+
+export interface IngestedInstance {
+  sopInstanceUid: string;
+  studyInstanceUid: string;
+  seriesInstanceUid: string;
+  source: InstanceRow['source'];
+  duplicate: boolean;
+}
+
+/**
+ * One image's way in: spool file (fsynced) -> header checked -> moved to incoming/<SOP>.dcm without overwriting ->
+ * directory fsynced -> row committed -> Success. Used by the C-STORE SCP and by imports alike.
+ * Emits 'instance' (IngestedInstance) after each commit.
+ */
+export class Ingest extends EventEmitter {
+  private readonly incomingDir: string;
+  private readonly dirSync: DirSync;
+  private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly knownSeries = new Set<string>();
+
+  constructor(
+    private readonly db: Database,
+    readonly dataDir: string,
+    private readonly log: Logger,
+    private readonly opts: IngestOptions,
+  ) {
+    super();
+    for (const d of Object.values(DATA_DIRS)) fs.mkdirSync(path.join(dataDir, d), { recursive: true });
+    this.incomingDir = path.join(dataDir, DATA_DIRS.incoming);
+    this.dirSync = new DirSync(this.incomingDir);
+  }
+
+  /** The C-STORE SCP's storage hook. */
+  openStore(req: StoreRequestInfo): StoreSink {
+    if (!isValidUid(req.sopInstanceUid)) {
+      throw new DimseError(
+        DicomStatus.InvalidUid,
+        `Affected SOP Instance UID ${JSON.stringify(req.sopInstanceUid)} is not a valid UID`,
+      );
+    }
+    if (!isStorageSopClass(req.sopClassUid)) {
+      throw new DimseError(DicomStatus.NoSuchSopClass, `${req.sopClassUid} is not a storage SOP class`);
+    }
+    const writer = new SpoolWriter(this.incomingDir, req.sopInstanceUid, {
+      sopClassUid: req.sopClassUid,
+      sopInstanceUid: req.sopInstanceUid,
+      transferSyntaxUid: req.transferSyntaxUid,
+      sourceAeTitle: req.association.callingAe,
+    });
+    return {
+      write: (chunk) => writer.write(chunk),
+      abort: (reason) => {
+        writer.abort();
+        this.log.warn('C-STORE aborted, partial data removed', { sop: req.sopInstanceUid, reason });
+      },
+      finish: async (): Promise<DimseResult> => {
+        let spooled: SpooledFile;
+        try {
+          spooled = await writer.finish();
+        } catch (err) {
+          return this.failed(req.sopInstanceUid, err);
+        }
+        return this.commit(spooled, {
+          expectedSopInstanceUid: req.sopInstanceUid,
+          transferSyntaxUid: req.transferSyntaxUid,
+          source: 'dimse',
+          callingAe: req.association.callingAe,
+        });
+      },
+    };
+  }
+
+  /**
+   * Takes a complete, fsynced Part 10 file (a spool `.part`, or a copy made by an import) into the store.
+   * The file is consumed: moved into place, or removed when it is a duplicate or refused.
+   */
+  async commit(
+    spooled: SpooledFile,
+    ctx: {
+      expectedSopInstanceUid?: string;
+      transferSyntaxUid: string;
+      source: InstanceRow['source'];
+      callingAe?: string;
+    },
+  ): Promise<DimseResult & { instance?: IngestedInstance }> {
+    let header: Header;
+    let uids: { sop: string; study: string; series: string; sopClass: string };
+    try {
+      const complete = spooled.head.length >= spooled.metaLength + spooled.datasetLength;
+      const parsed = parseHeader(spooled.head, complete);
+      header = parsed === 'need-more' ? parseHeaderFromFile(spooled.tmpPath) : parsed;
+      const truncated = pixelDataTruncation(
+        spooled.head.subarray(spooled.metaLength),
+        spooled.datasetLength,
+        spooled.tail,
+        ctx.transferSyntaxUid,
+      );
+      if (truncated) throw new DimseError(DicomStatus.Truncated, `data set is truncated: ${truncated}`);
+      uids = {
+        sop: requireUid('SOPInstanceUID', header.SOPInstanceUID),
+        study: requireUid('StudyInstanceUID', header.StudyInstanceUID),
+        series: requireUid('SeriesInstanceUID', header.SeriesInstanceUID),
+        sopClass: requireUid('SOPClassUID', header.SOPClassUID),
+      };
+      if (ctx.expectedSopInstanceUid && uids.sop !== ctx.expectedSopInstanceUid) {
+        throw new DimseError(
+          DicomStatus.DataSetDoesNotMatchSopClass,
+          `SOP Instance UID in the data set (${uids.sop}) differs from the command (${ctx.expectedSopInstanceUid})`,
+        );
+      }
+    } catch (err) {
+      fs.rmSync(spooled.tmpPath, { force: true });
+      if (err instanceof InvalidUidError)
+        return this.failed(ctx.expectedSopInstanceUid, new DimseError(DicomStatus.InvalidUid, err.message));
+      return this.failed(ctx.expectedSopInstanceUid, err);
+    }
+    return this.withLock(uids.sop, () => this.place(spooled, header, uids, ctx));
+  }
+
+  private async place(
+    spooled: SpooledFile,
+    header: Header,
+    uids: { sop: string; study: string; series: string; sopClass: string },
+    ctx: { transferSyntaxUid: string; source: InstanceRow['source']; callingAe?: string },
+  ): Promise<DimseResult & { instance?: IngestedInstance }> {
+    const repo = this.db.source.getRepository(this.db.entities.Instance);
+    const existing = await repo.findOne({
+      where: { sopInstanceUid: uids.sop },
+      select: { sopInstanceUid: true, path: true },
+    });
+    const relative = spoolPath(uids.sop);
+    const target = insideDataDir(this.dataDir, relative);
+    if (existing) return this.duplicate(spooled.tmpPath, insideDataDir(this.dataDir, existing.path), uids, ctx.source);
+    try {
+      if (moveNoReplace(spooled.tmpPath, target) === 'exists') {
+        // A spool file without its row (a crash between rename and commit): the row is written below.
+        if (!sameDataset(spooled.tmpPath, target)) return this.duplicate(spooled.tmpPath, target, uids, ctx.source);
+        fs.rmSync(spooled.tmpPath, { force: true });
+      }
+      await this.dirSync.sync();
+    } catch (err) {
+      fs.rmSync(spooled.tmpPath, { force: true });
+      return this.failed(uids.sop, storageError(err));
+    }
+    const row: InstanceRow = {
+      sopInstanceUid: uids.sop,
+      sopClassUid: uids.sopClass,
+      transferSyntaxUid: ctx.transferSyntaxUid,
+      studyInstanceUid: uids.study,
+      seriesInstanceUid: uids.series,
+      instanceNumber: int(header, 'InstanceNumber') ?? null,
+      path: relative,
+      size: spooled.metaLength + spooled.datasetLength,
+      state: 'spooled',
+      source: ctx.source,
+      callingAe: ctx.callingAe ?? null,
+      receivedAt: new Date(),
+      archivedAt: null,
+      header: JSON.stringify(header),
+    };
+    try {
+      await this.indexGroup(header, uids);
+      await repo.insert(row);
+    } catch (err) {
+      if (!isUniqueViolation(err)) {
+        // The file stays in the spool; the start-up recovery indexes it. The sender must not think it is stored.
+        this.log.error('cannot index instance', { sop: uids.sop, err: String(err) });
+        return { status: DicomStatus.ProcessingFailure, comment: 'database unavailable' };
+      }
+    }
+    const instance: IngestedInstance = {
+      sopInstanceUid: uids.sop,
+      studyInstanceUid: uids.study,
+      seriesInstanceUid: uids.series,
+      source: ctx.source,
+      duplicate: false,
+    };
+    this.log.debug('instance stored', {
+      sop: uids.sop,
+      patientId: str(header, 'PatientID'),
+      patientName: str(header, 'PatientName'),
+    });
+    this.emit('instance', instance);
+    return { status: DicomStatus.Success, instance };
+  }
+
+  /** Same SOP Instance UID again: identical data is stored once; different data never overwrites. */
+  private duplicate(
+    tmpPath: string,
+    storedPath: string,
+    uids: { sop: string; study: string; series: string },
+    source: InstanceRow['source'],
+  ): DimseResult & { instance?: IngestedInstance } {
+    const instance: IngestedInstance = {
+      sopInstanceUid: uids.sop,
+      studyInstanceUid: uids.study,
+      seriesInstanceUid: uids.series,
+      source,
+      duplicate: true,
+    };
+    if (!fs.existsSync(storedPath) || sameDataset(tmpPath, storedPath)) {
+      fs.rmSync(tmpPath, { force: true });
+      this.log.info('identical instance received again, stored once', { sop: uids.sop });
+      return { status: DicomStatus.Success, instance };
+    }
+    if (this.opts.onConflict === 'quarantine') {
+      const dest = path.join(this.dataDir, DATA_DIRS.conflicts, `${uids.sop}.${Date.now()}.dcm`);
+      fs.renameSync(tmpPath, dest);
+      this.log.warn('conflicting instance quarantined: same SOP Instance UID, different content', {
+        sop: uids.sop,
+        file: path.relative(this.dataDir, dest),
+      });
+      return { status: DicomStatus.Success, instance };
+    }
+    fs.rmSync(tmpPath, { force: true });
+    this.log.warn('conflicting instance refused: same SOP Instance UID, different content', {
+      sop: uids.sop,
+      status: hex(DicomStatus.ConflictingDuplicate),
+    });
+    return {
+      status: DicomStatus.ConflictingDuplicate,
+      comment: 'SOP Instance UID already stored with different content',
+    };
+  }
+
+  /** Patient / study / series rows, written once per series (the first instance of a series pays for it). */
+  private async indexGroup(header: Header, uids: { study: string; series: string }): Promise<void> {
+    if (this.knownSeries.has(uids.series)) return;
+    const { Patient, Study, Series } = this.db.entities;
+    const now = new Date();
+    const patientId = (str(header, 'PatientID') ?? '').slice(0, 64);
+    const ignore = async (entity: typeof Patient | typeof Study | typeof Series, values: object) =>
+      this.db.source.createQueryBuilder().insert().into(entity).values(values).orIgnore().execute();
+    await ignore(Patient, {
+      patientId,
+      patientName: str(header, 'PatientName')?.slice(0, 324) ?? null,
+      birthDate: str(header, 'PatientBirthDate')?.slice(0, 8) ?? null,
+      sex: str(header, 'PatientSex')?.slice(0, 16) ?? null,
+      createdAt: now,
+    });
+    await ignore(Study, {
+      studyInstanceUid: uids.study,
+      patientId,
+      accessionNumber: str(header, 'AccessionNumber')?.slice(0, 64) ?? null,
+      studyDate: str(header, 'StudyDate')?.slice(0, 8) ?? null,
+      studyTime: str(header, 'StudyTime')?.slice(0, 16) ?? null,
+      studyDescription: str(header, 'StudyDescription')?.slice(0, 128) ?? null,
+      createdAt: now,
+    });
+    await ignore(Series, {
+      seriesInstanceUid: uids.series,
+      studyInstanceUid: uids.study,
+      seriesNumber: int(header, 'SeriesNumber') ?? null,
+      modality: str(header, 'Modality')?.slice(0, 16) ?? null,
+      seriesDescription: str(header, 'SeriesDescription')?.slice(0, 128) ?? null,
+      createdAt: now,
+    });
+    this.knownSeries.add(uids.series);
+  }
+
+  private failed(sop: string | undefined, err: unknown): DimseResult {
+    const e = err instanceof DimseError ? err : storageError(err);
+    this.log.warn('C-STORE failed', { sop, status: hex(e.status), reason: e.message });
+    return { status: e.status, comment: e.message };
+  }
+
+  private async withLock<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.locks.get(key) ?? Promise.resolve();
+    const run = prev.then(fn, fn);
+    const settled = run.catch(() => undefined);
+    this.locks.set(key, settled);
+    try {
+      return await run;
+    } finally {
+      if (this.locks.get(key) === settled) this.locks.delete(key);
+    }
+  }
+
+  /**
+   * Start-up recovery of the spool: a `.part` file is an unfinished transfer (never acknowledged) and is removed;
+   * a `<SOP>.dcm` file without its row gets its row.
+   */
+  async recover(): Promise<{ indexed: number; removed: number }> {
+    let indexed = 0;
+    let removed = 0;
+    const repo = this.db.source.getRepository(this.db.entities.Instance);
+    for (const name of fs.readdirSync(this.incomingDir)) {
+      const file = path.join(this.incomingDir, name);
+      if (name.endsWith('.part')) {
+        fs.rmSync(file, { force: true });
+        removed++;
+        continue;
+      }
+      if (!name.endsWith('.dcm')) continue;
+      const sop = name.slice(0, -4);
+      if (!isValidUid(sop) || (await repo.existsBy({ sopInstanceUid: sop }))) continue;
+      try {
+        const header = parseHeaderFromFile(file);
+        const size = fs.statSync(file).size;
+        const uids = {
+          sop: requireUid('SOPInstanceUID', header.SOPInstanceUID),
+          study: requireUid('StudyInstanceUID', header.StudyInstanceUID),
+          series: requireUid('SeriesInstanceUID', header.SeriesInstanceUID),
+          sopClass: requireUid('SOPClassUID', header.SOPClassUID),
+        };
+        await this.indexGroup(header, uids);
+        await repo.insert({
+          sopInstanceUid: uids.sop,
+          sopClassUid: uids.sopClass,
+          transferSyntaxUid: str(header, 'TransferSyntaxUID') ?? '',
+          studyInstanceUid: uids.study,
+          seriesInstanceUid: uids.series,
+          instanceNumber: int(header, 'InstanceNumber') ?? null,
+          path: spoolPath(uids.sop),
+          size,
+          state: 'spooled',
+          source: 'recovered',
+          callingAe: null,
+          receivedAt: new Date(),
+          archivedAt: null,
+          header: JSON.stringify(header),
+        });
+        indexed++;
+      } catch (err) {
+        this.log.error('spool file cannot be indexed, left in place', { file: name, err: String(err) });
+      }
+    }
+    if (indexed || removed) this.log.info('spool recovered', { indexed, removedPartial: removed });
+    return { indexed, removed };
+  }
+
+  /** The association audit row. */
+  recordAssociation(s: AssociationSummary): void {
+    const repo = this.db.source.getRepository(this.db.entities.Association);
+    repo
+      .insert({
+        id: s.id,
+        callingAe: s.callingAe.slice(0, 16),
+        calledAe: s.calledAe.slice(0, 16),
+        remoteAddress: s.remoteAddress.slice(0, 64),
+        accepted: s.accepted,
+        rejectReason: s.rejectReason?.slice(0, 256) ?? null,
+        startedAt: s.startedAt,
+        endedAt: s.endedAt,
+        durationMs: s.endedAt.getTime() - s.startedAt.getTime(),
+        instancesReceived: s.instancesReceived,
+        bytesReceived: s.bytesReceived,
+        failures: s.failures,
+        aborted: s.aborted,
+      })
+      .catch((err: unknown) => this.log.error('cannot record association', { err: String(err) }));
+  }
+}

@@ -1,0 +1,99 @@
+import fs from 'node:fs';
+import dcmjs from 'dcmjs';
+import { DicomStatus, DimseError } from '../domain/status.js';
+import { TransferSyntax } from '../domain/transferSyntax.js';
+
+const { DicomMessage, DicomMetaDictionary } = dcmjs.data;
+
+/** The header attributes kept per instance (naturalized dcmjs JSON, pixel data and bulk values left out). */
+export type Header = Record<string, unknown>;
+
+export const HEAD_BYTES = 64 * 1024;
+
+/**
+ * Parses the header of a Part 10 file from its first bytes: the data set up to (not including) Pixel Data.
+ * `complete` says whether `buf` is the whole file; when it is not and the parser runs past its end, the caller
+ * retries with more bytes (`parseHeaderFromFile`). Errors map to DIMSE statuses: truncated or not DICOM.
+ */
+export function parseHeader(buf: Buffer, complete: boolean): Header | 'need-more' {
+  let dict: { dict: Record<string, unknown>; meta: Record<string, unknown> };
+  try {
+    // Never ignoreErrors: it silently returns a partial header.
+    dict = DicomMessage.readFile(bufferToArrayBuffer(buf), {
+      untilTag: '7FE00010',
+      includeUntilTagValue: false,
+      ignoreErrors: false,
+    }) as typeof dict;
+  } catch (err) {
+    if (!complete) return 'need-more';
+    const msg = err instanceof Error ? err.message : String(err);
+    if (/offset|outside|out of range|beyond|bounds|end of/i.test(msg)) {
+      throw new DimseError(DicomStatus.Truncated, `data set is truncated: ${msg}`);
+    }
+    throw new DimseError(DicomStatus.CannotUnderstand, `not a readable DICOM data set: ${msg}`);
+  }
+  const header = DicomMetaDictionary.naturalizeDataset(dict.dict) as Header;
+  for (const key of Object.keys(header)) {
+    const v = header[key];
+    if (v instanceof ArrayBuffer || ArrayBuffer.isView(v) || (Array.isArray(v) && v[0] instanceof ArrayBuffer)) {
+      delete header[key];
+    }
+  }
+  delete header._vrMap;
+  return header;
+}
+
+/** Reads as much of the file as the header needs: 64 KiB first, then more, at most the whole file. */
+export function parseHeaderFromFile(file: string, first?: Buffer): Header {
+  const size = fs.statSync(file).size;
+  let want = first ? Math.max(first.length * 4, HEAD_BYTES) : HEAD_BYTES;
+  let buf = first && first.length >= size ? first : undefined;
+  if (!buf && first) {
+    const parsed = parseHeader(first, first.length >= size);
+    if (parsed !== 'need-more') return parsed;
+  }
+  for (;;) {
+    if (!buf || buf.length < Math.min(want, size)) buf = readPrefix(file, Math.min(want, size));
+    const parsed = parseHeader(buf, buf.length >= size);
+    if (parsed !== 'need-more') return parsed;
+    want *= 8;
+  }
+}
+
+function readPrefix(file: string, n: number): Buffer {
+  const fd = fs.openSync(file, 'r');
+  try {
+    const buf = Buffer.allocUnsafe(n);
+    const read = fs.readSync(fd, buf, 0, n, 0);
+    return buf.subarray(0, read);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+function bufferToArrayBuffer(buf: Buffer): ArrayBuffer {
+  return buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength) as ArrayBuffer;
+}
+
+export function isDeflated(ts: string): boolean {
+  return ts === TransferSyntax.DeflatedExplicitVRLittleEndian;
+}
+
+export function str(header: Header, key: string): string | undefined {
+  const v = header[key];
+  if (v === undefined || v === null) return undefined;
+  if (Array.isArray(v)) return v.length ? String(v[0] as unknown) : undefined;
+  if (typeof v === 'object') {
+    const alpha = (v as { Alphabetic?: string }).Alphabetic;
+    return alpha === undefined ? undefined : String(alpha);
+  }
+  const s = String(v as string | number).trim();
+  return s.length ? s : undefined;
+}
+
+export function int(header: Header, key: string): number | undefined {
+  const s = str(header, key);
+  if (s === undefined) return undefined;
+  const n = Number.parseInt(s, 10);
+  return Number.isFinite(n) ? n : undefined;
+}
