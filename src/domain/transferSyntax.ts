@@ -15,7 +15,7 @@ export const TransferSyntax = {
   RleLossless: '1.2.840.10008.1.2.5',
 } as const;
 
-/** Preference when a context proposes several: keep what the sender has (compressed first), else explicit LE. */
+/** Every syntax the storage SCP accepts. Which one is used follows the sender's proposal order (pickTransferSyntax). */
 export const STORAGE_TRANSFER_SYNTAXES: readonly string[] = [
   TransferSyntax.JpegLsLossless,
   TransferSyntax.JpegLsNearLossless,
@@ -38,6 +38,10 @@ export const COMMAND_TRANSFER_SYNTAXES: readonly string[] = [
   TransferSyntax.ImplicitVRLittleEndian,
 ];
 
+/**
+ * The first syntax in the sender's own order that we accept: a sender proposes the encoding its file already has
+ * first (dcmsend, Orthanc), so taking its order stores the data as it was, with no conversion on either side.
+ */
 export function pickTransferSyntax(proposed: readonly string[], accepted: readonly string[]): string | undefined {
-  return accepted.find((ts) => proposed.includes(ts));
+  return proposed.find((ts) => accepted.includes(ts));
 }

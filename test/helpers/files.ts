@@ -1,0 +1,29 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { datasetOffset } from '../../src/storage/files.js';
+
+/** The data set bytes of a Part 10 file (what went over the wire), without preamble and meta. */
+export function datasetBytes(file: string): Buffer {
+  const buf = fs.readFileSync(file);
+  return buf.subarray(datasetOffset(buf));
+}
+
+/** Every file below a folder, recursively. */
+export function listFiles(dir: string): string[] {
+  if (!fs.existsSync(dir)) return [];
+  return fs
+    .readdirSync(dir, { recursive: true, withFileTypes: true })
+    .filter((e) => e.isFile())
+    .map((e) => path.join(e.parentPath, e.name));
+}
+
+/** Polls until fn() is truthy (no fixed sleeps in assertions); throws with `what` after the deadline. */
+export async function waitFor<T>(what: string, fn: () => T | Promise<T>, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
