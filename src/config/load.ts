@@ -71,7 +71,7 @@ function parseEnvValue(value: string): unknown {
 function sectionKeys(schema: z.ZodType): string[] {
   const keys = new Set<string>();
   const visit = (s: unknown): void => {
-    const def = (s as { _zod?: { def?: Record<string, unknown> } })._zod?.def;
+    const def = (s as { _zod?: { def?: Record<string, unknown> } } | undefined)?._zod?.def;
     if (!def) return;
     if (def.type === 'object') Object.keys(def.shape as object).forEach((k) => keys.add(k));
     for (const inner of [def.innerType, def.in, ...((def.options as unknown[]) ?? [])]) visit(inner);

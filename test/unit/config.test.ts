@@ -1,0 +1,66 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import { ConfigError, loadConfig } from '../../src/config/load.js';
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'scannode-config-'));
+function write(obj: unknown): string {
+  const f = path.join(dir, `c${Math.random().toString(36).slice(2)}.json`);
+  fs.writeFileSync(f, typeof obj === 'string' ? obj : JSON.stringify(obj));
+  return f;
+}
+
+test('the shipped config/config.json is valid and gives the SPEC defaults', () => {
+  const { config, dataDir } = loadConfig('config/config.json', {});
+  assert.equal(config.dicom.aeTitle, 'SCANNODE');
+  assert.equal(config.dicom.port, 11112);
+  assert.equal(config.scheduler.cron, '*/15 * * * * *');
+  assert.equal(config.database.type, 'sqlite');
+  assert.equal(dataDir, path.resolve('data'), 'relative to the config file folder');
+});
+
+test('an empty object gets every default', () => {
+  const { config } = loadConfig(write({}), {});
+  assert.equal(config.dicom.maxAssociations, 16);
+  assert.deepEqual(config.dicom.allowedCallingAeTitles, []);
+  assert.equal(config.http.host, '127.0.0.1');
+});
+
+test('every problem is listed with its JSON path; an unknown key is a problem', () => {
+  const f = write({ dicom: { port: 'x', aeTitel: 'A' }, scheduler: { enabled: 'yes' }, extra: 1 });
+  assert.throws(
+    () => loadConfig(f, {}),
+    (err: unknown) => {
+      assert.ok(err instanceof ConfigError);
+      const text = err.problems.join('\n');
+      assert.match(text, /dicom\.port: .*number/);
+      assert.match(text, /dicom\.aeTitel: unknown key/);
+      assert.match(text, /scheduler\.enabled: .*boolean/);
+      assert.match(text, /extra: unknown key/);
+      return true;
+    },
+  );
+  assert.throws(() => loadConfig(write('{ not json'), {}), /not valid JSON/);
+});
+
+test('SCANNODE_<SECTION>_<KEY> overrides, case-insensitively, with JSON values', () => {
+  const { config } = loadConfig(write({}), {
+    SCANNODE_DICOM_PORT: '4242',
+    SCANNODE_DICOM_AETITLE: 'MYNODE',
+    SCANNODE_DICOM_ALLOWEDCALLINGAETITLES: '["MRI1","CT2"]',
+    SCANNODE_SCHEDULER_ENABLED: 'false',
+    SCANNODE_DATABASE_TYPE: 'postgres',
+    SCANNODE_DATABASE_URL: 'postgres://u@db:5432/scannode',
+  });
+  assert.equal(config.dicom.port, 4242);
+  assert.equal(config.dicom.aeTitle, 'MYNODE');
+  assert.deepEqual(config.dicom.allowedCallingAeTitles, ['MRI1', 'CT2']);
+  assert.equal(config.scheduler.enabled, false);
+  assert.deepEqual(config.database, { type: 'postgres', url: 'postgres://u@db:5432/scannode' });
+  assert.throws(
+    () => loadConfig(write({}), { SCANNODE_DICOM_PROT: '1' }),
+    /SCANNODE_DICOM_PROT: "dicom" has no key "prot"/,
+  );
+});
