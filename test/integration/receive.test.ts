@@ -110,6 +110,20 @@ for (const kind of DB_KINDS) {
       const after = datasetBytes(path.join(node.dataDir, 'incoming', `${inst!.sopInstanceUid}.dcm`));
       assert.ok(after.equals(before), 'stored instance unchanged');
     });
+
+    test('start-up recovery: a spool file without its row gets its row, a .part file is removed', async () => {
+      if (!node) return;
+      const [inst] = generateStudy({ dir: path.join(tmp, kind, 'recover'), series: 1, perSeries: 1 });
+      await node.stop();
+      const incoming = path.join(node.dataDir, 'incoming');
+      fs.copyFileSync(inst!.file, path.join(incoming, `${inst!.sopInstanceUid}.dcm`));
+      fs.writeFileSync(path.join(incoming, '1.2.3.4.99.123-1.part'), 'half a transfer');
+      await node.restart();
+      const row = (await node.instances()).find((r) => r.sopInstanceUid === inst!.sopInstanceUid);
+      assert.ok(row, 'row created at start-up');
+      assert.equal(row.path, `incoming/${inst!.sopInstanceUid}.dcm`);
+      assert.ok(!fs.existsSync(path.join(incoming, '1.2.3.4.99.123-1.part')), '.part removed');
+    });
   });
 }
 
