@@ -3,6 +3,10 @@ import { Command, Option } from 'commander';
 import { ConfigError, DEFAULT_CONFIG_FILE, loadConfig, type LoadedConfig } from './config/load.js';
 import { ScannodeNode } from './main.js';
 import { echo, parsePeer } from './dimse/echo.js';
+import { openDatabase } from './db/dataSource.js';
+import { createLogger } from './logging/logger.js';
+import { ScanRequests, type ScanView } from './pipeline/scanRequests.js';
+import { makeRequest } from './domain/scanRequest.js';
 
 const EXIT_RUNTIME = 1;
 const EXIT_USAGE = 2;
@@ -98,6 +102,129 @@ program
       process.stdout.write(`C-ECHO ${spec}: success (${ms} ms)\n`);
     } catch (err) {
       process.stderr.write(`C-ECHO ${spec}: ${(err as Error).message}\n`);
+      process.exit(EXIT_RUNTIME);
+    }
+  });
+
+// -- scan requests: open the database of the config directly; a running node picks the new file up --------------
+
+const SCAN_STATES = ['active', 'cancelled', 'finished', 'failed'] as const;
+
+async function withScans<T>(configFile: string, fn: (scans: ScanRequests) => Promise<T>): Promise<T> {
+  const loaded = load(configFile);
+  const log = createLogger({ level: loaded.config.log.level === 'debug' ? 'debug' : 'warn' });
+  let db;
+  try {
+    db = await openDatabase(loaded.config.database, loaded.dataDir);
+  } catch (err) {
+    process.stderr.write(`cannot open the database: ${(err as Error).message}\n`);
+    process.exit(EXIT_RUNTIME);
+  }
+  try {
+    return await fn(new ScanRequests(db, loaded.dataDir, log));
+  } finally {
+    await db.close();
+  }
+}
+
+function when(d: Date | null | undefined): string {
+  return d ? new Date(d).toISOString() : '-';
+}
+
+function scanLine(v: ScanView): string {
+  const expected = v.series.reduce((n, s) => n + s.expected, 0);
+  const received = v.series.reduce((n, s) => n + s.received, 0);
+  const what =
+    v.studyInstanceUid ??
+    `(unresolved: ${v.accessionNumber ? `accession ${v.accessionNumber}` : v.patientId ? `patient ${v.patientId}${v.studyDate ? ` ${v.studyDate}` : ''}` : `mpps ${v.mppsUid}`})`;
+  return `${v.state.padEnd(9)} ${what}  mpps=${v.mppsStatus ?? '-'} series=${v.series.length} expected=${expected} received=${received} requested=${when(v.requestedAt)}`;
+}
+
+const scan = program.command('scan').description('scan requests (active-scans/)');
+scan
+  .command('add')
+  .description('request a scan by StudyInstanceUID, accession number or patient')
+  .argument('[studyUid]', 'StudyInstanceUID')
+  .option('--accession <n>', 'accession number (resolved to studies by the scheduler)')
+  .option('--patient <id>', 'patient ID (resolved to studies by the scheduler)')
+  .option('--date <yyyymmdd>', 'study date, with --patient')
+  .addOption(configOption())
+  .action(
+    async (
+      studyUid: string | undefined,
+      opts: { accession?: string; patient?: string; date?: string; config: string },
+    ) => {
+      const given = [studyUid, opts.accession, opts.patient].filter((v) => v !== undefined);
+      const usage = (msg: string) => {
+        process.stderr.write(`${msg}\n`);
+        process.exit(EXIT_USAGE);
+      };
+      if (given.length !== 1) usage('give exactly one of STUDY_UID, --accession N, --patient ID');
+      if (opts.date && !opts.patient) usage('--date goes with --patient');
+      const parsed = makeRequest({
+        studyInstanceUid: studyUid ?? null,
+        accessionNumber: opts.accession ?? null,
+        patientId: opts.patient ?? null,
+        studyDate: opts.date ?? null,
+      });
+      if (!parsed.ok) return usage(parsed.reason);
+      await withScans(opts.config, async (scans) => {
+        const { scan: row, created } = await scans.add(parsed.spec, 'cli');
+        process.stdout.write(
+          `${created ? 'requested' : 'already requested'}: ${row.fileName ? `active-scans/${row.fileName}` : row.id}\n`,
+        );
+      });
+    },
+  );
+
+scan
+  .command('list')
+  .description('list scan requests')
+  .addOption(new Option('--state <state>', 'only this state').choices(SCAN_STATES))
+  .addOption(configOption())
+  .action(async (opts: { state?: (typeof SCAN_STATES)[number]; config: string }) => {
+    await withScans(opts.config, async (scans) => {
+      const views = await scans.list(opts.state);
+      for (const v of views) process.stdout.write(`${scanLine(v)}\n`);
+      if (!views.length) process.stdout.write('no scans\n');
+    });
+  });
+
+scan
+  .command('show')
+  .description('one scan request: per series expected (MPPS) and received counts, MPPS status, timestamps')
+  .argument('<uid>', 'StudyInstanceUID (or scan id)')
+  .addOption(configOption())
+  .action(async (uid: string, opts: { config: string }) => {
+    const found = await withScans(opts.config, async (scans) => {
+      const v = await scans.describe(uid);
+      if (!v) return false;
+      const out = [
+        `study:        ${v.studyInstanceUid ?? '(not known yet)'}`,
+        `state:        ${v.state}${v.reason ? ` (${v.reason})` : ''}`,
+        `source:       ${v.source}`,
+        `accession:    ${v.accessionNumber ?? '-'}`,
+        `patient:      ${v.patientId ?? '-'}${v.studyDate ? ` date ${v.studyDate}` : ''}`,
+        `file:         ${v.fileName ? `active-scans/${v.fileName}` : '-'}`,
+        `requested:    ${when(v.requestedAt)}`,
+        `updated:      ${when(v.updatedAt)}`,
+        `completed:    ${when(v.completedAt)}`,
+        `mpps status:  ${v.mppsStatus ?? '-'}`,
+        ...v.mpps.map(
+          (m) =>
+            `  mpps ${m.sopInstanceUid} ${m.status} start=${m.startDate ?? ''}${m.startTime ? ` ${m.startTime}` : ''} end=${m.endDate ?? ''}${m.endTime ? ` ${m.endTime}` : ''}`,
+        ),
+        `series:       ${v.series.length}`,
+        ...v.series.map(
+          (s) =>
+            `  ${String(s.seriesNumber ?? '-').padStart(4)} ${(s.modality ?? '-').padEnd(3)} ${s.seriesInstanceUid}  expected=${s.expected} received=${s.received}${s.expected ? ` (of expected: ${s.receivedExpected})` : ''}  ${s.seriesDescription ?? ''}`,
+        ),
+      ];
+      process.stdout.write(`${out.join('\n')}\n`);
+      return true;
+    });
+    if (!found) {
+      process.stderr.write(`no scan request for ${uid}\n`);
       process.exit(EXIT_RUNTIME);
     }
   });

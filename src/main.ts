@@ -2,7 +2,9 @@ import type { LoadedConfig } from './config/load.js';
 import { openDatabase, type Database } from './db/dataSource.js';
 import { DicomServer } from './dimse/server.js';
 import { createLogger, type Logger } from './logging/logger.js';
-import { Ingest } from './pipeline/ingest.js';
+import { Ingest, type IngestedInstance } from './pipeline/ingest.js';
+import { MppsService } from './pipeline/mpps.js';
+import { ScanRequests } from './pipeline/scanRequests.js';
 
 export interface NodeOptions {
   /** Silence the console logger (tests). */
@@ -18,6 +20,8 @@ export class ScannodeNode {
   readonly log: Logger;
   db: Database | undefined;
   ingest: Ingest | undefined;
+  scans: ScanRequests | undefined;
+  mpps: MppsService | undefined;
   dicom: DicomServer | undefined;
   private stopping: Promise<void> | undefined;
 
@@ -36,10 +40,18 @@ export class ScannodeNode {
     const ingest = new Ingest(this.db, dataDir, this.log, { onConflict: config.dicom.onConflict });
     this.ingest = ingest;
     await ingest.recover();
+    const scans = new ScanRequests(this.db, dataDir, this.log);
+    this.scans = scans;
+    await scans.start();
+    ingest.on('instance', (i: IngestedInstance) => void scans.onInstance(i));
+    const mpps = new MppsService(this.db, dataDir, this.log, scans);
+    this.mpps = mpps;
     this.dicom = new DicomServer(
       { ...config.dicom },
       {
         openStore: (req) => ingest.openStore(req),
+        nCreate: mpps.nCreate,
+        nSet: mpps.nSet,
         associationClosed: (s) => ingest.recordAssociation(s),
       },
       this.log,
@@ -55,6 +67,7 @@ export class ScannodeNode {
   private async doStop(): Promise<void> {
     const steps: Array<[string, () => Promise<void> | undefined]> = [
       ['DICOM listener', () => this.dicom?.close()],
+      ['scan request watcher', () => this.scans?.stop()],
       ['database', () => this.db?.close()],
     ];
     for (const [name, step] of steps) {

@@ -4,12 +4,14 @@ import { DataSource } from 'typeorm';
 import type { Config } from '../config/schema.js';
 import { dialectOf, entities, type Entities } from './entities.js';
 import { Initial1763900000001 } from './migrations/0001-initial.js';
+import { MppsScans1763900000002 } from './migrations/0002-mpps-scans.js';
+import { scanEntities, type ScanEntities } from './scanEntities.js';
 
-export const MIGRATIONS = [Initial1763900000001];
+export const MIGRATIONS = [Initial1763900000001, MppsScans1763900000002];
 
 export interface Database {
   source: DataSource;
-  entities: Entities;
+  entities: Entities & ScanEntities;
   type: 'sqlite' | 'postgres';
   close(): Promise<void>;
 }
@@ -20,7 +22,7 @@ export interface Database {
  * recovery re-indexes any file whose row was lost, so the index need not pay an fsync per commit.
  */
 export async function openDatabase(config: Config['database'], dataDir: string): Promise<Database> {
-  const ents = entities(dialectOf(config.type));
+  const ents = { ...entities(dialectOf(config.type)), ...scanEntities(dialectOf(config.type)) };
   let source: DataSource;
   if (config.type === 'sqlite') {
     const file = path.resolve(dataDir, config.path);
