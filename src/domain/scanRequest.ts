@@ -57,7 +57,7 @@ export function makeRequest(parts: Partial<Record<keyof ScanRequestSpec, unknown
     studyInstanceUid: textField(obj, ['studyInstanceUid'], 'studyInstanceUID', 64),
     accessionNumber: textField(obj, ['accessionNumber'], 'accessionNumber', 16),
     patientId: textField(obj, ['patientId'], 'patientId', 64),
-    studyDate: textField(obj, ['studyDate'], 'studyDate', 8),
+    studyDate: textField(obj, ['studyDate'], 'studyDate', 32),
     mppsSopInstanceUid: textField(obj, ['mppsSopInstanceUid'], 'mppsSopInstanceUID', 64),
   };
   for (const v of Object.values(fields)) if (v && typeof v === 'object') return { ok: false, reason: v.error };
