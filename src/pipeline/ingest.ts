@@ -37,6 +37,8 @@ export class Ingest extends EventEmitter {
   private readonly dirSync: DirSync;
   private readonly locks = new Map<string, Promise<unknown>>();
   private readonly knownSeries = new Set<string>();
+  /** SOP Instance UIDs that another store of the same UID was waiting on: their early lookup is stale. */
+  private readonly locksHeld = new Set<string>();
 
   constructor(
     private readonly db: Database,
@@ -61,6 +63,8 @@ export class Ingest extends EventEmitter {
     if (!isStorageSopClass(req.sopClassUid)) {
       throw new DimseError(DicomStatus.NoSuchSopClass, `${req.sopClassUid} is not a storage SOP class`);
     }
+    // The duplicate lookup runs while the data arrives, not after it.
+    const existing = this.lookup(req.sopInstanceUid);
     const writer = new SpoolWriter(this.incomingDir, req.sopInstanceUid, {
       sopClassUid: req.sopClassUid,
       sopInstanceUid: req.sopInstanceUid,
@@ -81,6 +85,7 @@ export class Ingest extends EventEmitter {
           return this.failed(req.sopInstanceUid, err);
         }
         return this.commit(spooled, {
+          existing,
           expectedSopInstanceUid: req.sopInstanceUid,
           transferSyntaxUid: req.transferSyntaxUid,
           source: 'dimse',
@@ -101,6 +106,8 @@ export class Ingest extends EventEmitter {
       transferSyntaxUid: string;
       source: InstanceRow['source'];
       callingAe?: string;
+      /** A lookup already started for this SOP Instance UID (the C-STORE command names it before the data). */
+      existing?: Promise<{ path: string } | null>;
     },
   ): Promise<DimseResult & { instance?: IngestedInstance }> {
     let header: Header;
@@ -141,13 +148,15 @@ export class Ingest extends EventEmitter {
     spooled: SpooledFile,
     header: Header,
     uids: { sop: string; study: string; series: string; sopClass: string },
-    ctx: { transferSyntaxUid: string; source: InstanceRow['source']; callingAe?: string },
+    ctx: {
+      transferSyntaxUid: string;
+      source: InstanceRow['source'];
+      callingAe?: string;
+      existing?: Promise<{ path: string } | null>;
+    },
   ): Promise<DimseResult & { instance?: IngestedInstance }> {
-    const repo = this.db.source.getRepository(this.db.entities.Instance);
-    const existing = await repo.findOne({
-      where: { sopInstanceUid: uids.sop },
-      select: { sopInstanceUid: true, path: true },
-    });
+    // A lookup started before the lock was taken is stale when another store of the same UID held the lock: look again.
+    const existing = ctx.existing && !this.locksHeld.has(uids.sop) ? await ctx.existing : await this.lookup(uids.sop);
     const relative = spoolPath(uids.sop);
     const target = insideDataDir(this.dataDir, relative);
     if (existing) return this.duplicate(spooled.tmpPath, insideDataDir(this.dataDir, existing.path), uids, ctx.source);
@@ -157,11 +166,16 @@ export class Ingest extends EventEmitter {
         if (!sameDataset(spooled.tmpPath, target)) return this.duplicate(spooled.tmpPath, target, uids, ctx.source);
         fs.rmSync(spooled.tmpPath, { force: true });
       }
-      await this.dirSync.sync();
     } catch (err) {
       fs.rmSync(spooled.tmpPath, { force: true });
       return this.failed(uids.sop, storageError(err));
     }
+    // The directory fsync (making the move durable) and the row's commit run together; Success waits for both. A row
+    // whose file did not survive a crash belongs to an instance that was never acknowledged: recovery drops it.
+    const durable = this.dirSync.sync().then(
+      () => undefined,
+      (err: unknown) => err,
+    );
     const row: InstanceRow = {
       sopInstanceUid: uids.sop,
       sopClassUid: uids.sopClass,
@@ -178,21 +192,35 @@ export class Ingest extends EventEmitter {
       archivedAt: null,
       header: JSON.stringify(header),
     };
+    const dirError = await Promise.all([durable, this.index(header, uids, row)]).then(([d]) => d);
+    if (dirError) return this.failed(uids.sop, storageError(dirError));
+    return this.stored(header, uids, ctx.source);
+  }
+
+  private async index(header: Header, uids: { study: string; series: string }, row: InstanceRow): Promise<void> {
+    const repo = this.db.source.getRepository(this.db.entities.Instance);
     try {
       await this.indexGroup(header, uids);
       await repo.insert(row);
     } catch (err) {
       if (!isUniqueViolation(err)) {
         // The file stays in the spool; the start-up recovery indexes it. The sender must not think it is stored.
-        this.log.error('cannot index instance', { sop: uids.sop, err: String(err) });
-        return { status: DicomStatus.ProcessingFailure, comment: 'database unavailable' };
+        this.log.error('cannot index instance', { sop: row.sopInstanceUid, err: String(err) });
+        throw new DimseError(DicomStatus.ProcessingFailure, 'database unavailable');
       }
     }
+  }
+
+  private stored(
+    header: Header,
+    uids: { sop: string; study: string; series: string },
+    source: InstanceRow['source'],
+  ): DimseResult & { instance: IngestedInstance } {
     const instance: IngestedInstance = {
       sopInstanceUid: uids.sop,
       studyInstanceUid: uids.study,
       seriesInstanceUid: uids.series,
-      source: ctx.source,
+      source,
       duplicate: false,
     };
     this.log.debug('instance stored', {
@@ -284,7 +312,15 @@ export class Ingest extends EventEmitter {
     return { status: e.status, comment: e.message };
   }
 
+  private lookup(sopInstanceUid: string): Promise<{ path: string } | null> {
+    return this.db.source
+      .getRepository(this.db.entities.Instance)
+      .findOne({ where: { sopInstanceUid }, select: { sopInstanceUid: true, path: true } });
+  }
+
   private async withLock<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    const contended = this.locks.has(key);
+    if (contended) this.locksHeld.add(key);
     const prev = this.locks.get(key) ?? Promise.resolve();
     const run = prev.then(fn, fn);
     const settled = run.catch(() => undefined);
@@ -292,7 +328,10 @@ export class Ingest extends EventEmitter {
     try {
       return await run;
     } finally {
-      if (this.locks.get(key) === settled) this.locks.delete(key);
+      if (this.locks.get(key) === settled) {
+        this.locks.delete(key);
+        this.locksHeld.delete(key);
+      }
     }
   }
 
@@ -345,7 +384,18 @@ export class Ingest extends EventEmitter {
         this.log.error('spool file cannot be indexed, left in place', { file: name, err: String(err) });
       }
     }
-    if (indexed || removed) this.log.info('spool recovered', { indexed, removedPartial: removed });
+    // The row and the directory fsync are written together, so a crash can leave a row whose file never became
+    // durable. That instance was never acknowledged (Success waits for both): the row goes, the sender re-sends.
+    let orphans = 0;
+    const spooled = await repo.find({ where: { state: 'spooled' }, select: { sopInstanceUid: true, path: true } });
+    for (const row of spooled) {
+      if (fs.existsSync(insideDataDir(this.dataDir, row.path))) continue;
+      await repo.delete({ sopInstanceUid: row.sopInstanceUid });
+      orphans++;
+    }
+    if (indexed || removed || orphans) {
+      this.log.info('spool recovered', { indexed, removedPartial: removed, rowsWithoutFile: orphans });
+    }
     return { indexed, removed };
   }
 

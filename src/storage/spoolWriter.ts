@@ -8,8 +8,13 @@ import { DicomStatus, DimseError } from '../domain/status.js';
 const fsync = promisify(fs.fsync);
 const close = promisify(fs.close);
 
-/** Flush to the kernel once this much is buffered: big enough to be few syscalls, small enough to stay flat in RSS. */
-const FLUSH_BYTES = 1 << 20;
+/**
+ * Hand a batch to the thread pool once this much is buffered: the write then overlaps with receiving the rest of the
+ * data set instead of stalling the main thread at the end (a 0.5 MB write costs ~1 ms of page-cache copying).
+ */
+const FLUSH_BYTES = 256 * 1024;
+/** Above this much written-but-not-yet-flushed data, write synchronously so memory stays flat on a fast sender. */
+const MAX_IN_FLIGHT = 8 * 1024 * 1024;
 
 let counter = 0;
 
@@ -28,9 +33,8 @@ export interface SpooledFile {
 
 /**
  * Streams one data set into `<dir>/<name>.<n>.part`: the Part 10 preamble and meta first, then the bytes as they come,
- * flushed synchronously in 1 MiB batches (one thread-pool trip per batch would leave the main thread idle between
- * PDUs), then fsynced off the main thread. A write error (ENOSPC) is kept and reported by `finish` as A700; the
- * partial file is removed.
+ * written in 256 KiB batches by the thread pool (in order, one at a time) while the rest still arrives, then fsynced
+ * off the main thread. A write error (ENOSPC) is kept and reported by `finish` as A700; the partial file is removed.
  */
 export class SpoolWriter {
   private fd: number | undefined;
@@ -41,6 +45,9 @@ export class SpoolWriter {
   private tail: Buffer = Buffer.alloc(0);
   private datasetLength = 0;
   private error: Error | undefined;
+  /** The chain of batch writes in the thread pool; each starts when the one before it is done. */
+  private writing: Promise<void> = Promise.resolve();
+  private inFlight = 0;
   private readonly metaLength: number;
   readonly tmpPath: string;
 
@@ -76,24 +83,31 @@ export class SpoolWriter {
 
   private flush(): void {
     if (this.error || this.fd === undefined || this.pending.length === 0) return;
-    try {
-      let chunks = this.pending;
-      let remaining = this.pendingBytes;
-      while (remaining > 0) {
-        const n = fs.writevSync(this.fd, chunks);
-        remaining -= n;
-        if (remaining > 0) chunks = skipBytes(chunks, n);
-      }
-    } catch (err) {
-      this.error = err as Error;
-    }
+    const fd = this.fd;
+    const chunks = this.pending;
+    const bytes = this.pendingBytes;
     this.pending = [];
     this.pendingBytes = 0;
+    if (this.inFlight + bytes > MAX_IN_FLIGHT) {
+      // The disk is slower than the network: wait for it here rather than buffer without bound.
+      this.writing = this.writing.then(() => writeAll(fd, chunks, bytes, true)).catch((err: unknown) => this.fail(err));
+      return;
+    }
+    this.inFlight += bytes;
+    this.writing = this.writing
+      .then(() => (this.error ? undefined : writeAll(fd, chunks, bytes, false)))
+      .catch((err: unknown) => this.fail(err))
+      .finally(() => (this.inFlight -= bytes));
+  }
+
+  private fail(err: unknown): void {
+    this.error ??= err as Error;
   }
 
   /** Flushes, fsyncs and closes; resolves with what the parser needs, or rejects with a DIMSE error. */
   async finish(): Promise<SpooledFile> {
     this.flush();
+    await this.writing;
     const fd = this.fd;
     this.fd = undefined;
     try {
@@ -116,19 +130,29 @@ export class SpoolWriter {
 
   abort(): void {
     this.pending = [];
-    if (this.fd !== undefined) {
-      try {
-        fs.closeSync(this.fd);
-      } catch {
-        /* already closed */
-      }
-      this.fd = undefined;
-    }
-    this.removeTmp();
+    this.error ??= new Error('aborted');
+    const fd = this.fd;
+    this.fd = undefined;
+    // Close only after a batch still in the thread pool is done with the descriptor.
+    void this.writing.finally(() => {
+      if (fd !== undefined) fs.close(fd, () => undefined);
+      this.removeTmp();
+    });
   }
 
   private removeTmp(): void {
     fs.rm(this.tmpPath, { force: true }, () => undefined);
+  }
+}
+
+const writev = promisify(fs.writev);
+
+async function writeAll(fd: number, chunks: Buffer[], bytes: number, sync: boolean): Promise<void> {
+  let remaining = bytes;
+  while (remaining > 0) {
+    const n = sync ? fs.writevSync(fd, chunks) : (await writev(fd, chunks)).bytesWritten;
+    remaining -= n;
+    if (remaining > 0) chunks = skipBytes(chunks, n);
   }
 }
 

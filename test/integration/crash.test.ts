@@ -18,10 +18,23 @@ after(async () => {
   fs.rmSync(tmp, { recursive: true, force: true });
 });
 
+const logs = new Map<ChildProcess, string>();
 function startCli(config: string): ChildProcess {
   const child = spawn(process.execPath, [CLI, 'start', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
   children.push(child);
+  logs.set(child, '');
+  const keep = (d: Buffer) => logs.set(child, (logs.get(child)! + d.toString()).slice(-4000));
+  child.stdout!.on('data', keep);
+  child.stderr!.on('data', keep);
   return child;
+}
+
+async function listening(child: ChildProcess, port: number): Promise<void> {
+  try {
+    await waitForPort(port, 20_000);
+  } catch (err) {
+    throw new Error(`${(err as Error).message}; node said:\n${logs.get(child)}`);
+  }
 }
 
 describe('crash safety', () => {
@@ -37,7 +50,7 @@ describe('crash safety', () => {
     const byFile = new Map(study.map((s) => [s.file, s]));
 
     const node = startCli(config);
-    await waitForPort(port);
+    await listening(node, port);
     const sender = spawn(
       'storescu',
       ['-v', '-nh', '-aec', 'SCANNODE', '127.0.0.1', String(port), ...study.map((s) => s.file)],
@@ -73,7 +86,7 @@ describe('crash safety', () => {
     assert.ok(acknowledged.length < study.length, 'the transfer was cut short');
 
     const restarted = startCli(config);
-    await waitForPort(port);
+    await listening(restarted, port);
     const dataDir = path.join(tmp, 'data');
     const db = new Database(path.join(dataDir, 'scannode.sqlite'), { readonly: true });
     try {
