@@ -202,7 +202,10 @@ export class MppsService {
    */
   private writeFile(uid: string, ds: MppsDataset): void {
     const file = path.join(this.dir, `${requireUid('SOPInstanceUID', uid)}.dcm`);
-    const data: MppsDataset = { ...ds };
+    // Private attributes arrive as bare tags that dcmjs cannot write back without their creator's dictionary.
+    const data: MppsDataset = Object.fromEntries(
+      Object.entries(ds).filter(([k]) => !/^[0-9A-Fa-f]{3}[13579BDFbdf][0-9A-Fa-f]{4}$/.test(k)),
+    );
     // eslint-disable-next-line no-control-regex -- any byte outside ASCII needs a character set
     if (/[^\x00-\x7f]/.test(toJson(data))) data.SpecificCharacterSet = 'ISO_IR 192';
     const meta = {

@@ -550,14 +550,6 @@ export class ScanRequests {
     }
   }
 
-  /** Rewrites the request file of a scan (its MPPS status changed). */
-  refreshFile(scanId: string): Promise<void> {
-    return this.serial(async () => {
-      const row = await this.scans.findOne({ where: { id: scanId } });
-      if (row) await this.writeRequestFile(row);
-    });
-  }
-
   // -- queries for the CLI and the API ---------------------------------------------------------------------------
 
   async list(state?: ScanState): Promise<ScanView[]> {
