@@ -175,15 +175,27 @@ export class ScanRequests {
   /** One pass over active-scans/ and the active rows. `startup`: a row without its file gets the file back. */
   private async rescan(startup: boolean): Promise<void> {
     fs.mkdirSync(this.dir, { recursive: true });
+    if (this.running && !this.watcher && !startup) this.watch();
+    // One bad file or row must not stop the pass (nor, at start-up, the node).
+    const guard = async (what: string, fn: () => Promise<void>) => {
+      try {
+        await fn();
+      } catch (err) {
+        this.log.error('scan request sync failed', { what, err: String(err) });
+      }
+    };
     for (const name of fs.readdirSync(this.dir)) {
       if (name.startsWith('.')) continue;
-      await this.processFile(name);
+      await guard(name, () => this.processFile(name));
     }
     const rows = await this.scans.find({ where: { state: 'active' } });
     for (const row of rows) {
       if (!row.fileName || fs.existsSync(path.join(this.dir, row.fileName))) continue;
-      if (!startup && this.seen.has(row.fileName)) await this.cancel(row, 'request file removed from active-scans/');
-      else await this.writeRequestFile(row);
+      await guard(row.fileName, () =>
+        !startup && this.seen.has(row.fileName!)
+          ? this.cancel(row, 'request file removed from active-scans/')
+          : this.writeRequestFile(row),
+      );
     }
   }
 
@@ -393,8 +405,8 @@ export class ScanRequests {
         await this.addNow(
           {
             studyInstanceUid: study,
-            accessionNumber: study ? (summary.accessionNumber ?? null) : null,
-            patientId: study ? (summary.patientId ?? null) : null,
+            accessionNumber: study ? (summary.accessionNumber?.slice(0, 64) ?? null) : null,
+            patientId: study ? (summary.patientId?.slice(0, 64) ?? null) : null,
             studyDate: null,
             mppsSopInstanceUid: mppsUid,
           },
