@@ -7,7 +7,13 @@ import type { MppsStepRow, ScanRow, ScanSource, ScanState } from '../db/scanEnti
 import type { Logger } from '../logging/logger.js';
 import { DATA_DIRS } from '../domain/paths.js';
 import { isValidUid } from '../domain/uid.js';
-import { referencedMppsUids, type ExpectedSeries, type MppsStatus, type MppsSummary } from '../domain/mpps.js';
+import {
+  expectedInstances,
+  referencedMppsUids,
+  type ExpectedSeries,
+  type MppsStatus,
+  type MppsSummary,
+} from '../domain/mpps.js';
 import {
   isRequestFileName,
   parseRequestFile,
@@ -622,14 +628,26 @@ export class ScanRequests {
     const meta = uids.length
       ? await this.db.source.getRepository(Series).find({ where: { seriesInstanceUid: In(uids) } })
       : [];
+    const steps = await this.db.source
+      .getRepository(MppsStep)
+      .find({ where: { scanId: scan.id }, order: { createdAt: 'ASC' } });
+    // Series not received yet are described by the MPPS that names them.
+    const fromMpps = new Map<string, { description: string | null; modality: string | null }>();
+    for (const step of steps) {
+      const ds = JSON.parse(step.dataset) as Record<string, unknown>;
+      const modality = typeof ds.Modality === 'string' ? ds.Modality : null;
+      for (const ser of expectedInstances(ds).series) {
+        fromMpps.set(ser.seriesInstanceUid, { description: ser.seriesDescription ?? null, modality });
+      }
+    }
     const metaBy = new Map(meta.map((m) => [m.seriesInstanceUid, m]));
     const series: ScanSeriesView[] = uids.map((uid) => {
       const m = metaBy.get(uid);
       return {
         seriesInstanceUid: uid,
         seriesNumber: m?.seriesNumber ?? null,
-        modality: m?.modality ?? null,
-        seriesDescription: m?.seriesDescription ?? null,
+        modality: m?.modality ?? fromMpps.get(uid)?.modality ?? null,
+        seriesDescription: m?.seriesDescription ?? fromMpps.get(uid)?.description ?? null,
         expected: expected.get(uid) ?? 0,
         received: received.get(uid) ?? 0,
         receivedExpected: receivedExpected.get(uid) ?? 0,
@@ -639,9 +657,6 @@ export class ScanRequests {
       (a, b) =>
         (a.seriesNumber ?? 1e9) - (b.seriesNumber ?? 1e9) || a.seriesInstanceUid.localeCompare(b.seriesInstanceUid),
     );
-    const steps = await this.db.source
-      .getRepository(MppsStep)
-      .find({ where: { scanId: scan.id }, order: { createdAt: 'ASC' } });
     const current = steps.find((s) => s.sopInstanceUid === scan.mppsUid) ?? steps[steps.length - 1];
     return {
       ...scan,

@@ -141,6 +141,14 @@ for (const kind of DB_KINDS) {
       assert.equal(view.state, 'active');
       assert.equal(view.mppsStatus, 'COMPLETED');
       assert.deepEqual(series, { [seriesA]: { expected: 2, received: 0 }, [seriesB]: { expected: 1, received: 0 } });
+      assert.deepEqual(
+        view.series.map((x) => [x.modality, x.seriesDescription]),
+        [
+          ['MR', 'series'],
+          ['MR', 'series'],
+        ],
+        'series not received yet are described by the MPPS',
+      );
       const db = node.node.db!;
       const expected = await db.source.getRepository(db.entities.ScanExpected).find({ where: { scanId: view.id } });
       assert.deepEqual(expected.map((e) => e.sopInstanceUid).sort(), refs.map((x) => x.sopInstanceUid).sort());
