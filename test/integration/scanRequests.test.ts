@@ -86,6 +86,9 @@ for (const kind of DB_KINDS) {
       const study = newUid();
       fs.writeFileSync(active(`${study}.json`), JSON.stringify({ studyInstanceUID: study }));
       await waitFor('the request row', () => scanRow({ studyInstanceUid: study, state: 'active' }));
+      await waitFor('scannode to rewrite the file', () =>
+        fs.readFileSync(active(`${study}.json`), 'utf8').includes('"state"'),
+      );
       fs.rmSync(active(`${study}.json`));
       const row = await waitFor('the request to be cancelled', () =>
         scanRow({ studyInstanceUid: study, state: 'cancelled' }),
