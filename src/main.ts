@@ -67,6 +67,7 @@ export class ScannodeNode {
   private async doStop(): Promise<void> {
     const steps: Array<[string, () => Promise<void> | undefined]> = [
       ['DICOM listener', () => this.dicom?.close()],
+      ['association audit', () => this.ingest?.drain()],
       ['scan request watcher', () => this.scans?.stop()],
       ['database', () => this.db?.close()],
     ];

@@ -37,6 +37,7 @@ export class Ingest extends EventEmitter {
   private readonly dirSync: DirSync;
   private readonly locks = new Map<string, Promise<unknown>>();
   private readonly knownSeries = new Set<string>();
+  private readonly pendingWrites = new Set<Promise<void>>();
   /** SOP Instance UIDs that another store of the same UID was waiting on: their early lookup is stale. */
   private readonly locksHeld = new Set<string>();
 
@@ -402,7 +403,7 @@ export class Ingest extends EventEmitter {
   /** The association audit row. */
   recordAssociation(s: AssociationSummary): void {
     const repo = this.db.source.getRepository(this.db.entities.Association);
-    repo
+    const write = repo
       .insert({
         id: s.id,
         callingAe: s.callingAe.slice(0, 16),
@@ -418,6 +419,16 @@ export class Ingest extends EventEmitter {
         failures: s.failures,
         aborted: s.aborted,
       })
-      .catch((err: unknown) => this.log.error('cannot record association', { err: String(err) }));
+      .then(
+        () => undefined,
+        (err: unknown) => void this.log.error('cannot record association', { err: String(err) }),
+      );
+    this.pendingWrites.add(write);
+    void write.finally(() => this.pendingWrites.delete(write));
+  }
+
+  /** Waits for audit rows still being written (shutdown calls this before it closes the database). */
+  async drain(): Promise<void> {
+    await Promise.all([...this.pendingWrites]);
   }
 }
