@@ -95,10 +95,17 @@ export interface Captured {
 }
 
 /** Starts a child with stdout+stderr captured (last 64 KiB kept, enough for an error report). */
-export function startCaptured(cmd: string, args: string[], env: NodeJS.ProcessEnv = dcmtkEnv): Captured {
+export function startCaptured(
+  cmd: string,
+  args: string[],
+  env: NodeJS.ProcessEnv = dcmtkEnv,
+  /** Also append everything the child prints to this file. */
+  logFile?: string,
+): Captured {
   const child = track(spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] }));
   let out = '';
   const keep = (d: Buffer) => {
+    if (logFile) fs.appendFileSync(logFile, d);
     out += d.toString();
     if (out.length > 65536) out = out.slice(-65536);
   };

@@ -8,6 +8,8 @@
  * --profile    start scannode with `node --cpu-prof` (profiles in test-output/prof/<phase>/) and print the top
  *              self-time functions of the single-association runs at the end; also settable with BENCH_PROFILE=1
  * --keep       keep the temp dir (its path is printed)
+ * --node-args "A B"     extra node options for scannode (e.g. "--trace-gc"); split on spaces
+ * --scannode-log FILE   append everything scannode prints to FILE
  *
  * Everything runs on 127.0.0.1, every process started here is stopped by its pid, the temp dir is removed at the end.
  * Results: printed, and written to test-output/bench.json.
@@ -54,6 +56,8 @@ interface Options {
   phases: Set<Phase>;
   profile: boolean;
   keep: boolean;
+  nodeArgs: string[];
+  scannodeLog: string | undefined;
 }
 
 function parseArgs(argv: string[]): Options {
@@ -62,6 +66,8 @@ function parseArgs(argv: string[]): Options {
     phases: new Set<Phase>(['single', 'multi', 'rss']),
     profile: process.env.BENCH_PROFILE === '1',
     keep: false,
+    nodeArgs: [],
+    scannodeLog: undefined,
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -74,6 +80,8 @@ function parseArgs(argv: string[]): Options {
       opts.phases = new Set(list as Phase[]);
     } else if (a === '--profile') opts.profile = true;
     else if (a === '--keep') opts.keep = true;
+    else if (a === '--node-args') opts.nodeArgs = (argv[++i] ?? '').split(' ').filter(Boolean);
+    else if (a === '--scannode-log') opts.scannodeLog = path.resolve(argv[++i] ?? 'scannode.log');
     else throw new Error(`unknown argument ${a}`);
   }
   return opts;
@@ -109,7 +117,7 @@ async function startStorescp(base: string): Promise<Receiving> {
   return r;
 }
 
-async function startScannode(base: string, profileTag: string | undefined): Promise<Receiving> {
+async function startScannode(base: string, profileTag: string | undefined, opts: Options): Promise<Receiving> {
   fs.mkdirSync(base, { recursive: true });
   const port = await freePort();
   const config = {
@@ -120,13 +128,18 @@ async function startScannode(base: string, profileTag: string | undefined): Prom
   };
   const cfgFile = path.join(base, 'config.json');
   fs.writeFileSync(cfgFile, JSON.stringify(config, null, 2));
-  const nodeArgs: string[] = [];
+  const nodeArgs: string[] = [...opts.nodeArgs];
   if (profileTag !== undefined) {
     const dir = path.join(PROF_DIR, profileTag);
     fs.mkdirSync(dir, { recursive: true });
     nodeArgs.push('--cpu-prof', '--cpu-prof-dir', dir);
   }
-  const proc = startCaptured(process.execPath, [...nodeArgs, CLI, 'start', '--config', cfgFile], process.env);
+  const proc = startCaptured(
+    process.execPath,
+    [...nodeArgs, CLI, 'start', '--config', cfgFile],
+    process.env,
+    opts.scannodeLog,
+  );
   const r: Receiving = {
     kind: 'scannode',
     proc,
@@ -190,11 +203,12 @@ async function measure(
   round: number,
   parts: string[][],
   bytes: number,
-  profile: boolean,
+  opts: Options,
 ): Promise<Measurement> {
   const base = fs.mkdtempSync(path.join(tmp, `${kind}-${phase}-r${round}-`));
   const instances = parts.reduce((n, p) => n + p.length, 0);
-  const r = kind === 'storescp' ? await startStorescp(base) : await startScannode(base, profile ? phase : undefined);
+  const r =
+    kind === 'storescp' ? await startStorescp(base) : await startScannode(base, opts.profile ? phase : undefined, opts);
   let ms: number;
   try {
     ms = await sendAll(r, parts);
@@ -235,25 +249,32 @@ interface RssResult {
   hwmAfter: number;
   /** Largest VmRSS seen by sampling every 20 ms during the send. */
   maxSampledRss: number;
+  /** Largest VmRSS per second of the send, MiB. */
+  rssPerSecondMiB: number[];
   storedBytes: number;
 }
 
-async function measureRss(tmp: string, profile: boolean): Promise<RssResult> {
+async function measureRss(tmp: string, opts: Options): Promise<RssResult> {
   const bigDir = path.join(tmp, 'big');
   fs.mkdirSync(bigDir, { recursive: true });
   const file = path.join(bigDir, 'big.dcm');
   const instanceBytes = writeBigInstance(file, BIG.rows, BIG.columns, BIG.frames);
   const base = fs.mkdtempSync(path.join(tmp, 'scannode-rss-'));
-  const r = await startScannode(base, profile ? 'rss' : undefined);
+  const r = await startScannode(base, opts.profile ? 'rss' : undefined, opts);
   const pid = r.proc.child.pid;
   if (pid === undefined) throw new Error('scannode has no pid');
   await sleep(500); // let start-up settle
   const hwmBefore = procStatusBytes(pid, 'VmHWM') ?? 0;
   let maxSampledRss = 0;
+  const rssPerSecondMiB: number[] = [];
   let sending = true;
+  const t0 = Date.now();
   const sampler = (async () => {
     while (sending) {
-      maxSampledRss = Math.max(maxSampledRss, procStatusBytes(pid, 'VmRSS') ?? 0);
+      const rss = procStatusBytes(pid, 'VmRSS') ?? 0;
+      maxSampledRss = Math.max(maxSampledRss, rss);
+      const sec = Math.floor((Date.now() - t0) / 1000);
+      rssPerSecondMiB[sec] = Math.max(rssPerSecondMiB[sec] ?? 0, Math.round(rss / MB));
       await sleep(20);
     }
   })();
@@ -276,7 +297,7 @@ async function measureRss(tmp: string, profile: boolean): Promise<RssResult> {
   if (stored.length !== 1 || storedBytes < BIG.rows * BIG.columns * BIG.frames * 2) {
     throw new Error(`rss: ${stored.length} files stored (${storedBytes} bytes), expected 1 of about ${instanceBytes}`);
   }
-  return { instanceBytes, sendMs, hwmBefore, hwmAfter, maxSampledRss, storedBytes };
+  return { instanceBytes, sendMs, hwmBefore, hwmAfter, maxSampledRss, rssPerSecondMiB, storedBytes };
 }
 
 function median(xs: number[]): number {
@@ -294,6 +315,12 @@ function split<T>(xs: T[], n: number): T[][] {
 }
 
 const MB = 1024 * 1024;
+
+const loadavg = () =>
+  os
+    .loadavg()
+    .map((x) => x.toFixed(2))
+    .join(' ');
 
 /** A markdown table with padded columns. */
 function table(rows: string[][]): string[] {
@@ -321,10 +348,11 @@ async function main(): Promise<void> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   const started = Date.now();
+  const loadAverageAtStart = os.loadavg();
   if (opts.profile) fs.rmSync(PROF_DIR, { recursive: true, force: true });
   try {
     console.log(
-      `scannode bench: node ${process.version}, ${os.cpus().length} CPUs, rounds=${opts.rounds}, ` +
+      `scannode bench: node ${process.version}, ${os.cpus().length} CPUs, load ${loadavg()}, rounds=${opts.rounds}, ` +
         `phases=${[...opts.phases].join(',')}${opts.profile ? ', cpu-prof on' : ''}, tmp=${tmp}`,
     );
     const measurements: Measurement[] = [];
@@ -352,7 +380,7 @@ async function main(): Promise<void> {
       for (const phase of ['single', 'multi'] as const) {
         if (!opts.phases.has(phase)) continue;
         for (const kind of order) {
-          const m = await measure(tmp, phase, kind, round, phase === 'single' ? [files] : parts4, bytes, opts.profile);
+          const m = await measure(tmp, phase, kind, round, phase === 'single' ? [files] : parts4, bytes, opts);
           measurements.push(m);
           console.log(
             `round ${round} ${phase.padEnd(6)} ${m.senders} sender(s) -> ${kind.padEnd(8)}: ` +
@@ -399,10 +427,11 @@ async function main(): Promise<void> {
     let rss: RssResult | undefined;
     if (opts.phases.has('rss')) {
       console.log(`rss: writing one ${((BIG.rows * BIG.columns * BIG.frames * 2) / MB).toFixed(0)} MiB instance...`);
-      rss = await measureRss(tmp, opts.profile);
+      rss = await measureRss(tmp, opts);
       console.log(
         `rss: sent ${(rss.instanceBytes / MB).toFixed(0)} MiB in ${(rss.sendMs / 1000).toFixed(1)} s; scannode VmHWM ` +
-          `${(rss.hwmBefore / MB).toFixed(1)} MiB before, ${(rss.hwmAfter / MB).toFixed(1)} MiB after`,
+          `${(rss.hwmBefore / MB).toFixed(1)} MiB before, ${(rss.hwmAfter / MB).toFixed(1)} MiB after; ` +
+          `VmRSS per second (MiB): ${rss.rssPerSecondMiB.join(' ')}`,
       );
     }
 
@@ -445,7 +474,9 @@ async function main(): Promise<void> {
     if (opts.phases.has('multi'))
       lines.push(`per-round ratio, ${SENDERS} senders: ${multi.perRoundRatio.map(f2).join(' ')}`);
     const totalS = (Date.now() - started) / 1000;
-    lines.push(`bench took ${totalS.toFixed(0)} s`);
+    lines.push(
+      `bench took ${totalS.toFixed(0)} s; load average at the end ${loadavg()} (other work on the machine skews it)`,
+    );
     console.log(lines.join('\n'));
 
     let profile: ReturnType<typeof summarize> | undefined;
@@ -463,6 +494,8 @@ async function main(): Promise<void> {
       date: new Date().toISOString(),
       node: process.version,
       cpus: os.cpus().length,
+      loadAverageAtStart,
+      loadAverageAtEnd: os.loadavg(),
       rounds: opts.rounds,
       profile: opts.profile,
       study: { instances: files.length, bytes, rows: SIZE, columns: SIZE, series: SERIES },
