@@ -110,4 +110,50 @@ describe('crash safety', () => {
     await stopProcess(restarted);
     assert.equal(restarted.exitCode, 0, 'SIGTERM shuts down cleanly with exit 0');
   });
+
+  test('SIGTERM mid-transfer: the association in flight finishes, every instance is stored, exit 0', async (t) => {
+    if (!needPeer(t, 'storescu')) return;
+    const port = await freePort();
+    const dir = path.join(tmp, 'graceful');
+    fs.mkdirSync(dir, { recursive: true });
+    const config = path.join(dir, 'config.json');
+    fs.writeFileSync(
+      config,
+      JSON.stringify({
+        dicom: { host: '127.0.0.1', port, shutdownGraceSeconds: 60 },
+        dataDir: './data',
+        log: { level: 'warn' },
+      }),
+    );
+    const study = generateStudy({ dir: path.join(dir, 'study'), series: 1, perSeries: 120, rows: 256, columns: 256 });
+    const node = startCli(config);
+    await listening(node, port);
+    const sender = spawn(
+      'storescu',
+      ['-v', '-aec', 'SCANNODE', '127.0.0.1', String(port), ...study.map((s) => s.file)],
+      {
+        env: dcmtkEnv,
+      },
+    );
+    let acks = 0;
+    let signalled = false;
+    const senderDone = new Promise<number | null>((resolve) => {
+      const count = (d: Buffer) => {
+        acks += (d.toString().match(/Received Store Response \(Success\)/g) ?? []).length;
+        if (!signalled && acks >= 10) {
+          signalled = true;
+          node.kill('SIGTERM');
+        }
+      };
+      sender.stdout.on('data', count);
+      sender.stderr.on('data', count);
+      sender.on('close', (code) => resolve(code));
+    });
+    const nodeExit = new Promise<number | null>((resolve) => node.on('exit', (code) => resolve(code)));
+    assert.equal(await senderDone, 0, 'storescu finished its association without error');
+    assert.equal(await nodeExit, 0, 'the node exited 0 after the association ended');
+    assert.equal(acks, study.length, 'every instance acknowledged');
+    const stored = listFiles(path.join(dir, 'data', 'incoming')).filter((f) => f.endsWith('.dcm'));
+    assert.equal(stored.length, study.length);
+  });
 });
