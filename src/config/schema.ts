@@ -57,6 +57,33 @@ const scheduler = z
   })
   .prefault({});
 
+const completion = z
+  .strictObject({
+    /** Scans without MPPS: finished after no new instance for this long, once the scanner's C-FIND agrees. */
+    quietPeriodSeconds: z.number().int().min(0).default(120),
+    /** Never finish a scan by the quiet period: wait for MPPS COMPLETED. */
+    requireMpps: z.boolean().default(false),
+    /** A scan with no progress (instance, MPPS event) for this long fails. */
+    failAfterHours: z.number().positive().default(24),
+    /** How instances are grouped into patient / study / series on completion ('nidb' is not implemented yet). */
+    grouping: z.enum(['uid']).default('uid'),
+  })
+  .prefault({});
+
+const retrieve = z
+  .strictObject({
+    /** C-MOVE attempts per series before the scan fails. */
+    maxAttempts: z.number().int().min(1).default(9),
+    /** Wait after a failed attempt; doubles with each further failure, at most maxBackoffSeconds. */
+    backoffSeconds: z.number().min(0).default(30),
+    maxBackoffSeconds: z.number().min(0).default(3600),
+    /** Deadline of one C-FIND (connect, every answer, release). */
+    findTimeoutSeconds: z.number().positive().default(30),
+    /** Deadline of one C-MOVE. */
+    moveTimeoutSeconds: z.number().positive().default(600),
+  })
+  .prefault({});
+
 const http = z
   .strictObject({
     host: z.string().min(1).default('127.0.0.1'),
@@ -79,6 +106,8 @@ export const configSchema = z.strictObject({
   dataDir: z.string().min(1).default('../data'),
   database,
   scheduler,
+  completion,
+  retrieve,
   http,
   log,
 });

@@ -5,13 +5,15 @@ import type { Config } from '../config/schema.js';
 import { dialectOf, entities, type Entities } from './entities.js';
 import { Initial1763900000001 } from './migrations/0001-initial.js';
 import { MppsScans1763900000002 } from './migrations/0002-mpps-scans.js';
+import { Retrieve1763900000003 } from './migrations/0003-retrieve.js';
+import { retrieveEntities, type RetrieveEntities } from './retrieveEntities.js';
 import { scanEntities, type ScanEntities } from './scanEntities.js';
 
-export const MIGRATIONS = [Initial1763900000001, MppsScans1763900000002];
+export const MIGRATIONS = [Initial1763900000001, MppsScans1763900000002, Retrieve1763900000003];
 
 export interface Database {
   source: DataSource;
-  entities: Entities & ScanEntities;
+  entities: Entities & ScanEntities & RetrieveEntities;
   type: 'sqlite' | 'postgres';
   close(): Promise<void>;
 }
@@ -22,7 +24,11 @@ export interface Database {
  * recovery re-indexes any file whose row was lost, so the index need not pay an fsync per commit.
  */
 export async function openDatabase(config: Config['database'], dataDir: string): Promise<Database> {
-  const ents = { ...entities(dialectOf(config.type)), ...scanEntities(dialectOf(config.type)) };
+  const ents = {
+    ...entities(dialectOf(config.type)),
+    ...scanEntities(dialectOf(config.type)),
+    ...retrieveEntities(dialectOf(config.type)),
+  };
   let source: DataSource;
   if (config.type === 'sqlite') {
     const file = path.resolve(dataDir, config.path);
