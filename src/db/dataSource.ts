@@ -6,14 +6,16 @@ import { dialectOf, entities, type Entities } from './entities.js';
 import { Initial1763900000001 } from './migrations/0001-initial.js';
 import { MppsScans1763900000002 } from './migrations/0002-mpps-scans.js';
 import { Retrieve1763900000003 } from './migrations/0003-retrieve.js';
+import { Settings1763900000004 } from './migrations/0004-settings.js';
 import { retrieveEntities, type RetrieveEntities } from './retrieveEntities.js';
 import { scanEntities, type ScanEntities } from './scanEntities.js';
+import { settingsEntities, type SettingsEntities } from './settingsEntities.js';
 
-export const MIGRATIONS = [Initial1763900000001, MppsScans1763900000002, Retrieve1763900000003];
+export const MIGRATIONS = [Initial1763900000001, MppsScans1763900000002, Retrieve1763900000003, Settings1763900000004];
 
 export interface Database {
   source: DataSource;
-  entities: Entities & ScanEntities & RetrieveEntities;
+  entities: Entities & ScanEntities & RetrieveEntities & SettingsEntities;
   type: 'sqlite' | 'postgres';
   close(): Promise<void>;
 }
@@ -28,6 +30,7 @@ export async function openDatabase(config: Config['database'], dataDir: string):
     ...entities(dialectOf(config.type)),
     ...scanEntities(dialectOf(config.type)),
     ...retrieveEntities(dialectOf(config.type)),
+    ...settingsEntities(dialectOf(config.type)),
   };
   let source: DataSource;
   if (config.type === 'sqlite') {
