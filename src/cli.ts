@@ -3,10 +3,11 @@ import { Command, Option } from 'commander';
 import { ConfigError, DEFAULT_CONFIG_FILE, loadConfig, type LoadedConfig } from './config/load.js';
 import { ScannodeNode } from './main.js';
 import { echo, parsePeer } from './dimse/echo.js';
-import { openDatabase } from './db/dataSource.js';
+import { openDatabase, type Database } from './db/dataSource.js';
 import { createLogger } from './logging/logger.js';
 import { ScanRequests, type ScanView } from './pipeline/scanRequests.js';
 import { makeRequest } from './domain/scanRequest.js';
+import { isSchedulerPaused, schedulerPausedSince, setSchedulerPaused } from './scheduler/pauseFlag.js';
 
 const EXIT_RUNTIME = 1;
 const EXIT_USAGE = 2;
@@ -227,6 +228,75 @@ scan
       process.stderr.write(`no scan request for ${uid}\n`);
       process.exit(EXIT_RUNTIME);
     }
+  });
+
+// -- scheduler: a flag in the database that a running node reads on every tick, so no restart is needed ----------
+
+async function withDb<T>(configFile: string, fn: (db: Database, loaded: LoadedConfig) => Promise<T>): Promise<T> {
+  const loaded = load(configFile);
+  let db;
+  try {
+    db = await openDatabase(loaded.config.database, loaded.dataDir);
+  } catch (err) {
+    process.stderr.write(`cannot open the database: ${(err as Error).message}\n`);
+    process.exit(EXIT_RUNTIME);
+  }
+  try {
+    return await fn(db, loaded);
+  } catch (err) {
+    await db.close();
+    process.stderr.write(`${(err as Error).message}\n`);
+    process.exit(EXIT_RUNTIME);
+  } finally {
+    await db.close();
+  }
+}
+
+function configPausedNote(loaded: LoadedConfig): string {
+  return loaded.config.scheduler.enabled
+    ? ''
+    : `note: scheduler.enabled is false in ${loaded.file}: a node started with it stays paused until restarted with it true\n`;
+}
+
+const scheduler = program.command('scheduler').description('pause or resume the reconcile scheduler of running nodes');
+scheduler
+  .command('pause')
+  .description('pause: running nodes skip their ticks and triggers from the next tick on (the run going finishes)')
+  .addOption(configOption())
+  .action(async (opts: { config: string }) => {
+    await withDb(opts.config, async (db) => {
+      await setSchedulerPaused(db, true);
+      process.stdout.write('scheduler paused\n');
+    });
+  });
+scheduler
+  .command('resume')
+  .description('resume after `scheduler pause`, from the next tick on')
+  .addOption(configOption())
+  .action(async (opts: { config: string }) => {
+    await withDb(opts.config, async (db, loaded) => {
+      await setSchedulerPaused(db, false);
+      process.stdout.write(`scheduler resumed\n${configPausedNote(loaded)}`);
+    });
+  });
+scheduler
+  .command('status')
+  .description('whether the scheduler is paused, since when, and its schedule')
+  .addOption(configOption())
+  .action(async (opts: { config: string }) => {
+    await withDb(opts.config, async (db, loaded) => {
+      const flag = await isSchedulerPaused(db);
+      const since = await schedulerPausedSince(db);
+      const { enabled, cron } = loaded.config.scheduler;
+      process.stdout.write(
+        [
+          `paused:   ${flag || !enabled ? 'yes' : 'no'}`,
+          `  cli:    ${since ? `${flag ? 'paused' : 'resumed'} ${when(since)}` : 'never paused'}`,
+          `  config: scheduler.enabled=${String(enabled)}`,
+          `cron:     ${cron}`,
+        ].join('\n') + '\n',
+      );
+    });
   });
 
 await program.parseAsync(process.argv);
