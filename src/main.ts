@@ -5,11 +5,17 @@ import { createLogger, type Logger } from './logging/logger.js';
 import { Ingest, type IngestedInstance } from './pipeline/ingest.js';
 import { MppsService } from './pipeline/mpps.js';
 import { ScanRequests } from './pipeline/scanRequests.js';
+import { Completion } from './pipeline/completion.js';
+import { Reconciler } from './pipeline/reconcile.js';
+import { Scheduler } from './scheduler/scheduler.js';
+import { isSchedulerPaused } from './scheduler/pauseFlag.js';
 
 export interface NodeOptions {
   /** Silence the console logger (tests). */
   quiet?: boolean;
   logger?: Logger;
+  /** The clock of everything time-based in completion (tests inject a fake one). */
+  now?: () => Date;
 }
 
 /**
@@ -23,6 +29,10 @@ export class ScannodeNode {
   scans: ScanRequests | undefined;
   mpps: MppsService | undefined;
   dicom: DicomServer | undefined;
+  completion: Completion | undefined;
+  reconciler: Reconciler | undefined;
+  scheduler: Scheduler | undefined;
+  private readonly now: () => Date;
   private stopping: Promise<void> | undefined;
 
   constructor(
@@ -31,6 +41,7 @@ export class ScannodeNode {
   ) {
     const { config } = loaded;
     this.log = opts.logger ?? createLogger({ level: config.log.level, file: config.log.file, silent: opts.quiet });
+    this.now = opts.now ?? (() => new Date());
   }
 
   async start(): Promise<void> {
@@ -46,17 +57,55 @@ export class ScannodeNode {
     ingest.on('instance', (i: IngestedInstance) => void scans.onInstance(i));
     const mpps = new MppsService(this.db, dataDir, this.log, scans);
     this.mpps = mpps;
+    const db = this.db;
+    const { completion: cc, retrieve: rc } = config;
+    const completion = new Completion(db, dataDir, this.log, scans, {
+      quietPeriodSeconds: cc.quietPeriodSeconds,
+      now: this.now,
+    });
+    this.completion = completion;
+    const reconciler = new Reconciler(db, this.log, scans, completion, {
+      scanner: config.scanner,
+      aeTitle: config.dicom.aeTitle,
+      completeness: { ...cc, ...rc },
+      findTimeoutMs: rc.findTimeoutSeconds * 1000,
+      moveTimeoutMs: rc.moveTimeoutSeconds * 1000,
+      now: this.now,
+    });
+    this.reconciler = reconciler;
+    const scheduler = new Scheduler({
+      cron: config.scheduler.cron,
+      enabled: config.scheduler.enabled,
+      job: () => reconciler.reconcileAll(),
+      log: this.log,
+      isPaused: () => isSchedulerPaused(db),
+    });
+    this.scheduler = scheduler;
+    // An image of an active scan's study reconciles it at once (debounced by the scheduler), as does an N-SET.
+    ingest.on('instance', (i: IngestedInstance) => {
+      if (i.duplicate) return;
+      reconciler.isActiveStudy(i.studyInstanceUid).then(
+        (yes) => yes && scheduler.trigger(),
+        () => undefined,
+      );
+    });
+    const nSet: typeof mpps.nSet = async (req) => {
+      const rsp = await mpps.nSet(req);
+      scheduler.trigger();
+      return rsp;
+    };
     this.dicom = new DicomServer(
       { ...config.dicom },
       {
         openStore: (req) => ingest.openStore(req),
         nCreate: mpps.nCreate,
-        nSet: mpps.nSet,
+        nSet,
         associationClosed: (s) => ingest.recordAssociation(s),
       },
       this.log,
     );
     await this.dicom.listen();
+    scheduler.start();
   }
 
   stop(): Promise<void> {
@@ -66,6 +115,7 @@ export class ScannodeNode {
 
   private async doStop(): Promise<void> {
     const steps: Array<[string, () => Promise<void> | undefined]> = [
+      ['scheduler', () => this.scheduler?.stop()],
       ['DICOM listener', () => this.dicom?.close()],
       ['association audit', () => this.ingest?.drain()],
       ['scan request watcher', () => this.scans?.stop()],

@@ -158,7 +158,7 @@ export function decide(input: CompletenessInput): Decision {
     const due = missing.filter((m) => {
       const a = input.attempts.get(m.seriesInstanceUid) ?? input.attempts.get('*');
       if (!a || !a.lastFailed) return true;
-      return now.getTime() - a.lastAt.getTime() >= backoffSeconds(a.attempts, config) * 1000;
+      return now.getTime() - a.lastAt.getTime() >= backoffSeconds(Math.max(1, a.attempts), config) * 1000;
     });
     if (due.length) return { kind: 'retrieve', missing: due };
     return { kind: 'wait', why: 'retrieve backing off', missing };

@@ -568,6 +568,27 @@ export class ScanRequests {
     }
   }
 
+  // -- for completion and the reconciler -------------------------------------------------------------------------
+
+  /** Runs fn in turn with every other change to requests (so no watcher event sees a half-done change). */
+  exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    return this.serial(fn);
+  }
+
+  /** Inside `exclusive`: removes a request's file from active-scans/ without that counting as a cancel. */
+  releaseFile(name: string | null): void {
+    this.removeRequestFile(name);
+  }
+
+  /** The reconciler found the study of a request that named an accession number or a patient. */
+  resolveStudy(scanId: string, study: string, how: string): Promise<ScanRow | undefined> {
+    return this.serial(async () => {
+      const scan = await this.scans.findOne({ where: { id: scanId } });
+      if (!scan || scan.state !== 'active' || scan.studyInstanceUid) return scan ?? undefined;
+      return this.resolve(scan, study, how);
+    });
+  }
+
   // -- queries for the CLI and the API ---------------------------------------------------------------------------
 
   async list(state?: ScanState): Promise<ScanView[]> {

@@ -28,6 +28,8 @@ export interface TestNodeOptions {
   dicom?: Record<string, unknown>;
   dataDir?: string;
   extra?: Record<string, unknown>;
+  /** Injected clock for completion (fake time in tests). */
+  now?: () => Date;
 }
 
 export async function startTestNode(opts: TestNodeOptions = {}): Promise<TestNode> {
@@ -44,12 +46,14 @@ export async function startTestNode(opts: TestNodeOptions = {}): Promise<TestNod
         : { type: 'sqlite', path: path.join(dir, 'db.sqlite') },
     http: { port: 0 },
     log: { level: process.env.SCANNODE_TEST_LOG ?? 'error' },
+    // The reconcile scheduler talks to a scanner: off unless a test asks for it (extra.scheduler).
+    scheduler: { enabled: false },
     ...opts.extra,
   };
   const config = configSchema.parse(raw);
   const loaded: LoadedConfig = { file: path.join(dir, 'config.json'), config, dataDir };
   const logger = createLogger({ level: config.log.level, file: path.join(dir, 'scannode.log') });
-  let node = new ScannodeNode(loaded, { logger });
+  let node = new ScannodeNode(loaded, { logger, now: opts.now });
   await node.start();
   let port = node.dicom!.address().port;
   const t: TestNode = {
@@ -64,7 +68,10 @@ export async function startTestNode(opts: TestNodeOptions = {}): Promise<TestNod
     kind,
     async restart() {
       await node.stop();
-      node = new ScannodeNode({ ...loaded, config: { ...config, dicom: { ...config.dicom, port } } }, { logger });
+      node = new ScannodeNode(
+        { ...loaded, config: { ...config, dicom: { ...config.dicom, port } } },
+        { logger, now: opts.now },
+      );
       await node.start();
       port = node.dicom!.address().port;
     },

@@ -1,0 +1,272 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { In, IsNull, Not } from 'typeorm';
+import type { Database } from '../db/dataSource.js';
+import type { ScanRow } from '../db/scanEntities.js';
+import type { Logger } from '../logging/logger.js';
+import { DATA_DIRS } from '../domain/paths.js';
+import { isValidUid } from '../domain/uid.js';
+import { Archiver } from './archive.js';
+import { writeFileAtomic, type ScanRequests } from './scanRequests.js';
+
+export interface SeriesSummary {
+  seriesInstanceUID: string;
+  seriesNumber: number | null;
+  modality: string | null;
+  seriesDescription: string | null;
+  expected: number;
+  received: number;
+}
+
+/** The file in finished-scans/ or failed-scans/ (SPEC section 4). */
+export interface ScanSummary {
+  studyInstanceUID: string | null;
+  accessionNumber: string | null;
+  patientId: string | null;
+  state: 'finished' | 'failed';
+  reason?: string;
+  requestedAt: string;
+  mppsStatus: string | null;
+  completedAt: string;
+  /** Set when a late image changed the summary after completion. */
+  updatedAt?: string;
+  source: string;
+  scanId: string;
+  series: SeriesSummary[];
+  /** Instances of the study in the archive. */
+  archived: number;
+  /** C-MOVE attempts made for the scan. */
+  retrieveAttempts: number;
+}
+
+export interface Outcome {
+  state: 'finished' | 'failed';
+  reason?: string;
+  mppsStatus: string | null;
+  /** Expected instances per SeriesInstanceUID, as the reconciler worked them out. */
+  expected: Map<string, number>;
+}
+
+export interface CompletionOptions {
+  /** Images of a study that no request names are archived after this long without a new one. */
+  quietPeriodSeconds: number;
+  now: () => Date;
+}
+
+/**
+ * Ends a scan: its study archived (spool -> site/raw, rows marked), the summary written to finished-scans/ or
+ * failed-scans/ (atomically), the request removed from active-scans/, the row set finished / failed. Every step can be
+ * repeated, so a crash anywhere is mended by the next run. Also archives late images of ended scans (updating their
+ * summary) and images of studies no request names, after the quiet period.
+ */
+export class Completion {
+  private readonly archiver: Archiver;
+
+  constructor(
+    private readonly db: Database,
+    private readonly dataDir: string,
+    private readonly log: Logger,
+    private readonly scans: ScanRequests,
+    private readonly opts: CompletionOptions,
+  ) {
+    this.archiver = new Archiver(db, dataDir, log);
+  }
+
+  summaryFile(state: 'finished' | 'failed', scan: Pick<ScanRow, 'studyInstanceUid' | 'fileName' | 'id'>): string {
+    const dir = state === 'finished' ? DATA_DIRS.finishedScans : DATA_DIRS.failedScans;
+    const name =
+      scan.studyInstanceUid && isValidUid(scan.studyInstanceUid)
+        ? `${scan.studyInstanceUid}.json`
+        : (scan.fileName ?? `${scan.id}.json`);
+    return path.join(this.dataDir, dir, name);
+  }
+
+  async complete(scan: ScanRow, outcome: Outcome): Promise<ScanSummary> {
+    const now = this.opts.now();
+    if (scan.studyInstanceUid) await this.archiver.archiveStudy(scan.studyInstanceUid);
+    const summary: ScanSummary = {
+      studyInstanceUID: scan.studyInstanceUid,
+      accessionNumber: scan.accessionNumber,
+      patientId: scan.patientId,
+      state: outcome.state,
+      ...(outcome.state === 'failed' ? { reason: outcome.reason ?? 'failed' } : {}),
+      requestedAt: scan.requestedAt.toISOString(),
+      mppsStatus: outcome.mppsStatus,
+      completedAt: now.toISOString(),
+      source: scan.source,
+      scanId: scan.id,
+      series: await this.seriesSummary(scan.studyInstanceUid, outcome.expected),
+      archived: scan.studyInstanceUid ? await this.archivedCount(scan.studyInstanceUid) : 0,
+      retrieveAttempts: await this.db.source
+        .getRepository(this.db.entities.RetrieveAttempt)
+        .countBy({ scanId: scan.id }),
+    };
+    const file = this.summaryFile(outcome.state, scan);
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    writeFileAtomic(file, `${JSON.stringify(summary, null, 2)}\n`);
+    await this.scans.exclusive(async () => {
+      const repo = this.db.source.getRepository(this.db.entities.Scan);
+      const row = await repo.findOne({ where: { id: scan.id } });
+      // The file first: a crash before the row update leaves an active row without a file, which start-up restores
+      // and the next run completes again; the other way round a stray file would become a new request.
+      this.scans.releaseFile(row?.fileName ?? scan.fileName);
+      if (row && row.state === 'active') {
+        await repo.update(
+          { id: scan.id },
+          { state: outcome.state, reason: outcome.reason?.slice(0, 512) ?? null, completedAt: now, updatedAt: now },
+        );
+      }
+    });
+    const meta = { scan: scan.id, study: scan.studyInstanceUid ?? undefined, file: path.relative(this.dataDir, file) };
+    if (outcome.state === 'finished') this.log.info('scan finished', { ...meta, archived: summary.archived });
+    else this.log.warn('scan failed', { ...meta, reason: outcome.reason });
+    return summary;
+  }
+
+  private async archivedCount(study: string): Promise<number> {
+    return this.db.source
+      .getRepository(this.db.entities.Instance)
+      .countBy({ studyInstanceUid: study, state: 'archived' });
+  }
+
+  private async seriesSummary(study: string | null, expected: Map<string, number>): Promise<SeriesSummary[]> {
+    const { Instance, Series } = this.db.entities;
+    const received = new Map<string, number>();
+    if (study) {
+      const rows = await this.db.source
+        .getRepository(Instance)
+        .createQueryBuilder('i')
+        .select('i.seriesInstanceUid', 'series')
+        .addSelect('COUNT(*)', 'n')
+        .where('i.studyInstanceUid = :study', { study })
+        .groupBy('i.seriesInstanceUid')
+        .getRawMany<{ series: string; n: string | number }>();
+      for (const r of rows) received.set(r.series, Number(r.n));
+    }
+    const uids = [...new Set([...expected.keys(), ...received.keys()])];
+    const meta = uids.length
+      ? await this.db.source.getRepository(Series).find({ where: { seriesInstanceUid: In(uids) } })
+      : [];
+    const by = new Map(meta.map((m) => [m.seriesInstanceUid, m]));
+    const out = uids.map((uid) => ({
+      seriesInstanceUID: uid,
+      seriesNumber: by.get(uid)?.seriesNumber ?? null,
+      modality: by.get(uid)?.modality ?? null,
+      seriesDescription: by.get(uid)?.seriesDescription ?? null,
+      expected: Math.max(expected.get(uid) ?? 0, expected.has(uid) ? 0 : (received.get(uid) ?? 0)),
+      received: received.get(uid) ?? 0,
+    }));
+    out.sort(
+      (a, b) =>
+        (a.seriesNumber ?? 1e9) - (b.seriesNumber ?? 1e9) || a.seriesInstanceUID.localeCompare(b.seriesInstanceUID),
+    );
+    return out;
+  }
+
+  /**
+   * Spooled images no active scan is waiting for: a study whose scan ended (late images) is archived at once and its
+   * summary updated; a study no request names is archived once no image came for the quiet period.
+   */
+  async sweep(): Promise<void> {
+    const { Instance, Scan } = this.db.entities;
+    const rows = await this.db.source
+      .getRepository(Instance)
+      .createQueryBuilder('i')
+      .select('i.studyInstanceUid', 'study')
+      .addSelect('MAX(i.receivedAt)', 'last')
+      .where('i.state = :s', { s: 'spooled' })
+      .groupBy('i.studyInstanceUid')
+      .getRawMany<{ study: string; last: string | Date }>();
+    if (!rows.length) return;
+    const scanRepo = this.db.source.getRepository(Scan);
+    const active = await scanRepo.find({ where: { state: 'active' } });
+    const activeStudies = new Set(active.map((s) => s.studyInstanceUid).filter(Boolean));
+    const unresolved = active.filter((s) => !s.studyInstanceUid);
+    const now = this.opts.now().getTime();
+    for (const r of rows) {
+      if (activeStudies.has(r.study)) continue;
+      try {
+        const ended = await scanRepo.findOne({
+          where: { studyInstanceUid: r.study, state: In(['finished', 'failed']), completedAt: Not(IsNull()) },
+          order: { completedAt: 'DESC' },
+        });
+        if (ended) {
+          await this.late(ended);
+          continue;
+        }
+        if (unresolved.length && (await this.mayBelongTo(r.study, unresolved))) continue;
+        const last = r.last instanceof Date ? r.last : parseDbDate(r.last);
+        if (now - last.getTime() < this.opts.quietPeriodSeconds * 1000) continue;
+        const res = await this.archiver.archiveStudy(r.study);
+        this.log.info('study no request names archived after the quiet period', {
+          study: r.study,
+          archived: res.archived,
+        });
+      } catch (err) {
+        this.log.error('cannot archive spooled images', { study: r.study, err: String(err) });
+      }
+    }
+  }
+
+  /** An active request that names no study yet may be for this one (same accession number or patient). */
+  private async mayBelongTo(study: string, unresolved: ScanRow[]): Promise<boolean> {
+    const s = await this.db.source
+      .getRepository(this.db.entities.Study)
+      .findOne({ where: { studyInstanceUid: study } });
+    if (!s) return false;
+    return unresolved.some(
+      (u) =>
+        (u.accessionNumber && u.accessionNumber === s.accessionNumber) ||
+        (!u.accessionNumber && u.patientId && u.patientId === s.patientId) ||
+        (!u.accessionNumber && !u.patientId),
+    );
+  }
+
+  /** Late images of an ended scan: archived, and its summary's counts brought up to date. */
+  private async late(scan: ScanRow): Promise<void> {
+    const study = scan.studyInstanceUid!;
+    const res = await this.archiver.archiveStudy(study);
+    const state = scan.state === 'failed' ? 'failed' : 'finished';
+    const file = this.summaryFile(state, scan);
+    let summary: ScanSummary | undefined;
+    try {
+      summary = JSON.parse(fs.readFileSync(file, 'utf8')) as ScanSummary;
+    } catch {
+      summary = undefined;
+    }
+    const expected = new Map((summary?.series ?? []).map((s) => [s.seriesInstanceUID, s.expected]));
+    const series = await this.seriesSummary(study, expected);
+    const updated: ScanSummary = {
+      ...(summary ?? {
+        studyInstanceUID: study,
+        accessionNumber: scan.accessionNumber,
+        patientId: scan.patientId,
+        state,
+        ...(scan.reason ? { reason: scan.reason } : {}),
+        requestedAt: scan.requestedAt.toISOString(),
+        mppsStatus: null,
+        completedAt: (scan.completedAt ?? this.opts.now()).toISOString(),
+        source: scan.source,
+        scanId: scan.id,
+        retrieveAttempts: 0,
+      }),
+      series,
+      archived: await this.archivedCount(study),
+      updatedAt: this.opts.now().toISOString(),
+    };
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    writeFileAtomic(file, `${JSON.stringify(updated, null, 2)}\n`);
+    this.log.info('late images of an ended scan archived; summary updated', {
+      scan: scan.id,
+      study,
+      archived: res.archived,
+      file: path.relative(this.dataDir, file),
+    });
+  }
+}
+
+/** SQLite hands back MAX(datetime) as text in UTC without a zone. */
+export function parseDbDate(v: string): Date {
+  if (/[zZ]|[+-]\d\d:?\d\d$/.test(v)) return new Date(v);
+  return new Date(`${v.replace(' ', 'T')}Z`);
+}

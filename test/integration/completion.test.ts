@@ -1,0 +1,337 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, describe, test, type TestContext } from 'node:test';
+import { DB_KINDS, needDb, type DbKind } from '../helpers/db.js';
+import { startDcmqrscp, type DcmqrscpPeer } from '../helpers/dcmqrscp.js';
+import { generateStudy, newUid, type GeneratedInstance } from '../helpers/dicomgen.js';
+import { createDataset, nCreate, nSet, performedSeries } from '../helpers/mppsClient.js';
+import { startTestNode, type TestNode } from '../helpers/node.js';
+import { startOrthanc, type OrthancPeer } from '../helpers/orthanc.js';
+import { freePort, needPeer, run } from '../helpers/peers.js';
+import { waitFor } from '../helpers/waitFor.js';
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'scannode-completion-'));
+after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+const AE = 'SCANNODE';
+
+/** A clock the test moves forward; starts at real time. */
+function fakeClock() {
+  let offsetMs = 0;
+  return {
+    now: () => new Date(Date.now() + offsetMs),
+    advance: (ms: number) => {
+      offsetMs += ms;
+    },
+  };
+}
+
+async function storescu(node: TestNode, imgs: GeneratedInstance[]): Promise<void> {
+  if (!imgs.length) return;
+  const r = await run('storescu', ['-aec', AE, '127.0.0.1', String(node.port), ...imgs.map((i) => i.file)]);
+  assert.equal(r.code, 0, r.stderr);
+}
+
+function readJson(file: string): Record<string, unknown> | undefined {
+  return fs.existsSync(file) ? (JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>) : undefined;
+}
+
+const finished = (node: TestNode, study: string) =>
+  readJson(path.join(node.dataDir, 'finished-scans', `${study}.json`));
+const failed = (node: TestNode, study: string) => readJson(path.join(node.dataDir, 'failed-scans', `${study}.json`));
+
+/** Every file under site/raw/<study>, as "<series>/<sop>". */
+function archived(node: TestNode, study: string): string[] {
+  const dir = path.join(node.dataDir, 'site', 'raw', study);
+  if (!fs.existsSync(dir)) return [];
+  return fs
+    .readdirSync(dir)
+    .flatMap((series) => fs.readdirSync(path.join(dir, series)).map((f) => `${series}/${f.replace(/\.dcm$/, '')}`))
+    .sort();
+}
+
+const expectedFiles = (imgs: GeneratedInstance[]) =>
+  imgs.map((i) => `${i.seriesInstanceUid}/${i.sopInstanceUid}`).sort();
+
+async function scanRow(node: TestNode, study: string) {
+  const db = node.node.db!;
+  const rows = await db.source
+    .getRepository(db.entities.Scan)
+    .find({ where: { studyInstanceUid: study }, order: { requestedAt: 'DESC' } });
+  return rows[0];
+}
+
+function writeRequest(node: TestNode, name: string, body: Record<string, unknown>): void {
+  const dir = path.join(node.dataDir, 'active-scans');
+  const file = path.join(dir, name);
+  fs.writeFileSync(`${file}.partial`, JSON.stringify(body));
+  fs.renameSync(`${file}.partial`, file);
+}
+
+async function waitForActive(node: TestNode, study: string): Promise<void> {
+  await waitFor('active scan row', async () => (await scanRow(node, study))?.state === 'active', 15_000);
+}
+
+interface Setup {
+  node: TestNode;
+  study: GeneratedInstance[];
+  studyUid: string;
+  clock: ReturnType<typeof fakeClock>;
+}
+
+const completionConfig = (over: Record<string, unknown> = {}) => ({
+  scheduler: { enabled: true, cron: '*/15 * * * * *' },
+  completion: { quietPeriodSeconds: 60, failAfterHours: 24, ...over },
+  retrieve: { maxAttempts: 2, backoffSeconds: 0, findTimeoutSeconds: 10, moveTimeoutSeconds: 60 },
+});
+
+/** Orthanc as the scanner holding `series` x `perSeries`; scannode with our AE known to it. */
+async function withOrthanc(
+  t: TestContext,
+  kind: DbKind,
+  opts: { series?: number; perSeries?: number; completion?: Record<string, unknown>; registerUs?: boolean } = {},
+): Promise<(Setup & { orthanc: OrthancPeer }) | undefined> {
+  if (!needPeer(t, 'Orthanc', 'storescu') || !(await needDb(t, kind))) return undefined;
+  const dir = fs.mkdtempSync(path.join(tmp, 'o-'));
+  const study = generateStudy({
+    dir,
+    series: opts.series ?? 2,
+    perSeries: opts.perSeries ?? 5,
+    accessionNumber: `A${process.pid % 10000}${Date.now() % 100000}`,
+  });
+  const port = await freePort();
+  const orthanc = await startOrthanc({
+    aeTitle: 'ORTHANCSCAN',
+    modalities: opts.registerUs === false ? [] : [{ aeTitle: AE, port }],
+  });
+  t.after(() => orthanc.destroy());
+  await orthanc.upload(study.map((s) => s.file));
+  const clock = fakeClock();
+  const node = await startTestNode({
+    kind,
+    dicom: { port },
+    now: clock.now,
+    extra: {
+      scanner: { aeTitle: 'ORTHANCSCAN', host: '127.0.0.1', port: orthanc.port },
+      ...completionConfig(opts.completion),
+    },
+  });
+  t.after(() => node.destroy());
+  return { node, study, studyUid: study[0]!.studyInstanceUid, clock, orthanc };
+}
+
+/** dcmqrscp as the scanner (no counts in its answers). */
+async function withDcmqrscp(
+  t: TestContext,
+  kind: DbKind,
+  opts: { registerUs?: boolean; completion?: Record<string, unknown> } = {},
+): Promise<(Setup & { qr: DcmqrscpPeer }) | undefined> {
+  if (!needPeer(t, 'dcmqrscp', 'dcmqridx', 'storescu') || !(await needDb(t, kind))) return undefined;
+  const dir = fs.mkdtempSync(path.join(tmp, 'q-'));
+  const study = generateStudy({
+    dir,
+    series: 2,
+    perSeries: 4,
+    accessionNumber: `Q${process.pid % 10000}${Date.now() % 100000}`,
+  });
+  const port = await freePort();
+  const qr = await startDcmqrscp({
+    aeTitle: 'QRSCANNER',
+    destinations: opts.registerUs === false ? [] : [{ aeTitle: AE, port }],
+    files: study.map((s) => s.file),
+  });
+  t.after(() => qr.destroy());
+  const clock = fakeClock();
+  const node = await startTestNode({
+    kind,
+    dicom: { port },
+    now: clock.now,
+    extra: {
+      scanner: { aeTitle: 'QRSCANNER', host: '127.0.0.1', port: qr.port },
+      ...completionConfig(opts.completion),
+    },
+  });
+  t.after(() => node.destroy());
+  return { node, study, studyUid: study[0]!.studyInstanceUid, clock, qr };
+}
+
+function seriesCounts(summary: Record<string, unknown>) {
+  return (summary.series as Array<{ seriesInstanceUID: string; expected: number; received: number }>)
+    .map((s) => [s.seriesInstanceUID, s.expected, s.received])
+    .sort();
+}
+
+function countsOf(study: GeneratedInstance[]) {
+  const by = new Map<string, number>();
+  for (const i of study) by.set(i.seriesInstanceUid, (by.get(i.seriesInstanceUid) ?? 0) + 1);
+  return [...by].map(([s, n]) => [s, n, n]).sort();
+}
+
+for (const kind of DB_KINDS) {
+  describe(`completion on ${kind}`, () => {
+    test('Orthanc scanner, MPPS: part pushed, the rest pulled on N-SET COMPLETED, finished; late image archived', async (t) => {
+      const s = await withOrthanc(t, kind);
+      if (!s) return;
+      const { node, study, studyUid } = s;
+      // Series 1 partly, series 2 not at all: an IMAGE-level and a SERIES-level move.
+      await storescu(node, study.slice(0, 3));
+      const mpps = newUid();
+      assert.equal(
+        (await nCreate(node.port, mpps, createDataset({ studyInstanceUid: studyUid, accessionNumber: 'X' }))).status,
+        0,
+      );
+      const done = { PerformedProcedureStepStatus: 'COMPLETED', PerformedSeriesSequence: performedSeries(study) };
+      const t0 = Date.now();
+      assert.equal((await nSet(node.port, mpps, done)).status, 0);
+      const summary = await waitFor('finished-scans summary', () => finished(node, studyUid), 30_000);
+      t.diagnostic(`N-SET to finished-scans: ${Date.now() - t0} ms`);
+      assert.equal(summary.state, 'finished');
+      assert.equal(summary.mppsStatus, 'COMPLETED');
+      assert.equal(summary.studyInstanceUID, studyUid);
+      assert.deepEqual(seriesCounts(summary), countsOf(study));
+      assert.equal(summary.archived, study.length);
+      assert.deepEqual(archived(node, studyUid), expectedFiles(study));
+      assert.equal(fs.existsSync(path.join(node.dataDir, 'active-scans', `${studyUid}.json`)), false);
+      const row = await scanRow(node, studyUid);
+      assert.equal(row?.state, 'finished');
+      assert.ok(row?.completedAt);
+      const rows = await node.instances();
+      assert.equal(rows.length, study.length);
+      assert.ok(rows.every((r) => r.state === 'archived' && r.path.startsWith('site/raw/')));
+      const db = node.node.db!;
+      const attempts = await db.source.getRepository(db.entities.RetrieveAttempt).find({ where: { scanId: row!.id } });
+      assert.deepEqual(attempts.map((a) => [a.level, a.status, a.completed]).sort(), [
+        ['IMAGE', 0, 2],
+        ['SERIES', 0, 5],
+      ]);
+
+      // A late image of the finished study: archived, the summary updated.
+      const extra = generateStudy({
+        dir: fs.mkdtempSync(path.join(tmp, 'late-')),
+        series: 1,
+        perSeries: 1,
+        studyInstanceUid: studyUid,
+      });
+      await storescu(node, extra);
+      await node.node.scheduler!.runNow();
+      const updated = await waitFor('updated summary', () => {
+        const f = finished(node, studyUid);
+        return f && f.archived === study.length + 1 ? f : undefined;
+      });
+      assert.ok(updated.updatedAt);
+      assert.deepEqual(archived(node, studyUid), expectedFiles([...study, ...extra]));
+    });
+
+    test('Orthanc scanner, request file, no MPPS: the rest pulled, finished after the quiet period', async (t) => {
+      const s = await withOrthanc(t, kind, { completion: { quietPeriodSeconds: 120 } });
+      if (!s) return;
+      const { node, study, studyUid, clock } = s;
+      await storescu(node, study.slice(0, 7));
+      writeRequest(node, `${studyUid}.json`, { studyInstanceUID: studyUid });
+      await waitForActive(node, studyUid);
+      await node.node.scheduler!.runNow();
+      assert.equal((await node.instances()).length, study.length, 'the missing instances were pulled');
+      assert.equal(finished(node, studyUid), undefined, 'not finished inside the quiet period');
+      clock.advance(121_000);
+      await node.node.scheduler!.runNow();
+      const summary = await waitFor('finished', () => finished(node, studyUid));
+      assert.equal(summary.mppsStatus, null);
+      assert.deepEqual(seriesCounts(summary), countsOf(study));
+      assert.deepEqual(archived(node, studyUid), expectedFiles(study));
+    });
+
+    test('dcmqrscp scanner (no counts), request by accession number: IMAGE queries, pulled, finished', async (t) => {
+      const s = await withDcmqrscp(t, kind, { completion: { quietPeriodSeconds: 30 } });
+      if (!s) return;
+      const { node, study, studyUid, clock } = s;
+      await storescu(node, [study[0]!, study[5]!]);
+      // The accession number generateStudy used is in the request; the STUDY C-FIND resolves it.
+      const acc = (await node.node
+        .db!.source.getRepository(node.node.db!.entities.Study)
+        .findOne({ where: { studyInstanceUid: studyUid } }))!.accessionNumber!;
+      writeRequest(node, `acc-${acc}.json`, { accessionNumber: acc });
+      await waitFor('request row', async () => {
+        const db = node.node.db!;
+        return db.source.getRepository(db.entities.Scan).existsBy({ accessionNumber: acc, state: 'active' });
+      });
+      await node.node.scheduler!.runNow();
+      assert.equal((await node.instances()).length, study.length, 'pulled at IMAGE level');
+      const row = await scanRow(node, studyUid);
+      assert.equal(row?.state, 'active', 'request resolved to its study');
+      const db = node.node.db!;
+      const attempts = await db.source.getRepository(db.entities.RetrieveAttempt).find({ where: { scanId: row!.id } });
+      assert.deepEqual(attempts.map((a) => [a.level, a.status, a.completed]).sort(), [
+        ['IMAGE', 0, 3],
+        ['IMAGE', 0, 3],
+      ]);
+      clock.advance(31_000);
+      await node.node.scheduler!.runNow();
+      const summary = await waitFor('finished', () => finished(node, studyUid));
+      assert.equal(summary.accessionNumber, acc);
+      assert.deepEqual(seriesCounts(summary), countsOf(study));
+      assert.deepEqual(archived(node, studyUid), expectedFiles(study));
+    });
+
+    test('MPPS DISCONTINUED: failed with the series counts, received images archived', async (t) => {
+      const s = await withOrthanc(t, kind);
+      if (!s) return;
+      const { node, study, studyUid } = s;
+      const firstSeries = study.filter((i) => i.seriesInstanceUid === study[0]!.seriesInstanceUid);
+      await storescu(node, firstSeries);
+      const mpps = newUid();
+      await nCreate(node.port, mpps, createDataset({ studyInstanceUid: studyUid }));
+      assert.equal((await nSet(node.port, mpps, { PerformedProcedureStepStatus: 'DISCONTINUED' })).status, 0);
+      const summary = await waitFor('failed-scans summary', () => failed(node, studyUid), 30_000);
+      assert.equal(summary.state, 'failed');
+      assert.equal(summary.mppsStatus, 'DISCONTINUED');
+      assert.equal(summary.reason, 'MPPS DISCONTINUED (1 of 2 series received; received images archived)');
+      assert.deepEqual(archived(node, studyUid), expectedFiles(firstSeries));
+      assert.equal((await scanRow(node, studyUid))?.state, 'failed');
+      assert.equal(fs.existsSync(path.join(node.dataDir, 'active-scans', `${studyUid}.json`)), false);
+    });
+
+    test('move destination unknown at the scanner: failed after the retries, reason with the numbers', async (t) => {
+      const s = await withDcmqrscp(t, kind, { registerUs: false });
+      if (!s) return;
+      const { node, study, studyUid } = s;
+      await storescu(node, study.slice(0, 1));
+      writeRequest(node, `${studyUid}.json`, { studyInstanceUID: studyUid });
+      await waitForActive(node, studyUid);
+      for (let i = 0; i < 3; i++) await node.node.scheduler!.runNow();
+      const summary = await waitFor('failed-scans summary', () => failed(node, studyUid));
+      assert.match(
+        String(summary.reason),
+        /^series [12]: \d of 4 missing after 2 C-MOVE attempts: 0xA801 move destination unknown/,
+      );
+      assert.equal(summary.retrieveAttempts, 4);
+      assert.deepEqual(archived(node, studyUid), expectedFiles(study.slice(0, 1)));
+    });
+
+    test('no progress for 24 h since the last activity (fake clock), scanner down', async (t) => {
+      if (!needPeer(t, 'storescu') || !(await needDb(t, kind))) return;
+      const clock = fakeClock();
+      const node = await startTestNode({
+        kind,
+        now: clock.now,
+        // Nothing listens there: the scanner is down.
+        extra: { scanner: { aeTitle: 'GONE', host: '127.0.0.1', port: await freePort() }, ...completionConfig() },
+      });
+      t.after(() => node.destroy());
+      const study = generateStudy({ dir: fs.mkdtempSync(path.join(tmp, 'n-')), series: 1, perSeries: 2 });
+      const studyUid = study[0]!.studyInstanceUid;
+      await storescu(node, study.slice(0, 1));
+      writeRequest(node, `${studyUid}.json`, { studyInstanceUID: studyUid });
+      await waitForActive(node, studyUid);
+      clock.advance(23 * 3600_000);
+      await node.node.scheduler!.runNow();
+      assert.equal((await scanRow(node, studyUid))?.state, 'active', 'still active after 23 h');
+      clock.advance(3600_000 + 1000);
+      await node.node.scheduler!.runNow();
+      const summary = await waitFor('failed-scans summary', () => failed(node, studyUid));
+      assert.match(String(summary.reason), /^no progress for 24 h since \d{4}-\d\d-\d\dT/);
+      assert.deepEqual(archived(node, studyUid), expectedFiles(study.slice(0, 1)));
+    });
+  });
+}
