@@ -274,6 +274,32 @@ for (const kind of DB_KINDS) {
       assert.deepEqual(archived(node, studyUid), expectedFiles(study));
     });
 
+    test('MPPS COMPLETED before the last images (scanner down): waits, then the last image finishes it', async (t) => {
+      if (!needPeer(t, 'storescu') || !(await needDb(t, kind))) return;
+      const node = await startTestNode({
+        kind,
+        extra: { scanner: { aeTitle: 'GONE', host: '127.0.0.1', port: await freePort() }, ...completionConfig() },
+      });
+      t.after(() => node.destroy());
+      const study = generateStudy({ dir: fs.mkdtempSync(path.join(tmp, 'c-')), series: 2, perSeries: 3 });
+      const studyUid = study[0]!.studyInstanceUid;
+      await storescu(node, study.slice(0, 4));
+      const mpps = newUid();
+      await nCreate(node.port, mpps, createDataset({ studyInstanceUid: studyUid }));
+      const done = { PerformedProcedureStepStatus: 'COMPLETED', PerformedSeriesSequence: performedSeries(study) };
+      assert.equal((await nSet(node.port, mpps, done)).status, 0);
+      await node.node.scheduler!.runNow();
+      assert.equal(finished(node, studyUid), undefined, 'not finished with 2 images missing');
+      assert.equal((await scanRow(node, studyUid))?.state, 'active');
+      const t0 = Date.now();
+      await storescu(node, study.slice(4));
+      const summary = await waitFor('finished-scans summary', () => finished(node, studyUid), 5000);
+      t.diagnostic(`last image to finished-scans: ${Date.now() - t0} ms`);
+      assert.ok(Date.now() - t0 < 3000, 'the last image finishes the scan at once, not at the next tick');
+      assert.deepEqual(seriesCounts(summary), countsOf(study));
+      assert.deepEqual(archived(node, studyUid), expectedFiles(study));
+    });
+
     test('MPPS DISCONTINUED: failed with the series counts, received images archived', async (t) => {
       const s = await withOrthanc(t, kind);
       if (!s) return;
