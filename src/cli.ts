@@ -8,6 +8,7 @@ import { createLogger } from './logging/logger.js';
 import { ScanRequests, type ScanView } from './pipeline/scanRequests.js';
 import { makeRequest } from './domain/scanRequest.js';
 import { isSchedulerPaused, schedulerPausedSince, setSchedulerPaused } from './scheduler/pauseFlag.js';
+import { runImportCommand } from './importCommand.js';
 
 const EXIT_RUNTIME = 1;
 const EXIT_USAGE = 2;
@@ -297,6 +298,22 @@ scheduler
         ].join('\n') + '\n',
       );
     });
+  });
+
+program
+  .command('import')
+  .description('one-shot import of a file or folder tree (any folder): archived, or problem/ with a reason')
+  .argument('<path>', 'file or folder')
+  .option('--move', 'remove the source files once archived (default: keep them)')
+  .addOption(configOption())
+  .action(async (target: string, opts: { move?: boolean; config: string }) => {
+    const loaded = load(opts.config);
+    try {
+      process.exitCode = await runImportCommand(loaded, target, { move: opts.move });
+    } catch (err) {
+      process.stderr.write(`import failed: ${(err as Error).message}\n`);
+      process.exit(EXIT_RUNTIME);
+    }
   });
 
 await program.parseAsync(process.argv);

@@ -9,6 +9,13 @@ import { Completion } from './pipeline/completion.js';
 import { Reconciler } from './pipeline/reconcile.js';
 import { Scheduler } from './scheduler/scheduler.js';
 import { isSchedulerPaused } from './scheduler/pauseFlag.js';
+import path from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { Archiver } from './pipeline/archive.js';
+import { Importer } from './pipeline/importer.js';
+import { InboxWatcher } from './pipeline/inboxWatcher.js';
+import { DATA_DIRS } from './domain/paths.js';
+import { startHttp } from './http/server.js';
 
 export interface NodeOptions {
   /** Silence the console logger (tests). */
@@ -32,6 +39,9 @@ export class ScannodeNode {
   completion: Completion | undefined;
   reconciler: Reconciler | undefined;
   scheduler: Scheduler | undefined;
+  importer: Importer | undefined;
+  inbox: InboxWatcher | undefined;
+  http: FastifyInstance | undefined;
   private readonly now: () => Date;
   private stopping: Promise<void> | undefined;
 
@@ -106,6 +116,21 @@ export class ScannodeNode {
     );
     await this.dicom.listen();
     scheduler.start();
+    // Imports (inbox watcher, REST) and the HTTP server, after the DICOM listener.
+    const ic = config.import;
+    const importer = new Importer(db, ingest, new Archiver(db, dataDir, this.log), dataDir, this.log, {
+      concurrency: ic.concurrency,
+    });
+    this.importer = importer;
+    await importer.markInterrupted();
+    if (ic.watchInbox) {
+      this.inbox = new InboxWatcher(importer, path.join(dataDir, DATA_DIRS.inbox), this.log, {
+        stableMs: ic.stableSeconds * 1000,
+        rescanMs: ic.rescanSeconds * 1000,
+      });
+      this.inbox.start();
+    }
+    this.http = await startHttp({ http: config.http, dataDir, log: this.log, importer });
   }
 
   stop(): Promise<void> {
@@ -115,9 +140,12 @@ export class ScannodeNode {
 
   private async doStop(): Promise<void> {
     const steps: Array<[string, () => Promise<void> | undefined]> = [
+      ['HTTP server', () => this.http?.close()],
       ['scheduler', () => this.scheduler?.stop()],
       ['DICOM listener', () => this.dicom?.close()],
       ['association audit', () => this.ingest?.drain()],
+      ['inbox watcher', () => this.inbox?.stop()],
+      ['imports', () => this.importer?.stop()],
       ['scan request watcher', () => this.scans?.stop()],
       ['database', () => this.db?.close()],
     ];

@@ -92,6 +92,19 @@ const http = z
   })
   .prefault({});
 
+const importSection = z
+  .strictObject({
+    /** Watch dataDir/inbox/ and import what lands there. */
+    watchInbox: z.boolean().default(true),
+    /** A loose inbox file (or a renamed folder) is taken once it has not changed for this long. */
+    stableSeconds: z.number().min(0).default(5),
+    /** Full rescan of inbox/ (the safety net beside fs.watch). */
+    rescanSeconds: z.number().min(0.05).default(10),
+    /** Files of one batch imported in parallel. */
+    concurrency: z.number().int().min(1).max(64).default(4),
+  })
+  .prefault({});
+
 const log = z
   .strictObject({
     level: z.enum(['error', 'warn', 'info', 'debug']).default('info'),
@@ -109,6 +122,7 @@ export const configSchema = z.strictObject({
   completion,
   retrieve,
   http,
+  import: importSection,
   log,
 });
 

@@ -7,15 +7,23 @@ import { Initial1763900000001 } from './migrations/0001-initial.js';
 import { MppsScans1763900000002 } from './migrations/0002-mpps-scans.js';
 import { Retrieve1763900000003 } from './migrations/0003-retrieve.js';
 import { Settings1763900000004 } from './migrations/0004-settings.js';
+import { Imports1763900000005 } from './migrations/0005-imports.js';
+import { importEntities, type ImportEntities } from './importEntities.js';
 import { retrieveEntities, type RetrieveEntities } from './retrieveEntities.js';
 import { scanEntities, type ScanEntities } from './scanEntities.js';
 import { settingsEntities, type SettingsEntities } from './settingsEntities.js';
 
-export const MIGRATIONS = [Initial1763900000001, MppsScans1763900000002, Retrieve1763900000003, Settings1763900000004];
+export const MIGRATIONS = [
+  Initial1763900000001,
+  MppsScans1763900000002,
+  Retrieve1763900000003,
+  Settings1763900000004,
+  Imports1763900000005,
+];
 
 export interface Database {
   source: DataSource;
-  entities: Entities & ScanEntities & RetrieveEntities & SettingsEntities;
+  entities: Entities & ScanEntities & RetrieveEntities & SettingsEntities & ImportEntities;
   type: 'sqlite' | 'postgres';
   close(): Promise<void>;
 }
@@ -31,6 +39,7 @@ export async function openDatabase(config: Config['database'], dataDir: string):
     ...scanEntities(dialectOf(config.type)),
     ...retrieveEntities(dialectOf(config.type)),
     ...settingsEntities(dialectOf(config.type)),
+    ...importEntities(dialectOf(config.type)),
   };
   let source: DataSource;
   if (config.type === 'sqlite') {
