@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, describe, test, type TestContext } from 'node:test';
@@ -82,7 +83,8 @@ interface Setup {
 }
 
 const completionConfig = (over: Record<string, unknown> = {}) => ({
-  scheduler: { enabled: true, cron: '*/15 * * * * *' },
+  // Runs come from triggers and runNow(); a tick at a random moment would make the tests racy.
+  scheduler: { enabled: true, cron: '0 0 0 1 1 *' },
   completion: { quietPeriodSeconds: 60, failAfterHours: 24, ...over },
   retrieve: { maxAttempts: 2, backoffSeconds: 0, findTimeoutSeconds: 10, moveTimeoutSeconds: 60 },
 });
@@ -335,6 +337,26 @@ for (const kind of DB_KINDS) {
       assert.deepEqual(archived(node, studyUid), expectedFiles(study.slice(0, 1)));
     });
 
+    test('images of a study no request names: archived after the quiet period', async (t) => {
+      if (!needPeer(t, 'storescu') || !(await needDb(t, kind))) return;
+      const clock = fakeClock();
+      const node = await startTestNode({
+        kind,
+        now: clock.now,
+        extra: { scanner: { aeTitle: 'GONE', host: '127.0.0.1', port: await freePort() }, ...completionConfig() },
+      });
+      t.after(() => node.destroy());
+      const study = generateStudy({ dir: fs.mkdtempSync(path.join(tmp, 'h-')), series: 1, perSeries: 2 });
+      const studyUid = study[0]!.studyInstanceUid;
+      await storescu(node, study);
+      await node.node.scheduler!.runNow();
+      assert.deepEqual(archived(node, studyUid), [], 'still in the spool inside the quiet period');
+      clock.advance(61_000);
+      await node.node.scheduler!.runNow();
+      assert.deepEqual(archived(node, studyUid), expectedFiles(study));
+      assert.ok((await node.instances()).every((r) => r.state === 'archived'));
+    });
+
     test('no progress for 24 h since the last activity (fake clock), scanner down', async (t) => {
       if (!needPeer(t, 'storescu') || !(await needDb(t, kind))) return;
       const clock = fakeClock();
@@ -361,3 +383,88 @@ for (const kind of DB_KINDS) {
     });
   });
 }
+
+/** A TCP forwarder on loopback that can be closed (connections refused) and opened again on the same port. */
+function tcpProxy(target: () => number) {
+  let server: net.Server | undefined;
+  const sockets = new Set<net.Socket>();
+  return {
+    listen(port: number): Promise<number> {
+      server = net.createServer((client) => {
+        const upstream = net.connect(target(), '127.0.0.1');
+        for (const sock of [client, upstream]) {
+          sockets.add(sock);
+          sock.setNoDelay(true);
+          sock.on('close', () => sockets.delete(sock));
+          sock.on('error', () => undefined);
+        }
+        client.pipe(upstream).pipe(client);
+        client.on('close', () => upstream.destroy());
+        upstream.on('close', () => client.destroy());
+      });
+      return new Promise((resolve) =>
+        server!.listen(port, '127.0.0.1', () => resolve((server!.address() as net.AddressInfo).port)),
+      );
+    },
+    close(): Promise<void> {
+      for (const sock of sockets) sock.destroy();
+      return new Promise((resolve) => (server ? server.close(() => resolve()) : resolve()));
+    },
+  };
+}
+
+describe('completion: the scanner goes away mid-retrieve', () => {
+  test('Orthanc stopped during the C-MOVE, logged once, back on the same port: the scan finishes', async (t) => {
+    if (!needPeer(t, 'Orthanc', 'storescu')) return;
+    const dir = fs.mkdtempSync(path.join(tmp, 'd-'));
+    const study = generateStudy({ dir, series: 1, perSeries: 150, rows: 256, columns: 256 });
+    const studyUid = study[0]!.studyInstanceUid;
+    const port = await freePort();
+    const scannerOpts = { aeTitle: 'ORTHANCDOWN', modalities: [{ aeTitle: AE, port }] };
+    let orthanc = await startOrthanc(scannerOpts);
+    t.after(() => orthanc.destroy());
+    // The scanner's address as scannode knows it: a proxy to whichever Orthanc runs, closed while none does.
+    const proxy = tcpProxy(() => orthanc.port);
+    const qrPort = await proxy.listen(0);
+    t.after(() => proxy.close());
+    await orthanc.upload(study.map((s) => s.file));
+    const clock = fakeClock();
+    const node = await startTestNode({
+      dicom: { port },
+      now: clock.now,
+      extra: {
+        scanner: { aeTitle: 'ORTHANCDOWN', host: '127.0.0.1', port: qrPort },
+        ...completionConfig({ quietPeriodSeconds: 30 }),
+        log: { level: 'warn' },
+      },
+    });
+    t.after(() => node.destroy());
+    await storescu(node, study.slice(0, 1));
+    writeRequest(node, `${studyUid}.json`, { studyInstanceUID: studyUid });
+    await waitForActive(node, studyUid);
+
+    const pass = node.node.scheduler!.runNow();
+    await waitFor('the C-MOVE under way', async () => (await node.instances()).length >= 10, 30_000);
+    await proxy.close();
+    await orthanc.destroy();
+    await pass;
+    const partial = (await node.instances()).length;
+    assert.ok(partial < study.length, `stopped mid-retrieve (${partial} of ${study.length})`);
+    // More passes while it is down: the state is logged once, and the attempts do not use up retrieve.maxAttempts.
+    for (let i = 0; i < 3; i++) await node.node.scheduler!.runNow();
+    assert.equal((await scanRow(node, studyUid))?.state, 'active');
+    const log = fs.readFileSync(path.join(node.dir, 'scannode.log'), 'utf8');
+    assert.equal(log.match(/the scanner is not reachable/g)?.length, 1, log);
+
+    orthanc = await startOrthanc(scannerOpts);
+    await orthanc.upload(study.map((s) => s.file));
+    await proxy.listen(qrPort);
+    await node.node.scheduler!.runNow();
+    assert.equal((await node.instances()).length, study.length, 'the rest pulled once it is back');
+    clock.advance(31_000);
+    await node.node.scheduler!.runNow();
+    const summary = await waitFor('finished', () => finished(node, studyUid));
+    assert.deepEqual(seriesCounts(summary), countsOf(study));
+    assert.deepEqual(archived(node, studyUid), expectedFiles(study));
+  });
+});

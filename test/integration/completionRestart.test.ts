@@ -116,7 +116,7 @@ describe('completion across restarts', () => {
         kind,
         extra: {
           scanner: { aeTitle: 'GONE', host: '127.0.0.1', port: await freePort() },
-          scheduler: { enabled: true },
+          scheduler: { enabled: true, cron: '0 0 0 1 1 *' },
           retrieve: { backoffSeconds: 0 },
         },
       });
