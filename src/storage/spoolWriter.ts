@@ -7,6 +7,7 @@ import { DicomStatus, DimseError } from '../domain/status.js';
 
 const fsync = promisify(fs.fsync);
 const close = promisify(fs.close);
+const open = promisify(fs.open);
 
 /**
  * Hand a batch to the thread pool once this much is buffered: the write then overlaps with receiving the rest of the
@@ -40,13 +41,15 @@ export class SpoolWriter {
   private fd: number | undefined;
   private pending: Buffer[] = [];
   private pendingBytes = 0;
+  /** File offset of the next batch: batches are written at their own position, so they may complete in any order. */
+  private position = 0;
   private headParts: Buffer[] = [];
   private headBytes = 0;
   private tail: Buffer = Buffer.alloc(0);
   private datasetLength = 0;
   private error: Error | undefined;
-  /** The chain of batch writes in the thread pool; each starts when the one before it is done. */
-  private writing: Promise<void> = Promise.resolve();
+  /** Batches handed to the thread pool and not yet done, oldest first (the file is opened by the first). */
+  private writing: Promise<void>;
   private inFlight = 0;
   private readonly metaLength: number;
   readonly tmpPath: string;
@@ -59,11 +62,13 @@ export class SpoolWriter {
     this.headBytes = header.length;
     this.pending.push(header);
     this.pendingBytes = header.length;
-    try {
-      this.fd = fs.openSync(this.tmpPath, 'wx');
-    } catch (err) {
-      this.error = err as Error;
-    }
+    // Opened off the main thread while the data set is still on its way (a blocking open waits behind other fsyncs).
+    this.writing = open(this.tmpPath, 'wx').then(
+      (fd) => {
+        this.fd = fd;
+      },
+      (err: unknown) => this.fail(err),
+    );
   }
 
   write(chunk: Buffer): void {
@@ -82,20 +87,25 @@ export class SpoolWriter {
   }
 
   private flush(): void {
-    if (this.error || this.fd === undefined || this.pending.length === 0) return;
-    const fd = this.fd;
+    if (this.error || this.pending.length === 0) return;
     const chunks = this.pending;
     const bytes = this.pendingBytes;
+    const position = this.position;
     this.pending = [];
     this.pendingBytes = 0;
-    if (this.inFlight + bytes > MAX_IN_FLIGHT) {
-      // The disk is slower than the network: wait for it here rather than buffer without bound.
-      this.writing = this.writing.then(() => writeAll(fd, chunks, bytes, true)).catch((err: unknown) => this.fail(err));
+    this.position += bytes;
+    if (this.fd !== undefined && this.inFlight + bytes > MAX_IN_FLIGHT) {
+      // The disk is slower than the network: write here, on the main thread, rather than buffer without bound.
+      try {
+        writeAllSync(this.fd, chunks, bytes, position);
+      } catch (err) {
+        this.fail(err);
+      }
       return;
     }
     this.inFlight += bytes;
     this.writing = this.writing
-      .then(() => (this.error ? undefined : writeAll(fd, chunks, bytes, false)))
+      .then(() => (this.error || this.fd === undefined ? undefined : writeAll(this.fd, chunks, bytes, position)))
       .catch((err: unknown) => this.fail(err))
       .finally(() => (this.inFlight -= bytes));
   }
@@ -131,10 +141,10 @@ export class SpoolWriter {
   abort(): void {
     this.pending = [];
     this.error ??= new Error('aborted');
-    const fd = this.fd;
-    this.fd = undefined;
-    // Close only after a batch still in the thread pool is done with the descriptor.
+    // Close only after the open and any batch still in the thread pool are done with the descriptor.
     void this.writing.finally(() => {
+      const fd = this.fd;
+      this.fd = undefined;
       if (fd !== undefined) fs.close(fd, () => undefined);
       this.removeTmp();
     });
@@ -147,12 +157,21 @@ export class SpoolWriter {
 
 const writev = promisify(fs.writev);
 
-async function writeAll(fd: number, chunks: Buffer[], bytes: number, sync: boolean): Promise<void> {
-  let remaining = bytes;
-  while (remaining > 0) {
-    const n = sync ? fs.writevSync(fd, chunks) : (await writev(fd, chunks)).bytesWritten;
-    remaining -= n;
-    if (remaining > 0) chunks = skipBytes(chunks, n);
+async function writeAll(fd: number, chunks: Buffer[], bytes: number, position: number): Promise<void> {
+  let done = 0;
+  while (done < bytes) {
+    const n = (await writev(fd, chunks, position + done)).bytesWritten;
+    done += n;
+    if (done < bytes) chunks = skipBytes(chunks, n);
+  }
+}
+
+function writeAllSync(fd: number, chunks: Buffer[], bytes: number, position: number): void {
+  let done = 0;
+  while (done < bytes) {
+    const n = fs.writevSync(fd, chunks, position + done);
+    done += n;
+    if (done < bytes) chunks = skipBytes(chunks, n);
   }
 }
 

@@ -44,7 +44,12 @@ describe('crash safety', () => {
     const config = path.join(tmp, 'config.json');
     fs.writeFileSync(
       config,
-      JSON.stringify({ dicom: { host: '127.0.0.1', port }, dataDir: './data', log: { level: 'warn' } }),
+      JSON.stringify({
+        dicom: { host: '127.0.0.1', port },
+        http: { port: 0 },
+        dataDir: './data',
+        log: { level: 'warn' },
+      }),
     );
     const study = generateStudy({ dir: path.join(tmp, 'study'), series: 2, perSeries: 150, rows: 256, columns: 256 });
     const byFile = new Map(study.map((s) => [s.file, s]));
