@@ -126,6 +126,7 @@ describe('crash safety', () => {
       config,
       JSON.stringify({
         dicom: { host: '127.0.0.1', port, shutdownGraceSeconds: 60 },
+        http: { port: 0 },
         dataDir: './data',
         log: { level: 'warn' },
       }),
