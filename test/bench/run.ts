@@ -124,6 +124,7 @@ async function startScannode(base: string, profileTag: string | undefined, opts:
     dicom: { host: '127.0.0.1', port },
     dataDir: path.join(base, 'data'),
     database: { type: 'sqlite', path: 'db.sqlite' },
+    http: { port: 0 },
     log: { level: 'warn' },
   };
   const cfgFile = path.join(base, 'config.json');
