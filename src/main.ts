@@ -81,6 +81,7 @@ export class ScannodeNode {
       findTimeoutMs: rc.findTimeoutSeconds * 1000,
       moveTimeoutMs: rc.moveTimeoutSeconds * 1000,
       now: this.now,
+      wake: () => this.scheduler?.trigger(),
     });
     this.reconciler = reconciler;
     const scheduler = new Scheduler({
@@ -141,11 +142,11 @@ export class ScannodeNode {
   private async doStop(): Promise<void> {
     const steps: Array<[string, () => Promise<void> | undefined]> = [
       ['HTTP server', () => this.http?.close()],
-      ['scheduler', () => this.scheduler?.stop()],
+      ['scheduler', () => (this.reconciler?.stop(), this.scheduler?.stop())],
       ['DICOM listener', () => this.dicom?.close()],
       ['association audit', () => this.ingest?.drain()],
-      ['inbox watcher', () => this.inbox?.stop()],
-      ['imports', () => this.importer?.stop()],
+      // Both flags are set at once: the batch in flight stops after the files it holds (state interrupted).
+      ['imports', async () => void (await Promise.all([this.inbox?.stop(), this.importer?.stop()]))],
       ['scan request watcher', () => this.scans?.stop()],
       ['database', () => this.db?.close()],
     ];
