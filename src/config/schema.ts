@@ -77,6 +77,8 @@ const retrieve = z
     /** Wait after a failed attempt; doubles with each further failure, at most maxBackoffSeconds. */
     backoffSeconds: z.number().min(0).default(30),
     maxBackoffSeconds: z.number().min(0).default(3600),
+    /** No C-MOVE while the study's last image came less than this long ago (the scanner may still be sending). */
+    settleSeconds: z.number().min(0).default(5),
     /** Deadline of one C-FIND (connect, every answer, release). */
     findTimeoutSeconds: z.number().positive().default(30),
     /** Deadline of one C-MOVE. */

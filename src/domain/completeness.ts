@@ -34,6 +34,8 @@ export interface CompletenessConfig {
   backoffSeconds: number;
   /** Longest wait between two attempts. */
   maxBackoffSeconds?: number;
+  /** No retrieve while the study's last image arrived less than this long ago: the scanner may still be sending. */
+  settleSeconds?: number;
 }
 
 export interface CompletenessInput {
@@ -46,6 +48,8 @@ export interface CompletenessInput {
   scannerAnswered: boolean;
   /** Latest of: request created, instance received, MPPS event. */
   lastActivity: Date;
+  /** When the last instance of the study arrived (undefined: none yet). */
+  lastInstance?: Date;
   attempts: Map<string, SeriesAttempts>;
   now: Date;
   config: CompletenessConfig;
@@ -65,7 +69,7 @@ export type Decision =
   | { kind: 'finished' }
   | { kind: 'failed'; reason: string }
   | { kind: 'retrieve'; missing: MissingSeries[] }
-  | { kind: 'wait'; why: string; missing: MissingSeries[] };
+  | { kind: 'wait'; why: string; missing: MissingSeries[]; until?: Date };
 
 /** Per series, what is expected and not here. A count larger than the UIDs known stands for unnamed instances. */
 export function missingSeries(expected: SeriesExpectation[], received: Map<string, Set<string>>): MissingSeries[] {
@@ -155,6 +159,12 @@ export function decide(input: CompletenessInput): Decision {
   }
 
   if (missing.length) {
+    const settleMs = (config.settleSeconds ?? 0) * 1000;
+    const sinceImage = input.lastInstance ? now.getTime() - input.lastInstance.getTime() : Infinity;
+    if (sinceImage < settleMs) {
+      const until = new Date(input.lastInstance!.getTime() + settleMs);
+      return { kind: 'wait', why: 'images still arriving', missing, until };
+    }
     const due = missing.filter((m) => {
       const a = input.attempts.get(m.seriesInstanceUid) ?? input.attempts.get('*');
       if (!a || !a.lastFailed) return true;

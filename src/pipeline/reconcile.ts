@@ -39,6 +39,8 @@ export interface ReconcilerOptions {
   findTimeoutMs: number;
   moveTimeoutMs: number;
   now: () => Date;
+  /** Asks for a pass soon (the scheduler's trigger): used when a scan waits for images to settle. */
+  wake?: () => void;
 }
 
 /** What one reconcile pass over a scan did, for tests and the log. */
@@ -82,6 +84,8 @@ export class Reconciler {
   private again = false;
   /** The scanner's state as last logged ("ok", or what is wrong), so it is logged once per change. */
   private scannerState = 'unknown';
+  private wakeTimer: NodeJS.Timeout | undefined;
+  private wakeAt = Infinity;
 
   constructor(
     private readonly db: Database,
@@ -132,6 +136,27 @@ export class Reconciler {
     }
   }
 
+  /** A pass at `at` (by the injected clock); one timer, for the earliest time asked. */
+  private wakeUpAt(at: Date): void {
+    if (!this.opts.wake || at.getTime() >= this.wakeAt) return;
+    if (this.wakeTimer) clearTimeout(this.wakeTimer);
+    this.wakeAt = at.getTime();
+    const delay = Math.max(0, at.getTime() - this.opts.now().getTime()) + 50;
+    this.wakeTimer = setTimeout(() => {
+      this.wakeTimer = undefined;
+      this.wakeAt = Infinity;
+      this.opts.wake?.();
+    }, delay);
+    this.wakeTimer.unref();
+  }
+
+  /** Cancels a pending wake-up (shutdown). */
+  stop(): void {
+    if (this.wakeTimer) clearTimeout(this.wakeTimer);
+    this.wakeTimer = undefined;
+    this.wakeAt = Infinity;
+  }
+
   /** True when an image of this study, or an MPPS, concerns an active scan (the caller then triggers a pass). */
   async isActiveStudy(studyInstanceUid: string): Promise<boolean> {
     return this.db.source.getRepository(this.db.entities.Scan).existsBy({ state: 'active', studyInstanceUid });
@@ -175,6 +200,7 @@ export class Reconciler {
         expected: counts,
       });
     } else if (decision.kind === 'wait') {
+      if (decision.until) this.wakeUpAt(decision.until);
       this.log.debug('scan not complete yet', {
         scan: scan.id,
         study: study ?? undefined,
@@ -197,7 +223,7 @@ export class Reconciler {
       received,
       mppsStatus,
       scannerAnswered,
-      lastActivity: await this.lastActivity(scan),
+      ...(await this.activity(scan)),
       attempts: await this.attempts(scan.id),
       now: this.opts.now(),
       config: this.opts.completeness,
@@ -347,17 +373,20 @@ export class Reconciler {
     return 'COMPLETED';
   }
 
-  /** Latest of: request created, an image of the study received, an MPPS event of the scan. */
-  private async lastActivity(scan: ScanRow): Promise<Date> {
+  /** Last activity (request created, an image of the study received, an MPPS event of the scan) and last image. */
+  private async activity(scan: ScanRow): Promise<{ lastActivity: Date; lastInstance?: Date }> {
     let last = scan.requestedAt.getTime();
+    let lastInstance: Date | undefined;
     const max = async (qb: { getRawOne<T>(): Promise<T | undefined> }) => {
       const r = await qb.getRawOne<{ last: string | Date | null }>();
-      if (!r?.last) return;
+      if (!r?.last) return undefined;
       const d = r.last instanceof Date ? r.last : parseDbDate(r.last);
-      if (Number.isFinite(d.getTime())) last = Math.max(last, d.getTime());
+      if (!Number.isFinite(d.getTime())) return undefined;
+      last = Math.max(last, d.getTime());
+      return d;
     };
     if (scan.studyInstanceUid) {
-      await max(
+      lastInstance = await max(
         this.db.source
           .getRepository(this.db.entities.Instance)
           .createQueryBuilder('i')
@@ -372,7 +401,7 @@ export class Reconciler {
         .select('MAX(m.updatedAt)', 'last')
         .where('m.scanId = :id', { id: scan.id }),
     );
-    return new Date(last);
+    return { lastActivity: new Date(last), ...(lastInstance ? { lastInstance } : {}) };
   }
 
   private async attempts(scanId: string): Promise<Map<string, SeriesAttempts>> {

@@ -39,6 +39,14 @@ function readJson(file: string): Record<string, unknown> | undefined {
   return fs.existsSync(file) ? (JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>) : undefined;
 }
 
+/** The summary is written before the row is updated: wait for the row too. */
+async function rowState(node: TestNode, study: string, state: string) {
+  return waitFor(`scan row ${state}`, async () => {
+    const row = await scanRow(node, study);
+    return row?.state === state ? row : undefined;
+  });
+}
+
 const finished = (node: TestNode, study: string) =>
   readJson(path.join(node.dataDir, 'finished-scans', `${study}.json`));
 const failed = (node: TestNode, study: string) => readJson(path.join(node.dataDir, 'failed-scans', `${study}.json`));
@@ -82,18 +90,31 @@ interface Setup {
   clock: ReturnType<typeof fakeClock>;
 }
 
-const completionConfig = (over: Record<string, unknown> = {}) => ({
+const completionConfig = (over: Record<string, unknown> = {}, retrieve: Record<string, unknown> = {}) => ({
   // Runs come from triggers and runNow(); a tick at a random moment would make the tests racy.
   scheduler: { enabled: true, cron: '0 0 0 1 1 *' },
   completion: { quietPeriodSeconds: 60, failAfterHours: 24, ...over },
-  retrieve: { maxAttempts: 2, backoffSeconds: 0, findTimeoutSeconds: 10, moveTimeoutSeconds: 60 },
+  retrieve: {
+    maxAttempts: 2,
+    backoffSeconds: 0,
+    settleSeconds: 0,
+    findTimeoutSeconds: 10,
+    moveTimeoutSeconds: 60,
+    ...retrieve,
+  },
 });
 
 /** Orthanc as the scanner holding `series` x `perSeries`; scannode with our AE known to it. */
 async function withOrthanc(
   t: TestContext,
   kind: DbKind,
-  opts: { series?: number; perSeries?: number; completion?: Record<string, unknown>; registerUs?: boolean } = {},
+  opts: {
+    series?: number;
+    perSeries?: number;
+    completion?: Record<string, unknown>;
+    retrieve?: Record<string, unknown>;
+    registerUs?: boolean;
+  } = {},
 ): Promise<(Setup & { orthanc: OrthancPeer }) | undefined> {
   if (!needPeer(t, 'Orthanc', 'storescu') || !(await needDb(t, kind))) return undefined;
   const dir = fs.mkdtempSync(path.join(tmp, 'o-'));
@@ -117,7 +138,7 @@ async function withOrthanc(
     now: clock.now,
     extra: {
       scanner: { aeTitle: 'ORTHANCSCAN', host: '127.0.0.1', port: orthanc.port },
-      ...completionConfig(opts.completion),
+      ...completionConfig(opts.completion, opts.retrieve),
     },
   });
   t.after(() => node.destroy());
@@ -174,7 +195,8 @@ function countsOf(study: GeneratedInstance[]) {
 for (const kind of DB_KINDS) {
   describe(`completion on ${kind}`, () => {
     test('Orthanc scanner, MPPS: part pushed, the rest pulled on N-SET COMPLETED, finished; late image archived', async (t) => {
-      const s = await withOrthanc(t, kind);
+      // settleSeconds 1: the first pass waits for the pushed images to settle, then wakes itself up.
+      const s = await withOrthanc(t, kind, { retrieve: { settleSeconds: 1 } });
       if (!s) return;
       const { node, study, studyUid } = s;
       // Series 1 partly, series 2 not at all: an IMAGE-level and a SERIES-level move.
@@ -195,9 +217,8 @@ for (const kind of DB_KINDS) {
       assert.deepEqual(seriesCounts(summary), countsOf(study));
       assert.equal(summary.archived, study.length);
       assert.deepEqual(archived(node, studyUid), expectedFiles(study));
+      const row = await rowState(node, studyUid, 'finished');
       assert.equal(fs.existsSync(path.join(node.dataDir, 'active-scans', `${studyUid}.json`)), false);
-      const row = await scanRow(node, studyUid);
-      assert.equal(row?.state, 'finished');
       assert.ok(row?.completedAt);
       const rows = await node.instances();
       assert.equal(rows.length, study.length);
@@ -316,7 +337,7 @@ for (const kind of DB_KINDS) {
       assert.equal(summary.mppsStatus, 'DISCONTINUED');
       assert.equal(summary.reason, 'MPPS DISCONTINUED (1 of 2 series received; received images archived)');
       assert.deepEqual(archived(node, studyUid), expectedFiles(firstSeries));
-      assert.equal((await scanRow(node, studyUid))?.state, 'failed');
+      await rowState(node, studyUid, 'failed');
       assert.equal(fs.existsSync(path.join(node.dataDir, 'active-scans', `${studyUid}.json`)), false);
     });
 

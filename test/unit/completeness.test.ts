@@ -146,6 +146,19 @@ describe('completeness', () => {
     });
   });
 
+  test('no retrieve while images are still arriving; a wake-up time is given', () => {
+    const exp = [{ seriesInstanceUid: '1.1', sopInstanceUids: ['1.1.1', '1.1.2'] }];
+    const received = new Map([['1.1', set('1.1.1')]]);
+    const cfg = { ...config, settleSeconds: 5 };
+    const d = decide(input({ expected: exp, received, lastInstance: at(0), now: at(2), config: cfg }));
+    assert.equal(d.kind, 'wait');
+    assert.deepEqual(d.kind === 'wait' && d.until, at(5));
+    assert.equal(
+      decide(input({ expected: exp, received, lastInstance: at(0), now: at(5), config: cfg })).kind,
+      'retrieve',
+    );
+  });
+
   test('nothing expected yet: wait', () => {
     assert.equal(decide(input({ now: at(1000) })).kind, 'wait');
   });
