@@ -317,10 +317,19 @@ export class Importer {
       await this.recordProblem(batch.id, rel, `cannot copy into the spool: ${(err as Error).message}`);
       return;
     }
-    const result = await this.ingest.commit(
-      { tmpPath: tmp, metaLength, datasetLength: st.size - metaLength, head, tail },
-      { transferSyntaxUid: ts, source: 'import' },
-    );
+    let result: Awaited<ReturnType<Ingest['commit']>>;
+    try {
+      result = await this.ingest.commit(
+        { tmpPath: tmp, metaLength, datasetLength: st.size - metaLength, head, tail },
+        { transferSyntaxUid: ts, source: 'import' },
+      );
+    } catch (err) {
+      // The spool copy may stay behind: it is a .part file, removed by the next start-up recovery.
+      await fs.promises.rm(tmp, { force: true });
+      c.errors++;
+      await this.recordProblem(batch.id, rel, `not stored: ${(err as Error).message} (left in place)`);
+      return;
+    }
     if (result.status === DicomStatus.Success && result.instance) {
       c.filesRead++;
       c.bytes += st.size;
