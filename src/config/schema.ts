@@ -103,7 +103,7 @@ const importSection = z
     /** Full rescan of inbox/ (the safety net beside fs.watch). */
     rescanSeconds: z.number().min(0.05).default(10),
     /** Files of one batch imported in parallel. */
-    concurrency: z.number().int().min(1).max(64).default(4),
+    concurrency: z.number().int().min(1).max(64).default(8),
   })
   .prefault({});
 

@@ -83,7 +83,7 @@ export class Importer {
     private readonly log: Logger,
     opts: ImporterOptions = {},
   ) {
-    this.concurrency = opts.concurrency ?? 4;
+    this.concurrency = opts.concurrency ?? 8;
     this.flushEvery = opts.flushEvery ?? 200;
   }
 
