@@ -323,6 +323,46 @@ for (const kind of DB_KINDS) {
       assert.deepEqual(archived(node, studyUid), expectedFiles(study));
     });
 
+    test('request by accession number naming two studies on the scanner: one request each, both finished', async (t) => {
+      const s = await withOrthanc(t, kind, { series: 1, perSeries: 2, completion: { quietPeriodSeconds: 30 } });
+      if (!s) return;
+      const { node, clock, orthanc } = s;
+      const acc = `M${process.pid % 10000}${Date.now() % 100000}`;
+      // Two studies under one new accession number (the generated one is left alone).
+      const a = generateStudy({
+        dir: fs.mkdtempSync(path.join(tmp, 'ma-')),
+        series: 1,
+        perSeries: 2,
+        accessionNumber: acc,
+      });
+      const b = generateStudy({
+        dir: fs.mkdtempSync(path.join(tmp, 'mb-')),
+        series: 2,
+        perSeries: 1,
+        accessionNumber: acc,
+      });
+      await orthanc.upload([...a, ...b].map((i) => i.file));
+      writeRequest(node, `acc-${acc}.json`, { accessionNumber: acc });
+      await waitFor('request row', async () => {
+        const db = node.node.db!;
+        return db.source.getRepository(db.entities.Scan).existsBy({ accessionNumber: acc, state: 'active' });
+      });
+      await node.node.scheduler!.runNow();
+      await node.node.scheduler!.runNow();
+      clock.advance(31_000);
+      await node.node.scheduler!.runNow();
+      for (const st of [a, b]) {
+        const uid = st[0]!.studyInstanceUid;
+        const summary = await waitFor(`finished ${uid}`, () => finished(node, uid));
+        assert.equal(summary.accessionNumber, acc);
+        assert.deepEqual(seriesCounts(summary), countsOf(st));
+        assert.deepEqual(archived(node, uid), expectedFiles(st));
+      }
+      const db = node.node.db!;
+      const rows = await db.source.getRepository(db.entities.Scan).find({ where: { accessionNumber: acc } });
+      assert.deepEqual(rows.map((r) => r.state).sort(), ['finished', 'finished']);
+    });
+
     test('MPPS DISCONTINUED: failed with the series counts, received images archived', async (t) => {
       const s = await withOrthanc(t, kind);
       if (!s) return;
