@@ -51,7 +51,13 @@ function bridgeLibraryLogs(logger: Logger): void {
     if (!lib) continue;
     lib.methodFactory = (methodName) => {
       const level = methodName === 'error' ? 'error' : 'warn';
-      return (...args: unknown[]) => logger.log(level, args.map(String).join(' '), { lib: name });
+      return (...args: unknown[]) => {
+        const text = args.map(String).join(' ');
+        // Socket errors reach scannode's code as typed errors (the SCU) or association events (the SCP), which log
+        // them where it matters (a scanner that is down: once per state change, not on every tick).
+        const socketError = name === 'dcmjs-dimse' && /Connection error/.test(text);
+        logger.log(socketError ? 'debug' : level, text, { lib: name });
+      };
     };
     lib.setLevel('warn');
     lib.rebuild?.();
