@@ -18,19 +18,21 @@ export const HEAD_BYTES = 64 * 1024;
 export function parseHeader(buf: Buffer, complete: boolean): Header | 'need-more' {
   let dict: { dict: Record<string, unknown>; meta: Record<string, unknown> };
   try {
-    // Never ignoreErrors: it silently returns a partial header.
-    dict = DicomMessage.readFile(bufferToArrayBuffer(buf), {
-      untilTag: '7FE00010',
-      includeUntilTagValue: false,
-      ignoreErrors: false,
-    }) as typeof dict;
+    dict = readUntilPixelData(buf, false);
   } catch (err) {
-    if (!complete) return 'need-more';
     const msg = err instanceof Error ? err.message : String(err);
-    if (/offset|outside|out of range|beyond|bounds|end of/i.test(msg)) {
-      throw new DimseError(DicomStatus.Truncated, `data set is truncated: ${msg}`);
+    if (/character set/i.test(msg)) {
+      // dcmjs refuses multi-valued / ISO 2022 Specific Character Sets outright. The bytes are stored as received
+      // whatever the text encoding, so decode the header with the first character set only; the UID checks that
+      // follow (and the Pixel Data check) still refuse a data set that did not parse.
+      try {
+        dict = readUntilPixelData(buf, true);
+      } catch (again) {
+        return failedParse(again, complete);
+      }
+    } else {
+      return failedParse(err, complete);
     }
-    throw new DimseError(DicomStatus.CannotUnderstand, `not a readable DICOM data set: ${msg}`);
   }
   const header = DicomMetaDictionary.naturalizeDataset(dict.dict) as Header;
   for (const key of Object.keys(header)) {
@@ -41,6 +43,27 @@ export function parseHeader(buf: Buffer, complete: boolean): Header | 'need-more
   }
   delete header._vrMap;
   return header;
+}
+
+function readUntilPixelData(
+  buf: Buffer,
+  ignoreErrors: boolean,
+): { dict: Record<string, unknown>; meta: Record<string, unknown> } {
+  // Never ignoreErrors in general: it silently returns a partial header.
+  return DicomMessage.readFile(bufferToArrayBuffer(buf), {
+    untilTag: '7FE00010',
+    includeUntilTagValue: false,
+    ignoreErrors,
+  }) as { dict: Record<string, unknown>; meta: Record<string, unknown> };
+}
+
+function failedParse(err: unknown, complete: boolean): 'need-more' {
+  if (!complete) return 'need-more';
+  const msg = err instanceof Error ? err.message : String(err);
+  if (/offset|outside|out of range|beyond|bounds|end of|more than currently allocated/i.test(msg)) {
+    throw new DimseError(DicomStatus.Truncated, `data set is truncated: ${msg}`);
+  }
+  throw new DimseError(DicomStatus.CannotUnderstand, `not a readable DICOM data set: ${msg}`);
 }
 
 /** Reads as much of the file as the header needs: 64 KiB first, then more, at most the whole file. */
