@@ -346,7 +346,7 @@ export class Ingest extends EventEmitter {
     const repo = this.db.source.getRepository(this.db.entities.Instance);
     for (const name of fs.readdirSync(this.incomingDir)) {
       const file = path.join(this.incomingDir, name);
-      if (name.endsWith('.part')) {
+      if (name.endsWith('.part') && !ownedByAnotherLiveProcess(name)) {
         fs.rmSync(file, { force: true });
         removed++;
         continue;
@@ -430,5 +430,21 @@ export class Ingest extends EventEmitter {
   /** Waits for audit rows still being written (shutdown calls this before it closes the database). */
   async drain(): Promise<void> {
     await Promise.all([...this.pendingWrites]);
+  }
+}
+
+/**
+ * Spool temporaries are named `...<pid>-<n>.part`. One that belongs to another process still running (a
+ * `scannode import` beside the daemon) is that process's transfer in flight, not debris of a crash.
+ */
+function ownedByAnotherLiveProcess(name: string): boolean {
+  const m = /[.-](\d+)-\d+\.part$/.exec(name);
+  const pid = m ? Number(m[1]) : NaN;
+  if (!Number.isInteger(pid) || pid === process.pid || pid <= 1) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }

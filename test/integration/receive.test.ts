@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { spawn } from 'node:child_process';
 import { describe, test, before, after } from 'node:test';
 import { DB_KINDS, needDb } from '../helpers/db.js';
 import { needPeer, run, PYDICOM_DATA } from '../helpers/peers.js';
@@ -111,18 +112,31 @@ for (const kind of DB_KINDS) {
       assert.ok(after.equals(before), 'stored instance unchanged');
     });
 
-    test('start-up recovery: a spool file without its row gets its row, a .part file is removed', async () => {
+    test('start-up recovery: a row for a spool file without one; the .part of a dead process removed, of a live one kept', async () => {
       if (!node) return;
       const [inst] = generateStudy({ dir: path.join(tmp, kind, 'recover'), series: 1, perSeries: 1 });
       await node.stop();
       const incoming = path.join(node.dataDir, 'incoming');
       fs.copyFileSync(inst!.file, path.join(incoming, `${inst!.sopInstanceUid}.dcm`));
-      fs.writeFileSync(path.join(incoming, '1.2.3.4.99.123-1.part'), 'half a transfer');
-      await node.restart();
-      const row = (await node.instances()).find((r) => r.sopInstanceUid === inst!.sopInstanceUid);
-      assert.ok(row, 'row created at start-up');
-      assert.equal(row.path, `incoming/${inst!.sopInstanceUid}.dcm`);
-      assert.ok(!fs.existsSync(path.join(incoming, '1.2.3.4.99.123-1.part')), '.part removed');
+      // A process that has exited (its transfer died with it) and one still running (a `scannode import` beside us).
+      const dead = spawn('true');
+      await new Promise((r) => dead.on('exit', r));
+      const alive = spawn('sleep', ['30']);
+      try {
+        const deadPart = path.join(incoming, `1.2.3.4.99.${dead.pid}-1.part`);
+        const livePart = path.join(incoming, `import-abc-${alive.pid}-1.part`);
+        fs.writeFileSync(deadPart, 'half a transfer');
+        fs.writeFileSync(livePart, 'a transfer in flight');
+        await node.restart();
+        const row = (await node.instances()).find((r) => r.sopInstanceUid === inst!.sopInstanceUid);
+        assert.ok(row, 'row created at start-up');
+        assert.equal(row.path, `incoming/${inst!.sopInstanceUid}.dcm`);
+        assert.ok(!fs.existsSync(deadPart), '.part of a dead process removed');
+        assert.ok(fs.existsSync(livePart), '.part of a live process kept');
+        fs.rmSync(livePart);
+      } finally {
+        alive.kill();
+      }
     });
   });
 }
