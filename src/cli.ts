@@ -113,20 +113,10 @@ program
 const SCAN_STATES = ['active', 'cancelled', 'finished', 'failed'] as const;
 
 async function withScans<T>(configFile: string, fn: (scans: ScanRequests) => Promise<T>): Promise<T> {
-  const loaded = load(configFile);
-  const log = createLogger({ level: loaded.config.log.level === 'debug' ? 'debug' : 'warn' });
-  let db;
-  try {
-    db = await openDatabase(loaded.config.database, loaded.dataDir);
-  } catch (err) {
-    process.stderr.write(`cannot open the database: ${(err as Error).message}\n`);
-    process.exit(EXIT_RUNTIME);
-  }
-  try {
-    return await fn(new ScanRequests(db, loaded.dataDir, log));
-  } finally {
-    await db.close();
-  }
+  return withDb(configFile, (db, loaded) => {
+    const log = createLogger({ level: loaded.config.log.level === 'debug' ? 'debug' : 'warn' });
+    return fn(new ScanRequests(db, loaded.dataDir, log));
+  });
 }
 
 function when(d: Date | null | undefined): string {
@@ -249,7 +239,7 @@ async function withDb<T>(configFile: string, fn: (db: Database, loaded: LoadedCo
     process.stderr.write(`${(err as Error).message}\n`);
     process.exit(EXIT_RUNTIME);
   } finally {
-    await db.close();
+    await db.close(); // close() is a no-op once closed
   }
 }
 
