@@ -26,8 +26,10 @@ export interface NodeOptions {
 }
 
 /**
- * One scannode process: database -> ingest (spool recovery) -> DICOM listener. `stop` unwinds in reverse: stop
- * accepting, let associations in flight finish, close the database. Safe to call twice.
+ * One scannode process, started in this order: database -> ingest (spool recovery) -> scan requests -> MPPS ->
+ * completion / reconciler / scheduler -> DICOM listener -> imports -> HTTP. `stop` unwinds it: HTTP, scheduler (waits
+ * for the running pass), DICOM listener (associations in flight finish), audit rows, imports, request watcher, and
+ * the database last. Safe to call twice.
  */
 export class ScannodeNode {
   readonly log: Logger;
