@@ -4,7 +4,9 @@
  *   node dist/test/bench/run.js [--rounds N] [--phases single,multi,rss] [--profile] [--keep]
  *
  * --rounds N   alternating rounds of each measurement (default 3)
- * --phases     which parts to run: single (one association), multi (4 parallel senders), rss (one 1 GiB instance)
+ * --phases     which parts to run: single (one association), multi (4 parallel senders), rss (one 1 GiB instance),
+ *              import (import.ts: scannode import vs Orthanc REST), move (C-MOVE of the study from Orthanc to storescp
+ *              vs scannode), complete (last image to finished-scans with MPPS COMPLETED); default all
  * --profile    start scannode with `node --cpu-prof` (profiles in test-output/prof/<phase>/) and print the top
  *              self-time functions of the single-association runs at the end; also settable with BENCH_PROFILE=1
  * --keep       keep the temp dir (its path is printed)
@@ -19,9 +21,18 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
-import { generateStudy } from '../helpers/dicomgen.js';
+import { generateStudy, type GeneratedInstance } from '../helpers/dicomgen.js';
 import { writeBigInstance } from './bigfile.js';
 import { formatSummary, profileFiles, summarize } from './profsummary.js';
+import {
+  measureComplete,
+  measureMove,
+  runImportBench,
+  startPeerBench,
+  type CompleteMeasurement,
+  type ImportFigures,
+  type MoveMeasurement,
+} from './peers.js';
 import {
   countFiles,
   countFilesRecursive,
@@ -48,7 +59,8 @@ const SENDERS = 4;
 /** 16384 x 16384 x 2 frames x 16 bit = 1 GiB of pixel data. */
 const BIG = { rows: 16384, columns: 16384, frames: 2 };
 
-type Phase = 'single' | 'multi' | 'rss';
+type Phase = 'single' | 'multi' | 'rss' | 'import' | 'move' | 'complete';
+const PHASES: Phase[] = ['single', 'multi', 'rss', 'import', 'move', 'complete'];
 type Receiver = 'storescp' | 'scannode';
 
 interface Options {
@@ -63,7 +75,7 @@ interface Options {
 function parseArgs(argv: string[]): Options {
   const opts: Options = {
     rounds: 3,
-    phases: new Set<Phase>(['single', 'multi', 'rss']),
+    phases: new Set<Phase>(PHASES),
     profile: process.env.BENCH_PROFILE === '1',
     keep: false,
     nodeArgs: [],
@@ -76,7 +88,7 @@ function parseArgs(argv: string[]): Options {
       if (!Number.isInteger(opts.rounds) || opts.rounds < 1) throw new Error('--rounds needs a positive integer');
     } else if (a === '--phases') {
       const list = (argv[++i] ?? '').split(',').filter(Boolean);
-      for (const p of list) if (!['single', 'multi', 'rss'].includes(p)) throw new Error(`unknown phase ${p}`);
+      for (const p of list) if (!(PHASES as string[]).includes(p)) throw new Error(`unknown phase ${p}`);
       opts.phases = new Set(list as Phase[]);
     } else if (a === '--profile') opts.profile = true;
     else if (a === '--keep') opts.keep = true;
@@ -358,10 +370,11 @@ async function main(): Promise<void> {
     );
     const measurements: Measurement[] = [];
     let files: string[] = [];
+    let study: GeneratedInstance[] = [];
     let bytes = 0;
-    if (opts.phases.has('single') || opts.phases.has('multi')) {
+    if (['single', 'multi', 'move', 'complete'].some((p) => opts.phases.has(p as Phase))) {
       const t0 = Date.now();
-      const study = generateStudy({
+      study = generateStudy({
         dir: path.join(tmp, 'study'),
         series: SERIES,
         perSeries: PER_SERIES,
@@ -436,6 +449,42 @@ async function main(): Promise<void> {
       );
     }
 
+    let imported: ImportFigures | undefined;
+    if (opts.phases.has('import')) imported = runImportBench(ROOT, 2);
+
+    const moves: MoveMeasurement[] = [];
+    const completes: CompleteMeasurement[] = [];
+    if (opts.phases.has('move') || opts.phases.has('complete')) {
+      const peers = await startPeerBench(study);
+      try {
+        for (let round = 1; opts.phases.has('move') && round <= opts.rounds; round++) {
+          const order = round % 2 ? (['storescp', 'scannode'] as const) : (['scannode', 'storescp'] as const);
+          for (const kind of order) {
+            const m = await measureMove(peers, CLI, tmp, kind, round, files.length);
+            moves.push(m);
+            console.log(
+              `round ${round} move   C-MOVE from orthanc -> ${kind.padEnd(8)}: ${(m.ms / 1000).toFixed(3)} s, ${f1(m.instPerSec)} inst/s`,
+            );
+          }
+        }
+        if (opts.phases.has('complete')) {
+          for (const settle of ['default', 0] as const) {
+            const c = await measureComplete(peers, CLI, tmp, study, settle);
+            completes.push(c);
+            console.log(
+              `complete (retrieve.settleSeconds ${settle === 'default' ? 'default 5' : settle}): storescu ` +
+                `${(c.sendMs / 1000).toFixed(2)} s, last image -> finished-scans ${(c.ms / 1000).toFixed(3)} s`,
+            );
+          }
+        }
+      } finally {
+        await peers.stop();
+      }
+    }
+    const moveMed = (kind: 'storescp' | 'scannode') =>
+      median(moves.filter((m) => m.receiver === kind).map((m) => m.ms));
+    const moveRatio = moveMed('scannode') / moveMed('storescp');
+
     const pass = (ok: boolean) => (ok ? 'ok' : 'MISSED');
     const cell = (x: { instPerSec: number; mbPerSec: number }) => `${f1(x.instPerSec)} inst/s, ${f1(x.mbPerSec)} MB/s`;
     const rows: string[][] = [['measurement', 'storescp', 'scannode', 'ratio', 'target']];
@@ -467,6 +516,36 @@ async function main(): Promise<void> {
         `${(rss.hwmAfter / MB).toFixed(1)} MiB`,
         '',
         `<= 200 ${pass(rss.hwmAfter <= 200 * MB)}`,
+      ]);
+    }
+    if (imported) {
+      const best = (tool: string) =>
+        Math.max(...imported.results.filter((r) => r.tool === tool).map((r) => r.filesPerSecond));
+      rows.push([
+        `import ${imported.files} files (best; Orthanc = REST upload)`,
+        `orthanc ${f1(best('orthanc'))} files/s`,
+        `${f1(best('scannode'))} files/s`,
+        f2(imported.ratio),
+        `>= 2 ${pass(imported.ratio >= 2)}`,
+      ]);
+    }
+    if (moves.length) {
+      const ips = (kind: 'storescp' | 'scannode') => files.length / (moveMed(kind) / 1000);
+      rows.push([
+        `C-MOVE ${files.length} from Orthanc (time)`,
+        `${f2(moveMed('storescp') / 1000)} s, ${f1(ips('storescp'))} inst/s`,
+        `${f2(moveMed('scannode') / 1000)} s, ${f1(ips('scannode'))} inst/s`,
+        f2(moveRatio),
+        `<= 1.2 ${pass(moveRatio <= 1.2)}`,
+      ]);
+    }
+    for (const c of completes) {
+      rows.push([
+        `last image -> finished-scans (settleSeconds ${c.settleSeconds === 'default' ? '5 default' : c.settleSeconds})`,
+        '',
+        `${f2(c.ms / 1000)} s`,
+        '',
+        '',
       ]);
     }
     const lines = ['', 'summary (medians over rounds; MB = 10^6 bytes, MiB = 2^20 bytes)', ...table(rows)];
@@ -514,6 +593,11 @@ async function main(): Promise<void> {
         peakRssMiB: { target: 200, value: rss ? rss.hwmAfter / MB : null, ok: rss ? rss.hwmAfter <= 200 * MB : null },
       },
       measurements,
+      import: imported,
+      move: moves.length
+        ? { storescpMs: moveMed('storescp'), scannodeMs: moveMed('scannode'), ratio: moveRatio, measurements: moves }
+        : undefined,
+      complete: completes,
       profileTop: profile?.rows.slice(0, 20),
       seconds: totalS,
     };
