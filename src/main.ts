@@ -74,6 +74,7 @@ export class ScannodeNode {
     const completion = new Completion(db, dataDir, this.log, scans, {
       quietPeriodSeconds: cc.quietPeriodSeconds,
       now: this.now,
+      grouping: cc.grouping,
     });
     this.completion = completion;
     const reconciler = new Reconciler(db, this.log, scans, completion, {

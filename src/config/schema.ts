@@ -65,8 +65,11 @@ const completion = z
     requireMpps: z.boolean().default(false),
     /** A scan with no progress (instance, MPPS event) for this long fails. */
     failAfterHours: z.number().positive().default(24),
-    /** How instances are grouped into patient / study / series on completion ('nidb' is not implemented yet). */
-    grouping: z.enum(['uid']).default('uid'),
+    /**
+     * How instances are grouped into patient / study / series on completion: 'uid' (by their UIDs) or 'nidb'
+     * (PatientID; Modality + StudyDate + StudyTime; SeriesNumber; keys in src/domain/grouping.ts).
+     */
+    grouping: z.enum(['uid', 'nidb']).default('uid'),
   })
   .prefault({});
 

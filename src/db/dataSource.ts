@@ -8,6 +8,7 @@ import { MppsScans1763900000002 } from './migrations/0002-mpps-scans.js';
 import { Retrieve1763900000003 } from './migrations/0003-retrieve.js';
 import { Settings1763900000004 } from './migrations/0004-settings.js';
 import { Imports1763900000005 } from './migrations/0005-imports.js';
+import { Grouping1763900000006 } from './migrations/0006-grouping.js';
 import { importEntities, type ImportEntities } from './importEntities.js';
 import { retrieveEntities, type RetrieveEntities } from './retrieveEntities.js';
 import { scanEntities, type ScanEntities } from './scanEntities.js';
@@ -19,6 +20,7 @@ export const MIGRATIONS = [
   Retrieve1763900000003,
   Settings1763900000004,
   Imports1763900000005,
+  Grouping1763900000006,
 ];
 
 export interface Database {

@@ -15,6 +15,8 @@ export interface StudyRow {
   studyDate: string | null;
   studyTime: string | null;
   studyDescription: string | null;
+  /** NiDB-style group key (completion.grouping 'nidb'), set on completion; null under 'uid'. */
+  groupKey?: string | null;
   createdAt: Date;
 }
 export interface SeriesRow {
@@ -23,6 +25,8 @@ export interface SeriesRow {
   seriesNumber: number | null;
   modality: string | null;
   seriesDescription: string | null;
+  /** NiDB-style group key (completion.grouping 'nidb'), set on completion; null under 'uid'. */
+  groupKey?: string | null;
   createdAt: Date;
 }
 export interface InstanceRow {
@@ -93,6 +97,7 @@ export function entities(d: Dialect) {
       studyDate: { name: 'study_date', type: 'varchar', length: 8, nullable: true },
       studyTime: { name: 'study_time', type: 'varchar', length: 16, nullable: true },
       studyDescription: { name: 'study_description', type: 'varchar', length: 128, nullable: true },
+      groupKey: { name: 'group_key', type: 'varchar', length: 400, nullable: true },
       createdAt: { name: 'created_at', type: d.timestamp },
     },
   });
@@ -105,6 +110,7 @@ export function entities(d: Dialect) {
       seriesNumber: { name: 'series_number', type: 'integer', nullable: true },
       modality: { type: 'varchar', length: 16, nullable: true },
       seriesDescription: { name: 'series_description', type: 'varchar', length: 128, nullable: true },
+      groupKey: { name: 'group_key', type: 'varchar', length: 400, nullable: true },
       createdAt: { name: 'created_at', type: d.timestamp },
     },
   });

@@ -6,6 +6,7 @@ import type { ScanRow } from '../db/scanEntities.js';
 import type { Logger } from '../logging/logger.js';
 import { DATA_DIRS } from '../domain/paths.js';
 import { isValidUid } from '../domain/uid.js';
+import { seriesGroupKey, studyGroupKey, type StudyGroup } from '../domain/grouping.js';
 import { Archiver } from './archive.js';
 import { writeFileAtomic, type ScanRequests } from './scanRequests.js';
 
@@ -37,6 +38,8 @@ export interface ScanSummary {
   archived: number;
   /** C-MOVE attempts made for the scan. */
   retrieveAttempts: number;
+  /** The NiDB-style group of the study (completion.grouping 'nidb' only). */
+  group?: StudyGroup;
 }
 
 export interface Outcome {
@@ -51,6 +54,8 @@ export interface CompletionOptions {
   /** Images of a study that no request names are archived after this long without a new one. */
   quietPeriodSeconds: number;
   now: () => Date;
+  /** completion.grouping: 'nidb' records NiDB-style group keys on the study and series rows. Default 'uid'. */
+  grouping?: 'uid' | 'nidb';
 }
 
 /**
@@ -84,6 +89,7 @@ export class Completion {
   async complete(scan: ScanRow, outcome: Outcome): Promise<ScanSummary> {
     const now = this.opts.now();
     if (scan.studyInstanceUid) await this.archiver.archiveStudy(scan.studyInstanceUid);
+    const group = scan.studyInstanceUid ? await this.group(scan.studyInstanceUid) : undefined;
     const summary: ScanSummary = {
       studyInstanceUID: scan.studyInstanceUid,
       accessionNumber: scan.accessionNumber,
@@ -100,6 +106,7 @@ export class Completion {
       retrieveAttempts: await this.db.source
         .getRepository(this.db.entities.RetrieveAttempt)
         .countBy({ scanId: scan.id }),
+      ...(group ? { group } : {}),
     };
     const file = this.summaryFile(outcome.state, scan);
     fs.mkdirSync(path.dirname(file), { recursive: true });
@@ -121,6 +128,37 @@ export class Completion {
     if (outcome.state === 'finished') this.log.info('scan finished', { ...meta, archived: summary.archived });
     else this.log.warn('scan failed', { ...meta, reason: outcome.reason });
     return summary;
+  }
+
+  /**
+   * Under 'nidb': the study's group (subject = PatientID; Modality + StudyDate + StudyTime; SeriesNumber) written to
+   * studies.group_key and series.group_key. The Modality is the lowest-numbered series' one (studies carry none).
+   * Re-runnable: the keys are a pure function of the rows. Undefined under 'uid'.
+   */
+  async group(study: string): Promise<StudyGroup | undefined> {
+    if (this.opts.grouping !== 'nidb') return undefined;
+    const { Study, Series } = this.db.entities;
+    const s = await this.db.source.getRepository(Study).findOne({ where: { studyInstanceUid: study } });
+    if (!s) return undefined;
+    const series = await this.db.source.getRepository(Series).find({ where: { studyInstanceUid: study } });
+    series.sort((a, b) => (a.seriesNumber ?? 1e9) - (b.seriesNumber ?? 1e9));
+    const g = studyGroupKey({
+      patientId: s.patientId,
+      modality: series.find((x) => x.modality)?.modality,
+      studyDate: s.studyDate,
+      studyTime: s.studyTime,
+      studyInstanceUid: study,
+    });
+    await this.db.source.getRepository(Study).update({ studyInstanceUid: study }, { groupKey: g.studyKey });
+    for (const x of series) {
+      await this.db.source
+        .getRepository(Series)
+        .update(
+          { seriesInstanceUid: x.seriesInstanceUid },
+          { groupKey: seriesGroupKey(g.studyKey, x.seriesNumber, x.seriesInstanceUid) },
+        );
+    }
+    return g;
   }
 
   private async archivedCount(study: string): Promise<number> {
@@ -198,6 +236,7 @@ export class Completion {
         const last = r.last instanceof Date ? r.last : parseDbDate(r.last);
         if (now - last.getTime() < this.opts.quietPeriodSeconds * 1000) continue;
         const res = await this.archiver.archiveStudy(r.study);
+        await this.group(r.study);
         this.log.info('study no request names archived after the quiet period', {
           study: r.study,
           archived: res.archived,
@@ -226,6 +265,7 @@ export class Completion {
   private async late(scan: ScanRow): Promise<void> {
     const study = scan.studyInstanceUid!;
     const res = await this.archiver.archiveStudy(study);
+    const group = await this.group(study);
     const state = scan.state === 'failed' ? 'failed' : 'finished';
     const file = this.summaryFile(state, scan);
     let summary: ScanSummary | undefined;
@@ -252,6 +292,7 @@ export class Completion {
       }),
       series,
       archived: await this.archivedCount(study),
+      ...(group ? { group } : {}),
       updatedAt: this.opts.now().toISOString(),
     };
     fs.mkdirSync(path.dirname(file), { recursive: true });
