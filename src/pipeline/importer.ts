@@ -30,15 +30,11 @@ export interface ImportRequest {
   studyLabel?: string;
 }
 
-export interface ImportCounts {
-  filesFound: number;
-  filesRead: number;
-  archived: number;
-  duplicates: number;
-  problems: number;
-  errors: number;
-  bytes: number;
-}
+/** The counters of a batch, as its row keeps them. */
+export type ImportCounts = Pick<
+  ImportBatchRow,
+  'filesFound' | 'filesRead' | 'archived' | 'duplicates' | 'problems' | 'errors' | 'bytes'
+>;
 
 export interface ImportStatus extends ImportBatchRow {
   problemList: Array<{ path: string; reason: string }>;

@@ -23,6 +23,8 @@ export interface StudySpec {
   accessionNumber?: string;
   /** File name extension; '' for none. */
   ext?: string;
+  /** More attributes for every instance (e.g. a Referenced Performed Procedure Step Sequence). */
+  extra?: Record<string, unknown>;
 }
 
 let seq = 0;
@@ -63,6 +65,7 @@ export function generateStudy(spec: StudySpec): GeneratedInstance[] {
           SeriesNumber: String(s),
           InstanceNumber: String(i),
           SeriesDescription: `series ${s}`,
+          ...spec.extra,
           Rows: rows,
           Columns: columns,
           BitsAllocated: 16,

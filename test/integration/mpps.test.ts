@@ -6,7 +6,7 @@ import { describe, test, before, after, type TestContext } from 'node:test';
 import { DB_KINDS, needDb } from '../helpers/db.js';
 import { needPeer, run } from '../helpers/peers.js';
 import { startTestNode, type TestNode } from '../helpers/node.js';
-import { encode, newUid } from '../helpers/dicomgen.js';
+import { generateStudy, newUid } from '../helpers/dicomgen.js';
 import { createDataset, mppsSend, nCreate, nSet, performedSeries } from '../helpers/mppsClient.js';
 import { waitFor } from '../helpers/waitFor.js';
 
@@ -21,49 +21,14 @@ interface Img {
 
 /** Small MR images of one study; `mppsUid` puts the Referenced Performed Procedure Step Sequence in each. */
 function images(dir: string, study: string, series: number, perSeries: number, mppsUid?: string): Img[] {
-  fs.mkdirSync(dir, { recursive: true });
-  const out: Img[] = [];
-  for (let s = 1; s <= series; s++) {
-    const seriesUid = newUid();
-    for (let i = 1; i <= perSeries; i++) {
-      const sop = newUid();
-      const file = path.join(dir, `s${s}_i${i}.dcm`);
-      fs.writeFileSync(
-        file,
-        encode({
-          SOPClassUID: '1.2.840.10008.5.1.4.1.1.4',
-          SOPInstanceUID: sop,
-          StudyInstanceUID: study,
-          SeriesInstanceUID: seriesUid,
-          PatientID: 'SN-TEST-1',
-          PatientName: 'Test^Patient',
-          AccessionNumber: 'ACC1',
-          Modality: 'MR',
-          SeriesNumber: String(s),
-          InstanceNumber: String(i),
-          SeriesDescription: `series ${s}`,
-          ...(mppsUid
-            ? {
-                ReferencedPerformedProcedureStepSequence: [
-                  { ReferencedSOPClassUID: '1.2.840.10008.3.1.2.3.3', ReferencedSOPInstanceUID: mppsUid },
-                ],
-              }
-            : {}),
-          Rows: 8,
-          Columns: 8,
-          BitsAllocated: 16,
-          BitsStored: 12,
-          HighBit: 11,
-          PixelRepresentation: 0,
-          SamplesPerPixel: 1,
-          PhotometricInterpretation: 'MONOCHROME2',
-          PixelData: [new Uint16Array(64).buffer],
-        }),
-      );
-      out.push({ file, sopInstanceUid: sop, seriesInstanceUid: seriesUid });
-    }
-  }
-  return out;
+  const extra = mppsUid
+    ? {
+        ReferencedPerformedProcedureStepSequence: [
+          { ReferencedSOPClassUID: '1.2.840.10008.3.1.2.3.3', ReferencedSOPInstanceUID: mppsUid },
+        ],
+      }
+    : undefined;
+  return generateStudy({ dir, series, perSeries, rows: 8, columns: 8, studyInstanceUid: study, extra });
 }
 
 async function storescu(node: TestNode, imgs: Img[]): Promise<void> {
