@@ -30,6 +30,11 @@ export interface ImportRequest {
   studyLabel?: string;
 }
 
+/** A new batch's counters. */
+function zeroCounts(): ImportCounts {
+  return { filesFound: 0, filesRead: 0, archived: 0, duplicates: 0, problems: 0, errors: 0, bytes: 0 };
+}
+
 /** The counters of a batch, as its row keeps them. */
 export type ImportCounts = Pick<
   ImportBatchRow,
@@ -156,13 +161,7 @@ export class Importer {
       keepSources: req.keepSources,
       patientId: req.patientId?.slice(0, 64) ?? null,
       studyLabel: req.studyLabel?.slice(0, 128) ?? null,
-      filesFound: 0,
-      filesRead: 0,
-      archived: 0,
-      duplicates: 0,
-      problems: 0,
-      errors: 0,
-      bytes: 0,
+      ...zeroCounts(),
       startedAt: new Date(),
       endedAt: null,
       message: null,
@@ -182,15 +181,7 @@ export class Importer {
     onProgress?: (c: ImportCounts) => void,
   ): Promise<ImportBatchRow> {
     const started = Date.now();
-    const c: ImportCounts = {
-      filesFound: 0,
-      filesRead: 0,
-      archived: 0,
-      duplicates: 0,
-      problems: 0,
-      errors: 0,
-      bytes: 0,
-    };
+    const c: ImportCounts = zeroCounts();
     const work = new BatchWork();
     let lastSave = 0;
     const save = async (extra: Partial<ImportBatchRow> = {}) => {
