@@ -11,6 +11,7 @@ import { Scheduler } from './scheduler/scheduler.js';
 import { isSchedulerPaused } from './scheduler/pauseFlag.js';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
+import type { Registry } from 'prom-client';
 import { Archiver } from './pipeline/archive.js';
 import { Importer } from './pipeline/importer.js';
 import { InboxWatcher } from './pipeline/inboxWatcher.js';
@@ -44,6 +45,8 @@ export class ScannodeNode {
   importer: Importer | undefined;
   inbox: InboxWatcher | undefined;
   http: FastifyInstance | undefined;
+  /** prom-client metrics (src/metrics), created before the parts that report to it. */
+  metrics: { registry: Registry } | undefined;
   private readonly now: () => Date;
   private stopping: Promise<void> | undefined;
 
@@ -134,7 +137,20 @@ export class ScannodeNode {
       });
       this.inbox.start();
     }
-    this.http = await startHttp({ http: config.http, dataDir, log: this.log, importer });
+    const dicom = this.dicom;
+    this.http = await startHttp({
+      http: config.http,
+      dataDir,
+      log: this.log,
+      importer,
+      db,
+      scans,
+      scheduler: () => scheduler.state,
+      dicom,
+      aeTitle: config.dicom.aeTitle,
+      metrics: this.metrics?.registry,
+      now: this.now,
+    });
   }
 
   stop(): Promise<void> {

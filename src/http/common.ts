@@ -1,13 +1,33 @@
 import type { Config } from '../config/schema.js';
+import type { Database } from '../db/dataSource.js';
 import type { Logger } from '../logging/logger.js';
 import type { Importer } from '../pipeline/importer.js';
+import type { ScanRequests } from '../pipeline/scanRequests.js';
+import type { SchedulerState } from '../scheduler/scheduler.js';
+import type { Registry } from 'prom-client';
 
-/** What the routes can use. A later issue adds its services here and registers its routes beside the imports. */
+/** The DICOM listener as the HTTP side sees it (health, status page). */
+export interface DicomListenerView {
+  readonly listening: boolean;
+  readonly activeAssociations: number;
+}
+
+/** What the routes can use. Optional parts are absent in tests that build the app around a subset. */
 export interface HttpServices {
   http: Config['http'];
   dataDir: string;
   log: Logger;
   importer: Importer;
+  db?: Database;
+  scans?: ScanRequests;
+  /** The scheduler's state (paused, last run, next run). */
+  scheduler?: () => SchedulerState;
+  dicom?: DicomListenerView;
+  /** The AE title and port, shown on the status page. */
+  aeTitle?: string;
+  /** prom-client registry served at /metrics. */
+  metrics?: Registry;
+  now?: () => Date;
 }
 
 export function isLoopback(host: string): boolean {
