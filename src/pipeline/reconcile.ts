@@ -43,6 +43,17 @@ export interface ReconcilerOptions {
   wake?: () => void;
 }
 
+/** What the last pass learnt about an active scan, for the status page and the API (kept in memory only). */
+export interface ScanProgress {
+  checkedAt: Date;
+  /** The scanner answered the C-FIND of this pass. */
+  scannerAnswered: boolean;
+  /** Per series, the number of instances expected: the larger of the MPPS references and the scanner's count. */
+  expected: Record<string, number>;
+  /** Why the scan is not finished yet ('wait' decisions), e.g. "MPPS in progress". */
+  waiting?: string;
+}
+
 /** What one reconcile pass over a scan did, for tests and the log. */
 export interface ReconcileResult {
   scanId: string;
@@ -86,6 +97,7 @@ export class Reconciler {
   private scannerState = 'unknown';
   private wakeTimer: NodeJS.Timeout | undefined;
   private wakeAt = Infinity;
+  private readonly progressByScan = new Map<string, ScanProgress>();
 
   constructor(
     private readonly db: Database,
@@ -157,6 +169,11 @@ export class Reconciler {
     this.wakeAt = Infinity;
   }
 
+  /** What the last pass saw of an active scan (undefined before its first pass, or once it ended). */
+  progress(scanId: string): ScanProgress | undefined {
+    return this.progressByScan.get(scanId);
+  }
+
   /** True when an image of this study, or an MPPS, concerns an active scan (the caller then triggers a pass). */
   async isActiveStudy(studyInstanceUid: string): Promise<boolean> {
     return this.db.source.getRepository(this.db.entities.Scan).existsBy({ state: 'active', studyInstanceUid });
@@ -189,10 +206,20 @@ export class Reconciler {
       if (decision.kind === 'retrieve')
         decision = { kind: 'wait', why: 'retrieve in progress', missing: decision.missing };
     }
+    const counts = new Map<string, number>();
+    for (const s of expected.values())
+      counts.set(s.seriesInstanceUid, Math.max(new Set(s.sopInstanceUids).size, s.scannerCount ?? 0));
+    if (decision.kind === 'wait') {
+      this.progressByScan.set(scan.id, {
+        checkedAt: this.opts.now(),
+        scannerAnswered,
+        expected: Object.fromEntries(counts),
+        waiting: decision.why,
+      });
+    } else {
+      this.progressByScan.delete(scan.id);
+    }
     if (decision.kind === 'finished' || decision.kind === 'failed') {
-      const counts = new Map<string, number>();
-      for (const s of expected.values())
-        counts.set(s.seriesInstanceUid, Math.max(new Set(s.sopInstanceUids).size, s.scannerCount ?? 0));
       await this.completion.complete(scan, {
         state: decision.kind,
         reason: decision.kind === 'failed' ? decision.reason : undefined,
