@@ -11,7 +11,7 @@ import { Scheduler } from './scheduler/scheduler.js';
 import { isSchedulerPaused } from './scheduler/pauseFlag.js';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import type { Registry } from 'prom-client';
+import { Metrics } from './metrics/metrics.js';
 import { Archiver } from './pipeline/archive.js';
 import { Importer } from './pipeline/importer.js';
 import { InboxWatcher } from './pipeline/inboxWatcher.js';
@@ -46,7 +46,7 @@ export class ScannodeNode {
   inbox: InboxWatcher | undefined;
   http: FastifyInstance | undefined;
   /** prom-client metrics (src/metrics), created before the parts that report to it. */
-  metrics: { registry: Registry } | undefined;
+  metrics: Metrics | undefined;
   private readonly now: () => Date;
   private stopping: Promise<void> | undefined;
 
@@ -63,6 +63,13 @@ export class ScannodeNode {
     const { config, dataDir } = this.loaded;
     this.db = await openDatabase(config.database, dataDir);
     this.log.info('database ready', { type: this.db.type });
+    const metrics = new Metrics({
+      db: this.db,
+      dataDir,
+      log: this.log,
+      activeAssociations: () => this.dicom?.activeAssociations ?? 0,
+    });
+    this.metrics = metrics;
     const ingest = new Ingest(this.db, dataDir, this.log, { onConflict: config.dicom.onConflict });
     this.ingest = ingest;
     await ingest.recover();
@@ -88,12 +95,13 @@ export class ScannodeNode {
       moveTimeoutMs: rc.moveTimeoutSeconds * 1000,
       now: this.now,
       wake: () => this.scheduler?.trigger(),
+      onRetrieveAttempt: (row) => metrics.retrieveAttempt(row),
     });
     this.reconciler = reconciler;
     const scheduler = new Scheduler({
       cron: config.scheduler.cron,
       enabled: config.scheduler.enabled,
-      job: () => reconciler.reconcileAll(),
+      job: metrics.timeJob(() => reconciler.reconcileAll()),
       log: this.log,
       isPaused: () => isSchedulerPaused(db),
     });
@@ -117,7 +125,11 @@ export class ScannodeNode {
         openStore: (req) => ingest.openStore(req),
         nCreate: mpps.nCreate,
         nSet,
-        associationClosed: (s) => ingest.recordAssociation(s),
+        associationClosed: (s) => {
+          metrics.associationClosed(s);
+          ingest.recordAssociation(s);
+        },
+        storeCompleted: (e) => metrics.storeCompleted(e),
       },
       this.log,
     );

@@ -122,8 +122,11 @@ function makeScpClass(server: DicomServer) {
     private bytes = 0;
     private failures = 0;
     private aborted = false;
-    private currentSink: (StoreSink & { bytes: number }) | undefined;
-    private readonly pendingResults = new WeakMap<object, Promise<DimseResult>>();
+    private currentSink: (StoreSink & { bytes: number; startedAt: number }) | undefined;
+    private readonly pendingResults = new WeakMap<
+      object,
+      { result: Promise<DimseResult>; bytes: number; startedAt: number }
+    >();
     private closedOnce = false;
     private readonly inFlight = new Set<Promise<unknown>>();
 
@@ -220,7 +223,7 @@ function makeScpClass(server: DicomServer) {
       } catch (err) {
         sink = failedSink(toResult(err, log));
       }
-      const tracked = Object.assign(sink, { bytes: 0 });
+      const tracked = Object.assign(sink, { bytes: 0, startedAt: performance.now() });
       this.currentSink = tracked;
       // write() always returns true: the library would otherwise await 'drain' on an async path that lets the next
       // PDU overtake this one. The sink does its own buffering.
@@ -245,7 +248,7 @@ function makeScpClass(server: DicomServer) {
       if (sink) {
         this.bytes += sink.bytes;
         const result = sink.finish().catch((err: unknown) => toResult(err, log));
-        this.pendingResults.set(stream.request, result);
+        this.pendingResults.set(stream.request, { result, bytes: sink.bytes, startedAt: sink.startedAt });
         this.inFlight.add(result);
         void result.finally(() => this.inFlight.delete(result));
       }
@@ -254,13 +257,15 @@ function makeScpClass(server: DicomServer) {
     }
 
     override cStoreRequest(request: DimseRequest, callback: (r: unknown) => void): void {
-      const pending =
-        this.pendingResults.get(request) ??
-        Promise.resolve<DimseResult>({
+      const pending = this.pendingResults.get(request) ?? {
+        result: Promise.resolve<DimseResult>({
           status: DicomStatus.ProcessingFailure,
           comment: 'no data set received',
-        });
-      void pending.then((result) => {
+        }),
+        bytes: 0,
+        startedAt: performance.now(),
+      };
+      void pending.result.then((result) => {
         if (result.status === DicomStatus.Success) this.instances++;
         else this.failures++;
         try {
@@ -270,6 +275,16 @@ function makeScpClass(server: DicomServer) {
           callback(rsp);
         } catch (err) {
           log.error('cannot send C-STORE response', { err: String(err) });
+        }
+        try {
+          handlers.storeCompleted?.({
+            association: this.info!,
+            status: result.status,
+            bytes: pending.bytes,
+            durationMs: performance.now() - pending.startedAt,
+          });
+        } catch (err) {
+          log.error('C-STORE completion hook failed', { err: String(err) });
         }
       });
     }

@@ -62,4 +62,16 @@ export interface DimseHandlers {
   nCreate?(request: NRequest): Promise<NResponse>;
   nSet?(request: NRequest): Promise<NResponse>;
   associationClosed?(summary: AssociationSummary): void;
+  /**
+   * A C-STORE was answered: its status, the data set bytes received and the time from the first data byte to the
+   * response. Called synchronously right after the response is handed to the library; an exception is logged only.
+   */
+  storeCompleted?(e: StoreCompletedEvent): void;
+}
+
+export interface StoreCompletedEvent {
+  association: AssociationInfo;
+  status: number;
+  bytes: number;
+  durationMs: number;
 }

@@ -41,6 +41,8 @@ export interface ReconcilerOptions {
   now: () => Date;
   /** Asks for a pass soon (the scheduler's trigger): used when a scan waits for images to settle. */
   wake?: () => void;
+  /** Called after each C-MOVE attempt's row is saved (metrics); an exception is logged only. */
+  onRetrieveAttempt?: (row: RetrieveAttemptRow) => void;
 }
 
 /** What the last pass learnt about an active scan, for the status page and the API (kept in memory only). */
@@ -519,6 +521,11 @@ export class Reconciler {
       row.error = row.error?.slice(0, 512) ?? null;
       await this.db.source.getRepository(this.db.entities.RetrieveAttempt).insert(row);
       moves++;
+      try {
+        this.opts.onRetrieveAttempt?.(row);
+      } catch (err) {
+        this.log.error('retrieve attempt hook failed', { err: String(err) });
+      }
       this.log.info('C-MOVE from the scanner', {
         scan: scan.id,
         study,
