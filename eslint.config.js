@@ -1,5 +1,6 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
+import globals from 'globals';
 
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'data/**', 'test-output/**', 'eslint.config.js'] },
@@ -22,5 +23,10 @@ export default tseslint.config(
       '@typescript-eslint/no-misused-promises': ['error', { checksVoidReturn: false }],
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_' }],
     },
+  },
+  {
+    // The status page's script runs in the browser as a classic script.
+    files: ['src/http/ui/**/*.js'],
+    languageOptions: { sourceType: 'script', globals: globals.browser },
   },
 );

@@ -5,6 +5,8 @@ import type { Importer } from '../pipeline/importer.js';
 import type { ScanRequests } from '../pipeline/scanRequests.js';
 import type { SchedulerState } from '../scheduler/scheduler.js';
 import type { Registry } from 'prom-client';
+import type { ScanRow } from '../db/scanEntities.js';
+import type { ScanProgress } from '../pipeline/reconcile.js';
 
 /** The DICOM listener as the HTTP side sees it (health, status page). */
 export interface DicomListenerView {
@@ -27,7 +29,21 @@ export interface HttpServices {
   aeTitle?: string;
   /** prom-client registry served at /metrics. */
   metrics?: Registry;
+  /** What the reconciler's last pass learnt of an active scan (expected counts, why it waits). */
+  progress?: (scanId: string) => ScanProgress | undefined;
+  /** Absolute path of an ended scan's summary (finished-scans/ or failed-scans/). */
+  summaryFile?: (state: 'finished' | 'failed', scan: Pick<ScanRow, 'studyInstanceUid' | 'fileName' | 'id'>) => string;
+  /** Subscribes to "something changed" (an image stored, an MPPS, a request): the live status page refreshes. */
+  onChange?: (listener: () => void) => () => void;
+  /** Tells the live status page that something changed (a request added through the API). */
+  changed?: () => void;
   now?: () => Date;
+}
+
+/** A service the route needs, or 503 when this app was built without it. */
+export function need<T>(service: T | undefined, what: string): T {
+  if (service === undefined) throw httpError(503, `${what} not available`);
+  return service;
 }
 
 export function isLoopback(host: string): boolean {

@@ -1,6 +1,11 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyRequest } from 'fastify';
+import { Ajv } from 'ajv';
 import { registerImportRoutes } from './imports.js';
+import { registerScanRoutes } from './scans.js';
+import { registerStudyRoutes } from './studies.js';
+import { registerStatusRoutes } from './status.js';
+import { registerMetricsRoute } from './metrics.js';
 import { httpError, isLoopback, type HttpServices } from './common.js';
 
 export { httpError, isLoopback, type HttpServices } from './common.js';
@@ -18,12 +23,14 @@ function sameToken(given: string, expected: string): boolean {
  * is set; without one they are refused unless the server listens on loopback only. Errors are JSON
  * `{ error, message }` with the matching status; request bodies and params are validated by their route schemas.
  */
-export function buildHttpApp(s: HttpServices): FastifyInstance {
-  const app = Fastify({
-    logger: false,
-    bodyLimit: 1024 * 1024,
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: true } },
-  });
+export async function buildHttpApp(s: HttpServices): Promise<FastifyInstance> {
+  const app = Fastify({ logger: false, bodyLimit: 1024 * 1024 });
+  // JSON bodies are taken as typed (no "123" for 123); query strings and path parameters are text, so they are
+  // coerced to the schema's types (limit=10, accepted=true).
+  const ajvOptions = { removeAdditional: false, useDefaults: true, allErrors: true, strict: false } as const;
+  const bodyAjv = new Ajv({ ...ajvOptions, coerceTypes: false });
+  const textAjv = new Ajv({ ...ajvOptions, coerceTypes: true });
+  app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? bodyAjv : textAjv).compile(schema));
 
   app.addHook('onRequest', async (req: FastifyRequest) => {
     if (!WRITE_METHODS.has(req.method)) return;
@@ -54,14 +61,17 @@ export function buildHttpApp(s: HttpServices): FastifyInstance {
     reply.status(404).send({ error: 'not found', message: `no route ${req.method} ${req.url.split('?')[0]}` }),
   );
 
-  app.get('/health', async () => ({ status: 'ok' }));
   registerImportRoutes(app, s);
+  registerScanRoutes(app, s);
+  registerStudyRoutes(app, s);
+  registerMetricsRoute(app, s);
+  await registerStatusRoutes(app, s);
   return app;
 }
 
 /** Builds the app and listens on http.host:http.port. */
 export async function startHttp(s: HttpServices): Promise<FastifyInstance> {
-  const app = buildHttpApp(s);
+  const app = await buildHttpApp(s);
   await app.listen({ host: s.http.host, port: s.http.port });
   const addr = app.server.address();
   s.log.info('HTTP listening', {

@@ -4,34 +4,14 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { startTestNode, type TestNode } from '../helpers/node.js';
+import { startTestNode } from '../helpers/node.js';
 import { DB_KINDS, needDb } from '../helpers/db.js';
 import { PYDICOM_DATA } from '../helpers/peers.js';
 import { generateStudy } from '../helpers/dicomgen.js';
 import { listFiles, waitFor } from '../helpers/files.js';
+import { call } from '../helpers/http.js';
 
 const TOKEN = 'a-test-token-0123456789';
-
-function baseUrl(t: TestNode): string {
-  const addr = t.node.http!.server.address();
-  assert.ok(addr && typeof addr === 'object');
-  return `http://127.0.0.1:${addr.port}`;
-}
-
-async function call(
-  t: TestNode,
-  method: string,
-  url: string,
-  body?: unknown,
-  headers: Record<string, string> = {},
-): Promise<{ status: number; json: Record<string, unknown> }> {
-  const res = await fetch(`${baseUrl(t)}${url}`, {
-    method,
-    headers: { ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
-    body: body !== undefined ? JSON.stringify(body) : undefined,
-  });
-  return { status: res.status, json: (await res.json()) as Record<string, unknown> };
-}
 
 for (const kind of DB_KINDS) {
   test(`REST import: 202 with a status URL, polled until finished, counts and problems (${kind})`, async (t) => {

@@ -1,0 +1,315 @@
+// scannode status page: renders the snapshot of GET /api/status and every update of GET /api/events (server-sent
+// events) in place, without a reload. Scans and series are keyed by UID and updated where they stand, so open/closed
+// state, the filter and the scroll position survive updates even with hundreds of series. Text is always set with
+// textContent (never parsed as HTML).
+'use strict';
+
+const $ = (sel) => document.querySelector(sel);
+
+function el(tag, attrs, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (k === 'class') e.className = v;
+    else e.setAttribute(k, v);
+  }
+  for (const c of children) e.append(c);
+  return e;
+}
+
+function setText(e, text) {
+  const t = text == null ? '' : String(text);
+  if (e.textContent !== t) e.textContent = t;
+}
+
+function bytes(n) {
+  if (n == null) return '';
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let i = 0;
+  let v = n;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${v.toFixed(v < 10 && i > 0 ? 1 : 0)} ${units[i]}`;
+}
+
+function when(iso) {
+  if (!iso) return '';
+  const d = new Date(iso);
+  const sameDay = d.toDateString() === new Date().toDateString();
+  return sameDay ? d.toLocaleTimeString() : d.toLocaleString();
+}
+
+function shortUid(uid) {
+  if (!uid) return '(study not known yet)';
+  return uid.length > 28 ? `…${uid.slice(-26)}` : uid;
+}
+
+function dicomDate(d) {
+  return d && /^\d{8}$/.test(d) ? `${d.slice(0, 4)}-${d.slice(4, 6)}-${d.slice(6, 8)}` : d || '';
+}
+
+// -- progress bars ----------------------------------------------------------------------------------------------
+
+function bar() {
+  const b = el('div', { class: 'bar', role: 'progressbar', 'aria-valuemin': '0' }, el('span'));
+  return b;
+}
+
+function updateBar(b, received, expected) {
+  const known = expected != null && expected > 0;
+  const pct = known ? Math.min(100, (100 * received) / expected) : 100;
+  b.classList.toggle('unknown', !known);
+  b.classList.toggle('done', known && received >= expected);
+  b.setAttribute('aria-valuenow', String(received));
+  if (known) b.setAttribute('aria-valuemax', String(expected));
+  else b.removeAttribute('aria-valuemax');
+  b.dataset.received = String(received);
+  b.dataset.expected = known ? String(expected) : '';
+  b.firstChild.style.width = `${pct}%`;
+  b.title = known ? `${received} of ${expected}` : `${received} received, expected count not known yet`;
+}
+
+function counts(received, expected) {
+  return expected ? `${received} / ${expected}` : `${received} / ?`;
+}
+
+// -- active scans -------------------------------------------------------------------------------------------------
+
+const scanNodes = new Map();
+
+function scanNode() {
+  const details = el('details', { class: 'scan' });
+  const title = el('span', { class: 'title uid' });
+  const why = el('span', { class: 'why' });
+  const total = bar();
+  const num = el('span', { class: 'num' });
+  details.append(el('summary', {}, title, why, total, num));
+  const tbody = el('tbody');
+  details.append(el('table', { class: 'series' }, tbody));
+  details.open = true;
+  const node = { details, title, why, total, num, tbody, rows: new Map() };
+  return node;
+}
+
+function seriesRow() {
+  const r = {
+    tr: el('tr'),
+    number: el('td', { class: 'num' }),
+    modality: el('td'),
+    description: el('td', { class: 'wrap' }),
+    bar: bar(),
+    count: el('td', { class: 'num' }),
+  };
+  r.tr.append(r.number, r.modality, r.description, el('td', { class: 'bar-cell' }, r.bar), r.count);
+  return r;
+}
+
+function searchText(scan) {
+  return [
+    scan.studyInstanceUid,
+    scan.accessionNumber,
+    scan.studyDate,
+    scan.mppsStatus,
+    ...scan.series.flatMap((s) => [s.seriesInstanceUid, s.modality, s.seriesDescription, s.seriesNumber]),
+  ]
+    .filter((v) => v != null)
+    .join(' ')
+    .toLowerCase();
+}
+
+function renderActive(active) {
+  const container = $('#active');
+  const seen = new Set();
+  let previous = null;
+  for (const scan of active.scans) {
+    const key = scan.id;
+    seen.add(key);
+    let node = scanNodes.get(key);
+    if (!node) {
+      node = scanNode();
+      scanNodes.set(key, node);
+    }
+    const d = node.details;
+    d.dataset.scan = scan.id;
+    d.dataset.study = scan.studyInstanceUid || '';
+    d.dataset.search = searchText(scan);
+    setText(
+      node.title,
+      [
+        shortUid(scan.studyInstanceUid),
+        scan.accessionNumber && `acc ${scan.accessionNumber}`,
+        dicomDate(scan.studyDate),
+      ]
+        .filter(Boolean)
+        .join(' · '),
+    );
+    node.title.title = scan.studyInstanceUid || scan.id;
+    setText(
+      node.why,
+      [scan.mppsStatus ? `MPPS ${scan.mppsStatus}` : 'no MPPS', scan.waiting].filter(Boolean).join(' · '),
+    );
+    updateBar(node.total, scan.receivedOfExpected, scan.expected);
+    setText(node.num, counts(scan.expected ? scan.receivedOfExpected : scan.received, scan.expected));
+    // Series rows, keyed by UID, in the order given.
+    const rowSeen = new Set();
+    let prevRow = null;
+    for (const s of scan.series) {
+      rowSeen.add(s.seriesInstanceUid);
+      let r = node.rows.get(s.seriesInstanceUid);
+      if (!r) {
+        r = seriesRow();
+        node.rows.set(s.seriesInstanceUid, r);
+      }
+      r.tr.dataset.series = s.seriesInstanceUid;
+      setText(r.number, s.seriesNumber);
+      setText(r.modality, s.modality);
+      setText(r.description, s.seriesDescription);
+      updateBar(r.bar, s.received, s.expected);
+      setText(r.count, counts(s.received, s.expected));
+      const want = prevRow ? prevRow.nextSibling : node.tbody.firstChild;
+      if (want !== r.tr) node.tbody.insertBefore(r.tr, want);
+      prevRow = r.tr;
+    }
+    for (const [uid, r] of node.rows) {
+      if (!rowSeen.has(uid)) {
+        r.tr.remove();
+        node.rows.delete(uid);
+      }
+    }
+    const want = previous ? previous.nextSibling : container.firstChild;
+    if (want !== d) container.insertBefore(d, want);
+    previous = d;
+  }
+  for (const [key, node] of scanNodes) {
+    if (!seen.has(key)) {
+      node.details.remove();
+      scanNodes.delete(key);
+    }
+  }
+  const shown = active.scans.length;
+  setText($('#active-count'), active.total > shown ? `(${shown} of ${active.total})` : `(${active.total})`);
+  $('#active-empty').hidden = active.total > 0;
+  applyFilter();
+}
+
+function applyFilter() {
+  const q = $('#filter').value.trim().toLowerCase();
+  for (const node of scanNodes.values()) node.details.hidden = q !== '' && !node.details.dataset.search.includes(q);
+}
+
+// -- tables -------------------------------------------------------------------------------------------------------
+
+function fillTable(table, rows, cells) {
+  const tbody = table.tBodies[0];
+  const frag = document.createDocumentFragment();
+  for (const row of rows) {
+    const tr = el('tr');
+    const { attrs, values } = cells(row);
+    for (const [k, v] of Object.entries(attrs || {})) tr.dataset[k] = v;
+    for (const v of values) {
+      const td = el('td');
+      if (v && typeof v === 'object') {
+        td.className = v.class || '';
+        td.textContent = v.text == null ? '' : String(v.text);
+        if (v.title) td.title = v.title;
+      } else td.textContent = v == null ? '' : String(v);
+      tr.append(td);
+    }
+    frag.append(tr);
+  }
+  tbody.replaceChildren(frag);
+}
+
+function render(st) {
+  setText($('#ae'), st.aeTitle ? `AE ${st.aeTitle}` : '');
+  const dicom = $('#dicom');
+  if (st.dicom) {
+    setText(dicom, st.dicom.listening ? `DICOM up · ${st.dicom.activeAssociations} open` : 'DICOM down');
+    dicom.className = `pill ${st.dicom.listening ? 'ok' : 'bad'}`;
+  }
+  const sch = $('#scheduler');
+  if (st.scheduler) {
+    const s = st.scheduler;
+    const parts = [s.paused ? 'scheduler paused' : s.running ? 'scheduler running' : 'scheduler idle'];
+    if (s.lastRunAt) parts.push(`last ${when(s.lastRunAt)}`);
+    if (s.nextRunAt && !s.paused) parts.push(`next ${when(s.nextRunAt)}`);
+    setText(sch, parts.join(' · '));
+    sch.className = `pill ${s.lastError ? 'bad' : s.paused ? 'warn' : 'ok'}`;
+    sch.title = s.lastError || '';
+  }
+  const disk = $('#disk');
+  if (st.disk) {
+    const frac = st.disk.freeBytes / st.disk.totalBytes;
+    setText(disk, `${bytes(st.disk.freeBytes)} free of ${bytes(st.disk.totalBytes)}`);
+    disk.className = `pill ${frac < 0.05 ? 'bad' : frac < 0.15 ? 'warn' : 'ok'}`;
+  }
+  renderActive(st.active);
+  setText($('#finished-count'), `(${st.finished.total})`);
+  fillTable($('#finished'), st.finished.scans, (s) => ({
+    attrs: { study: s.studyInstanceUid || '', scan: s.id },
+    values: [
+      when(s.completedAt),
+      { text: shortUid(s.studyInstanceUid), class: 'uid', title: s.studyInstanceUid },
+      s.accessionNumber,
+      s.series,
+      counts(s.received, s.expected),
+      s.mppsStatus,
+    ],
+  }));
+  setText($('#failed-count'), `(${st.failed.total})`);
+  fillTable($('#failed'), st.failed.scans, (s) => ({
+    attrs: { study: s.studyInstanceUid || '', scan: s.id },
+    values: [
+      when(s.completedAt),
+      { text: shortUid(s.studyInstanceUid), class: 'uid', title: s.studyInstanceUid },
+      s.accessionNumber,
+      counts(s.received, s.expected),
+      { text: s.reason, class: 'wrap failed-reason' },
+    ],
+  }));
+  fillTable($('#associations'), st.associations, (a) => ({
+    values: [
+      when(a.endedAt),
+      a.callingAe,
+      a.remoteAddress,
+      a.accepted
+        ? a.aborted
+          ? 'aborted'
+          : 'ok'
+        : { text: `rejected: ${a.rejectReason || ''}`, class: 'failed-reason' },
+      a.instancesReceived,
+      bytes(a.bytesReceived),
+      a.failures,
+      `${(a.durationMs / 1000).toFixed(1)} s`,
+    ],
+  }));
+  setText($('#generated'), `updated ${when(st.generatedAt)}`);
+  document.body.dataset.generatedAt = st.generatedAt;
+}
+
+// -- live updates -------------------------------------------------------------------------------------------------
+
+function connect() {
+  const conn = $('#conn');
+  const source = new EventSource('/api/events');
+  source.addEventListener('status', (ev) => {
+    setText(conn, 'live');
+    conn.className = 'pill ok';
+    render(JSON.parse(ev.data));
+  });
+  source.onerror = () => {
+    // EventSource reconnects by itself; say so meanwhile.
+    setText(conn, 'reconnecting…');
+    conn.className = 'pill off';
+  };
+}
+
+document.addEventListener('DOMContentLoaded', () => {
+  $('#filter').addEventListener('input', applyFilter);
+  fetch('/api/status')
+    .then((r) => (r.ok ? r.json() : Promise.reject(new Error(`HTTP ${r.status}`))))
+    .then(render)
+    .catch(() => undefined)
+    .finally(connect);
+});
