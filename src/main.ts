@@ -10,6 +10,7 @@ import { Reconciler } from './pipeline/reconcile.js';
 import { Scheduler } from './scheduler/scheduler.js';
 import { isSchedulerPaused } from './scheduler/pauseFlag.js';
 import path from 'node:path';
+import { EventEmitter } from 'node:events';
 import type { FastifyInstance } from 'fastify';
 import { Metrics } from './metrics/metrics.js';
 import { Archiver } from './pipeline/archive.js';
@@ -48,6 +49,8 @@ export class ScannodeNode {
   /** prom-client metrics (src/metrics), created before the parts that report to it. */
   metrics: Metrics | undefined;
   private readonly now: () => Date;
+  /** 'change' when something the status page shows changed: an image stored, an MPPS, a scheduler pass. */
+  private readonly changes = new EventEmitter();
   private stopping: Promise<void> | undefined;
 
   constructor(
@@ -77,6 +80,7 @@ export class ScannodeNode {
     this.scans = scans;
     await scans.start();
     ingest.on('instance', (i: IngestedInstance) => void scans.onInstance(i));
+    ingest.on('instance', () => this.changes.emit('change'));
     const mpps = new MppsService(this.db, dataDir, this.log, scans);
     this.mpps = mpps;
     const db = this.db;
@@ -117,13 +121,18 @@ export class ScannodeNode {
     const nSet: typeof mpps.nSet = async (req) => {
       const rsp = await mpps.nSet(req);
       scheduler.trigger();
+      this.changes.emit('change');
       return rsp;
     };
     this.dicom = new DicomServer(
       { ...config.dicom },
       {
         openStore: (req) => ingest.openStore(req),
-        nCreate: mpps.nCreate,
+        nCreate: async (req) => {
+          const rsp = await mpps.nCreate(req);
+          this.changes.emit('change');
+          return rsp;
+        },
         nSet,
         associationClosed: (s) => {
           metrics.associationClosed(s);
@@ -161,6 +170,13 @@ export class ScannodeNode {
       dicom,
       aeTitle: config.dicom.aeTitle,
       metrics: this.metrics?.registry,
+      progress: (id) => reconciler.progress(id),
+      summaryFile: (state, scan) => completion.summaryFile(state, scan),
+      onChange: (listener) => {
+        this.changes.on('change', listener);
+        return () => this.changes.off('change', listener);
+      },
+      changed: () => this.changes.emit('change'),
       now: this.now,
     });
   }
