@@ -137,6 +137,7 @@ export class ScannodeNode {
         associationClosed: (s) => {
           metrics.associationClosed(s);
           ingest.recordAssociation(s);
+          this.changes.emit('change');
         },
         storeCompleted: (e) => metrics.storeCompleted(e),
       },

@@ -116,6 +116,8 @@ export async function registerStatusRoutes(app: FastifyInstance, s: HttpServices
   // The snapshot is serialized once for all viewers: the route's serializer passes the string through.
   app.get('/api/events', { sse: { kind: 'only', serializer: (d: unknown) => String(d) } }, async (_req, reply) => {
     reply.sse.keepAlive();
+    // Headers now: a handler that returns before its first event would otherwise be answered with an empty body.
+    reply.sse.sendHeaders();
     open.add(reply);
     // Snapshots are queued so that each is written whole and in order.
     let chain = Promise.resolve();

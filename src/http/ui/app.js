@@ -87,10 +87,12 @@ function scanNode() {
   details.append(el('summary', {}, title, why, total, num));
   const tbody = el('tbody');
   details.append(el('table', { class: 'series' }, tbody));
-  details.open = true;
-  const node = { details, title, why, total, num, tbody, rows: new Map() };
+  const node = { details, title, why, total, num, tbody, rows: new Map(), fresh: true };
   return node;
 }
+
+/** Scans with more series than this start folded: their summary line carries the progress. */
+const OPEN_UP_TO = 20;
 
 function seriesRow() {
   const r = {
@@ -106,13 +108,7 @@ function seriesRow() {
 }
 
 function searchText(scan) {
-  return [
-    scan.studyInstanceUid,
-    scan.accessionNumber,
-    scan.studyDate,
-    scan.mppsStatus,
-    ...scan.series.flatMap((s) => [s.seriesInstanceUid, s.modality, s.seriesDescription, s.seriesNumber]),
-  ]
+  return [scan.studyInstanceUid, scan.accessionNumber, scan.studyDate, scan.mppsStatus]
     .filter((v) => v != null)
     .join(' ')
     .toLowerCase();
@@ -131,6 +127,10 @@ function renderActive(active) {
       scanNodes.set(key, node);
     }
     const d = node.details;
+    if (node.fresh) {
+      d.open = scan.series.length <= OPEN_UP_TO;
+      node.fresh = false;
+    }
     d.dataset.scan = scan.id;
     d.dataset.study = scan.studyInstanceUid || '';
     d.dataset.search = searchText(scan);
@@ -145,9 +145,16 @@ function renderActive(active) {
         .join(' · '),
     );
     node.title.title = scan.studyInstanceUid || scan.id;
+    const complete = scan.series.filter((s) => s.expected && s.received >= s.expected).length;
     setText(
       node.why,
-      [scan.mppsStatus ? `MPPS ${scan.mppsStatus}` : 'no MPPS', scan.waiting].filter(Boolean).join(' · '),
+      [
+        scan.mppsStatus ? `MPPS ${scan.mppsStatus}` : 'no MPPS',
+        `${complete}/${scan.series.length} series complete`,
+        scan.waiting,
+      ]
+        .filter(Boolean)
+        .join(' · '),
     );
     updateBar(node.total, scan.receivedOfExpected, scan.expected);
     setText(node.num, counts(scan.expected ? scan.receivedOfExpected : scan.received, scan.expected));
@@ -162,6 +169,10 @@ function renderActive(active) {
         node.rows.set(s.seriesInstanceUid, r);
       }
       r.tr.dataset.series = s.seriesInstanceUid;
+      r.tr.dataset.search = [s.seriesInstanceUid, s.modality, s.seriesDescription, s.seriesNumber]
+        .filter((v) => v != null)
+        .join(' ')
+        .toLowerCase();
       setText(r.number, s.seriesNumber);
       setText(r.modality, s.modality);
       setText(r.description, s.seriesDescription);
@@ -193,9 +204,23 @@ function renderActive(active) {
   applyFilter();
 }
 
+/**
+ * The filter shows the scans whose study, accession, date or MPPS state match, whole; of the other scans, only the
+ * series that match (the scan is opened when they are few).
+ */
 function applyFilter() {
   const q = $('#filter').value.trim().toLowerCase();
-  for (const node of scanNodes.values()) node.details.hidden = q !== '' && !node.details.dataset.search.includes(q);
+  for (const node of scanNodes.values()) {
+    const d = node.details;
+    const scanMatch = q === '' || d.dataset.search.includes(q);
+    let shown = 0;
+    for (const r of node.rows.values()) {
+      r.tr.hidden = !scanMatch && !r.tr.dataset.search.includes(q);
+      if (!r.tr.hidden) shown++;
+    }
+    d.hidden = !scanMatch && shown === 0;
+    if (!scanMatch && shown > 0 && shown <= OPEN_UP_TO) d.open = true;
+  }
 }
 
 // -- tables -------------------------------------------------------------------------------------------------------
