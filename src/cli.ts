@@ -72,9 +72,19 @@ config
   .addOption(configOption())
   .action((opts: { config: string }) => {
     const loaded = load(opts.config);
-    process.stdout.write(
-      `${JSON.stringify({ file: loaded.file, ...loaded.config, dataDir: loaded.dataDir }, null, 2)}\n`,
-    );
+    const { config } = loaded;
+    // Secrets are shown as set, not printed: the output ends up in tickets and terminals.
+    const shown = {
+      file: loaded.file,
+      ...config,
+      dataDir: loaded.dataDir,
+      http: { ...config.http, ...(config.http.token && { token: '(set, hidden)' }) },
+      database: {
+        ...config.database,
+        ...('url' in config.database && config.database.url && { url: hidePassword(config.database.url) }),
+      },
+    };
+    process.stdout.write(`${JSON.stringify(shown, null, 2)}\n`);
   });
 
 program
@@ -307,3 +317,14 @@ program
   });
 
 await program.parseAsync(process.argv);
+
+/** postgres://user:secret@host/db -> postgres://user:***@host/db */
+function hidePassword(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return url.replace(/:[^:@/]*@/, ':***@');
+  }
+}

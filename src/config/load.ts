@@ -55,9 +55,34 @@ export function applyEnvOverrides(raw: Record<string, unknown>, env: NodeJS.Proc
       problems.push(`${name}: "${section}" has no key "${keyName}" (known: ${known.join(', ')})`);
       continue;
     }
-    raw[section] = { ...sectionValue, [key]: parsed };
+    // A value that parses as JSON of another type ("12345678901234567890", "true") stays text where the key is text.
+    const field = fieldSchemas(shape[section]!, key);
+    const value_ =
+      typeof parsed !== 'string' &&
+      field.length > 0 &&
+      !field.some((f) => f.safeParse(parsed).success) &&
+      field.some((f) => f.safeParse(value).success)
+        ? value
+        : parsed;
+    raw[section] = { ...sectionValue, [key]: value_ };
   }
   return problems;
+}
+
+/** The schemas a section gives `key` (several when the section is a union of objects). */
+function fieldSchemas(schema: z.ZodType, key: string): z.ZodType[] {
+  const out: z.ZodType[] = [];
+  const visit = (s: unknown): void => {
+    const def = (s as { _zod?: { def?: Record<string, unknown> } } | undefined)?._zod?.def;
+    if (!def) return;
+    if (def.type === 'object') {
+      const f = (def.shape as Record<string, z.ZodType>)[key];
+      if (f) out.push(f);
+    }
+    for (const inner of [def.innerType, def.in, ...((def.options as unknown[]) ?? [])]) visit(inner);
+  };
+  visit(schema);
+  return out;
 }
 
 function parseEnvValue(value: string): unknown {

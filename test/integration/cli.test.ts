@@ -28,6 +28,21 @@ describe('scannode CLI', () => {
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /dicom\.port: /);
     assert.match(bad.stderr, /databse: unknown key/);
+    // Secrets are shown as set, never printed.
+    const secretFile = path.join(tmp, 'secret.json');
+    fs.writeFileSync(
+      secretFile,
+      JSON.stringify({
+        database: { type: 'postgres', url: 'postgres://scannode:s3cret-pw@db:5432/scannode' },
+        http: { token: 'tok-0123456789abcdef' },
+      }),
+    );
+    const secret = await run(process.execPath, [CLI, 'config', 'check', '--config', secretFile]);
+    assert.equal(secret.code, 0, secret.stderr);
+    assert.doesNotMatch(secret.stdout, /s3cret-pw|tok-0123456789abcdef/);
+    const shown = JSON.parse(secret.stdout) as { database: { url: string }; http: { token: string } };
+    assert.equal(shown.database.url, 'postgres://scannode:***@db:5432/scannode');
+    assert.equal(shown.http.token, '(set, hidden)');
   });
 
   test('echo AET@HOST:PORT exits 0 on success, 1 when the peer refuses, 2 on a malformed peer', async () => {

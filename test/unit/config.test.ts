@@ -64,3 +64,16 @@ test('SCANNODE_<SECTION>_<KEY> overrides, case-insensitively, with JSON values',
     /SCANNODE_DICOM_PROT: "dicom" has no key "prot"/,
   );
 });
+
+test('an env value that looks like a number or a boolean stays text where the key is text', () => {
+  const { config } = loadConfig(write({}), {
+    SCANNODE_HTTP_TOKEN: '12345678901234567890',
+    SCANNODE_DICOM_AETITLE: '1234',
+    SCANNODE_SCANNER_HOST: 'true',
+  });
+  assert.equal(config.http.token, '12345678901234567890');
+  assert.equal(config.dicom.aeTitle, '1234');
+  assert.equal(config.scanner.host, 'true');
+  // A number key still refuses text.
+  assert.throws(() => loadConfig(write({}), { SCANNODE_DICOM_PORT: 'abc' }), /dicom\.port/);
+});
