@@ -8,13 +8,35 @@ import { DB_KINDS, needDb } from '../helpers/db.js';
 import { freePort, needPeer, run } from '../helpers/peers.js';
 import { generateStudy, newUid, type GeneratedInstance } from '../helpers/dicomgen.js';
 import { waitFor } from '../helpers/files.js';
-import { call } from '../helpers/http.js';
+import { baseUrl, call } from '../helpers/http.js';
 import { createDataset, nCreate, nSet, performedSeries } from '../helpers/mppsClient.js';
 import { buildHttpApp } from '../../src/http/server.js';
 import { createLogger } from '../../src/logging/logger.js';
 import type { Importer } from '../../src/pipeline/importer.js';
 
 const TOKEN = 'api-test-token-0123456789';
+
+/** Server-sent events of a response body, one {event, data} per blank-line-terminated block. */
+async function* sseEvents(body: ReadableStream<Uint8Array>): AsyncGenerator<{ event: string; data: string }> {
+  const decoder = new TextDecoder();
+  let buf = '';
+  for await (const chunk of body) {
+    buf += decoder.decode(chunk, { stream: true });
+    let end: number;
+    while ((end = buf.indexOf('\n\n')) >= 0) {
+      const block = buf.slice(0, end);
+      buf = buf.slice(end + 2);
+      let event = 'message';
+      const data: string[] = [];
+      for (const line of block.split('\n')) {
+        if (line.startsWith('event: ')) event = line.slice(7);
+        else if (line.startsWith('data: ')) data.push(line.slice(6));
+      }
+      if (data.length) yield { event, data: data.join('\n') };
+    }
+  }
+}
+
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'scannode-api-'));
 
 async function storescu(node: TestNode, imgs: GeneratedInstance[], callingAe = 'APISCU'): Promise<void> {
@@ -208,6 +230,48 @@ for (const kind of DB_KINDS) {
         assert.equal(byOther.json.total, 1);
         assert.equal(list(byOther.json, 'associations')[0]!.instancesReceived, 2);
       } finally {
+        await node.destroy();
+      }
+    });
+
+    test('/api/status and /api/events: the snapshot, then a new one as images arrive', async (t) => {
+      const node = await startNode(t, kind);
+      if (!node) return;
+      const abort = new AbortController();
+      try {
+        const study = generateStudy({ dir: path.join(tmp, `sse-${kind}`), series: 1, perSeries: 3 });
+        const studyUid = study[0]!.studyInstanceUid;
+        assert.equal((await call(node, 'POST', '/api/scans', { studyInstanceUid: studyUid })).status, 201);
+        const snap = await call(node, 'GET', '/api/status');
+        assert.equal(snap.status, 200);
+        assert.equal(snap.json.aeTitle, 'SCANNODE');
+        assert.equal((snap.json.dicom as Json).listening, true);
+        assert.equal(((snap.json.disk as Json).freeBytes as number) > 0, true);
+        assert.equal((snap.json.scheduler as Json).paused, false);
+        const active = snap.json.active as { total: number; scans: Json[] };
+        assert.equal(active.total, 1);
+        assert.equal(active.scans[0]!.studyInstanceUid, studyUid);
+
+        const res = await fetch(`${baseUrl(node)}/api/events`, {
+          headers: { accept: 'text/event-stream' },
+          signal: abort.signal,
+        });
+        assert.equal(res.status, 200);
+        assert.match(res.headers.get('content-type') ?? '', /text\/event-stream/);
+        const events = sseEvents(res.body!);
+        const first = await events.next();
+        assert.equal(first.value?.event, 'status');
+        const received = (e: Json) => ((e.active as { scans: Json[] }).scans[0]?.received as number | undefined) ?? -1;
+        assert.equal(received(JSON.parse(first.value!.data) as Json), 0);
+        await storescu(node, study);
+        // Without asking again, a later event carries the three images.
+        for (;;) {
+          const next = await events.next();
+          assert.equal(next.done, false, 'the event stream ended');
+          if (received(JSON.parse(next.value!.data) as Json) === 3) break;
+        }
+      } finally {
+        abort.abort();
         await node.destroy();
       }
     });
