@@ -6,6 +6,7 @@ import { fastifySSE as fastifySse } from '@fastify/sse';
 import { need, type HttpServices } from './common.js';
 import { LiveStatus } from './live.js';
 import { scanJson } from './scans.js';
+import { associationJson } from './studies.js';
 
 /** The status page's files (copied next to the compiled module by `npm run build`). */
 const UI_DIR = fileURLToPath(new URL('./ui/', import.meta.url));
@@ -70,18 +71,7 @@ export async function statusSnapshot(s: HttpServices) {
     active: { total: active.total, scans: active.scans.map((v) => scanJson(v, progress(v.id))) },
     finished: { total: finished.total, scans: finished.scans.map(ended) },
     failed: { total: failed.total, scans: failed.scans.map(ended) },
-    associations: associations.map((a) => ({
-      callingAe: a.callingAe,
-      remoteAddress: a.remoteAddress,
-      accepted: a.accepted,
-      rejectReason: a.rejectReason,
-      endedAt: a.endedAt,
-      durationMs: a.durationMs,
-      instancesReceived: a.instancesReceived,
-      bytesReceived: Number(a.bytesReceived),
-      failures: a.failures,
-      aborted: a.aborted,
-    })),
+    associations: associations.map(associationJson),
   };
 }
 

@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { Brackets, type SelectQueryBuilder, type ObjectLiteral } from 'typeorm';
 import { httpError, need, type HttpServices } from './common.js';
 import { pagingProperties } from './scans.js';
+import type { AssociationRow } from '../db/entities.js';
 
 const studiesSchema = {
   querystring: {
@@ -169,21 +170,7 @@ export function registerStudyRoutes(app: FastifyInstance, s: HttpServices): void
         total,
         limit: q.limit,
         offset: q.offset,
-        associations: rows.map((a) => ({
-          id: a.id,
-          callingAe: a.callingAe,
-          calledAe: a.calledAe,
-          remoteAddress: a.remoteAddress,
-          accepted: a.accepted,
-          rejectReason: a.rejectReason,
-          startedAt: a.startedAt,
-          endedAt: a.endedAt,
-          durationMs: a.durationMs,
-          instancesReceived: a.instancesReceived,
-          bytesReceived: Number(a.bytesReceived),
-          failures: a.failures,
-          aborted: a.aborted,
-        })),
+        associations: rows.map(associationJson),
       };
     },
   );
@@ -250,4 +237,23 @@ async function seriesOf(s: HttpServices, studies: string[]) {
         (a.seriesNumber ?? 1e9) - (b.seriesNumber ?? 1e9) || a.seriesInstanceUid.localeCompare(b.seriesInstanceUid),
     );
   return out;
+}
+
+/** One association row as the API shows it (also in /api/status). */
+export function associationJson(a: AssociationRow) {
+  return {
+    id: a.id,
+    callingAe: a.callingAe,
+    calledAe: a.calledAe,
+    remoteAddress: a.remoteAddress,
+    accepted: a.accepted,
+    rejectReason: a.rejectReason,
+    startedAt: a.startedAt,
+    endedAt: a.endedAt,
+    durationMs: a.durationMs,
+    instancesReceived: a.instancesReceived,
+    bytesReceived: Number(a.bytesReceived),
+    failures: a.failures,
+    aborted: a.aborted,
+  };
 }

@@ -8,7 +8,7 @@ import type { Database } from '../../src/db/dataSource.js';
 import { checkAssociation, type Rejection } from '../../src/dimse/policy.js';
 import type { HttpServices } from '../../src/http/common.js';
 import { registerMetricsRoute } from '../../src/http/metrics.js';
-import type { Logger } from '../../src/logging/logger.js';
+import { fakeLog } from '../helpers/log.js';
 import {
   MAX_CALLING_AES,
   Metrics,
@@ -17,18 +17,6 @@ import {
   retrieveAttemptFailed,
   statusLabel,
 } from '../../src/metrics/metrics.js';
-
-interface Line {
-  level: string;
-  message: string;
-}
-
-function fakeLog(): { log: Logger; lines: Line[] } {
-  const lines: Line[] = [];
-  const at = (level: string) => (message: string) => lines.push({ level, message });
-  const log = { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
-  return { log: log as unknown as Logger, lines };
-}
 
 type Labels = Record<string, string | number>;
 

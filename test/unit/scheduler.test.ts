@@ -1,19 +1,7 @@
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, mock, test } from 'node:test';
-import type { Logger } from '../../src/logging/logger.js';
+import { fakeLog } from '../helpers/log.js';
 import { Scheduler, type RunReason, type SchedulerOptions } from '../../src/scheduler/scheduler.js';
-
-interface Line {
-  level: string;
-  message: string;
-}
-
-function fakeLog(): { log: Logger; lines: Line[] } {
-  const lines: Line[] = [];
-  const at = (level: string) => (message: string) => lines.push({ level, message });
-  const log = { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
-  return { log: log as unknown as Logger, lines };
-}
 
 /** A job whose runs the test ends one by one. */
 function controlledJob() {
