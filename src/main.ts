@@ -113,7 +113,7 @@ export class ScannodeNode {
     // An image of an active scan's study reconciles it at once (debounced by the scheduler), as does an N-SET.
     ingest.on('instance', (i: IngestedInstance) => {
       if (i.duplicate) return;
-      reconciler.isActiveStudy(i.studyInstanceUid).then(
+      scans.isActiveStudy(i.studyInstanceUid).then(
         (yes) => yes && scheduler.trigger(),
         () => undefined,
       );

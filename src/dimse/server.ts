@@ -8,9 +8,10 @@ import { COMMAND_TRANSFER_SYNTAXES, STORAGE_TRANSFER_SYNTAXES, pickTransferSynta
 import { Sop, isStorageSopClass } from '../domain/sopClass.js';
 import { cleanUid } from '../domain/uid.js';
 import { checkAssociation, rejectionCodes, type AccessPolicy } from './policy.js';
+import { commandPdu, decodeCommandSet, encodeCommandSet } from './commandSet.js';
 import type { AssociationInfo, AssociationSummary, DimseHandlers, DimseResult, NRequest, StoreSink } from './types.js';
 
-const { Scp, Dataset, constants, responses } = dimse as unknown as DimseModule;
+const { Scp, Dataset, constants, responses, requests } = dimse as unknown as DimseModule;
 const { CEchoResponse, CStoreResponse, NCreateResponse, NSetResponse } = responses;
 const { PresentationContextResult } = constants;
 
@@ -129,6 +130,11 @@ function makeScpClass(server: DicomServer) {
     >();
     private closedOnce = false;
     private readonly inFlight = new Set<Promise<unknown>>();
+    /** The C-STORE whose data set we are streaming ourselves (see `_processPDataTf`). */
+    private fastStore:
+      { request: DimseRequest; context: DimsePresentationContext; pcId: number; stream: unknown } | undefined;
+    /** The library holds the first fragments of a command set: it gets the rest too. */
+    private libraryMidCommand = false;
 
     constructor(socket: net.Socket, netOpts: Record<string, unknown>) {
       super(socket, netOpts);
@@ -289,6 +295,76 @@ function makeScpClass(server: DicomServer) {
       });
     }
 
+    // -- The C-STORE fast path -------------------------------------------------------------------------------------
+    // dcmjs-dimse parses every command set through a full dcmjs dataset and routes each data fragment through several
+    // layers; for C-STORE that cost more main-thread time than storing the image. Here a P-DATA-TF whose PDV is a whole
+    // C-STORE-RQ command set is decoded by our codec, the data set fragments that follow go straight to the storage
+    // stream, and the request then takes the library's own dispatch (`_performDimse`) to cStoreRequest above. Every
+    // other command, a command set in several fragments, or one our codec does not know, takes the library's path.
+
+    override async _processPDataTf(pdu: DimsePDataTf): Promise<void> {
+      const pdvs = pdu.getPdvs();
+      try {
+        for (let i = 0; i < pdvs.length; i++) {
+          const pdv = pdvs[i]!;
+          const store = this.fastStore;
+          if (!store) {
+            if (this.dimse || this.libraryMidCommand || !this.beginFastStore(pdv)) {
+              const last = pdvs[pdvs.length - 1]!;
+              await super._processPDataTf(i === 0 ? pdu : withPdvs(pdu, pdvs.slice(i)));
+              this.libraryMidCommand = last.isCommand() && !last.isLastFragment();
+              return;
+            }
+            continue;
+          }
+          if (pdv.isCommand() || pdv.getPresentationContextId() !== store.pcId) {
+            throw new Error('a command arrived in the middle of a C-STORE data set');
+          }
+          (store.stream as { write(b: Buffer): boolean }).write(pdv.getValue());
+          if (pdv.isLastFragment()) {
+            this.fastStore = undefined;
+            this.createDatasetFromStoreWritableStream(store.stream as never, store.context, (ds) => {
+              store.request.setDataset(ds);
+              this._performDimse(store.context, store.request);
+            });
+          }
+        }
+      } catch (err) {
+        log.error('protocol error, association aborted', { err: String(err) });
+        this.fastStore = undefined;
+        this.sendAbort();
+        (this.socket as net.Socket).end();
+      }
+    }
+
+    /** Starts the fast path when this PDV is a whole C-STORE-RQ command set with a data set to follow. */
+    private beginFastStore(pdv: DimsePdv): boolean {
+      if (!pdv.isCommand() || !pdv.isLastFragment()) return false;
+      const elements = decodeCommandSet(pdv.getValue());
+      if (!elements || elements.CommandField !== C_STORE_RQ || elements.CommandDataSetType === NO_DATA_SET)
+        return false;
+      const pcId = pdv.getPresentationContextId();
+      const context = this.association?.getPresentationContext(pcId);
+      if (!context) return false;
+      const request = new requests.CStoreRequest();
+      request.setCommandDataset(new Dataset(elements));
+      const stream = this.createStoreWritableStream(context, request);
+      this.fastStore = { request, context, pcId, stream };
+      return true;
+    }
+
+    /** Command sets without a data set (every C-STORE-RSP, C-ECHO-RSP...) are written by our codec in one PDU. */
+    override _sendPDataTF(command: DimseCommand, pcId: number, maxPduLength: number): void {
+      const encoded = command.getDataset() ? undefined : encodeCommandSet(command.getCommandDataset().getElements());
+      if (!encoded || (maxPduLength > 0 && encoded.length + 6 > maxPduLength)) {
+        super._sendPDataTF(command, pcId, maxPduLength);
+        return;
+      }
+      const pdu = commandPdu(pcId, encoded);
+      (this.socket as net.Socket).write(pdu);
+      this.statistics.addBytesSent(pdu.length);
+    }
+
     // -- N-CREATE / N-SET (MPPS) -------------------------------------------------------------------------------
 
     override nCreateRequest(request: DimseRequest, callback: (r: unknown) => void): void {
@@ -379,6 +455,16 @@ function makeScpClass(server: DicomServer) {
   };
 }
 
+const C_STORE_RQ = 0x0001;
+const NO_DATA_SET = 0x0101;
+
+/** A P-DATA-TF of the same class holding only these PDVs (PDataTF itself is not exported by the library). */
+function withPdvs(pdu: DimsePDataTf, pdvs: DimsePdv[]): DimsePDataTf {
+  const rest = new (pdu.constructor as new () => DimsePDataTf)();
+  for (const pdv of pdvs) rest.addPdv(pdv);
+  return rest;
+}
+
 function failedSink(result: DimseResult): StoreSink {
   return { write: () => undefined, finish: () => Promise.resolve(result), abort: () => undefined };
 }
@@ -413,6 +499,22 @@ interface DimseRequest {
   getRequestedSopInstanceUid(): string;
   getCommandDataset(): { getElement(name: string): unknown };
   getDataset(): { getElements(): unknown } | undefined;
+  setDataset(ds: unknown): void;
+  setCommandDataset(ds: unknown): void;
+}
+interface DimseCommand {
+  getDataset(): unknown;
+  getCommandDataset(): { getElements(): Record<string, unknown> };
+}
+interface DimsePdv {
+  getPresentationContextId(): number;
+  getValue(): Buffer;
+  isCommand(): boolean;
+  isLastFragment(): boolean;
+}
+interface DimsePDataTf {
+  getPdvs(): DimsePdv[];
+  addPdv(pdv: DimsePdv): void;
 }
 interface DimseResponse {
   setStatus(s: number): void;
@@ -434,10 +536,18 @@ interface DimseModule {
     };
   };
   responses: Record<'CEchoResponse' | 'CStoreResponse' | 'NCreateResponse' | 'NSetResponse', DimseResponseClass>;
+  requests: { CStoreRequest: new () => DimseRequest };
   Implementation?: { setMaxPduLength?(n: number): void };
 }
 interface ScpBase extends EventEmitter {
   socket: unknown;
+  // The library's private members the C-STORE fast path builds on (dcmjs-dimse 0.3.x Network).
+  association: { getPresentationContext(id: number): DimsePresentationContext | undefined } | undefined;
+  dimse: unknown;
+  statistics: { addBytesSent(n: number): void };
+  _processPDataTf(pdu: DimsePDataTf): Promise<void>;
+  _sendPDataTF(command: DimseCommand, pcId: number, maxPduLength: number): void;
+  _performDimse(context: DimsePresentationContext, dimse: DimseRequest): void;
   associationRequested(a: DimseAssociation): void;
   associationReleaseRequested(): void;
   abort(source?: number, reason?: number): void;

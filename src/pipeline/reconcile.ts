@@ -176,11 +176,6 @@ export class Reconciler {
     return this.progressByScan.get(scanId);
   }
 
-  /** True when an image of this study, or an MPPS, concerns an active scan (the caller then triggers a pass). */
-  async isActiveStudy(studyInstanceUid: string): Promise<boolean> {
-    return this.db.source.getRepository(this.db.entities.Scan).existsBy({ state: 'active', studyInstanceUid });
-  }
-
   // -- one scan --------------------------------------------------------------------------------------------------
 
   async reconcile(input: ScanRow): Promise<ReconcileResult> {

@@ -23,6 +23,9 @@ import {
 } from '../domain/scanRequest.js';
 import type { IngestedInstance } from './ingest.js';
 
+/** How long the set of active studies is trusted before it is read again (see `isActiveStudy`). */
+const ACTIVE_STUDIES_TTL_MS = 5_000;
+
 export interface ScanSeriesView {
   seriesInstanceUid: string;
   seriesNumber: number | null;
@@ -110,6 +113,33 @@ export class ScanRequests {
 
   private get scans() {
     return this.db.source.getRepository(this.db.entities.Scan);
+  }
+
+  /**
+   * Study UIDs of the active scans, loaded once and kept for a few seconds: every received image asks, and one query
+   * per image cost more than the rest of storing it. A study becomes active only here (a new request, or one resolved
+   * to its study), and both drop the cache; a scan that ended stays in it for at most ACTIVE_STUDIES_TTL_MS, which only
+   * costs a spare (debounced) reconcile trigger.
+   */
+  private activeStudies: { at: number; studies: Promise<Set<string>> } | undefined;
+
+  async isActiveStudy(studyInstanceUid: string): Promise<boolean> {
+    const now = Date.now();
+    if (!this.activeStudies || now - this.activeStudies.at > ACTIVE_STUDIES_TTL_MS) {
+      const studies = this.scans
+        .find({ where: { state: 'active' }, select: { studyInstanceUid: true } })
+        .then((rows) => new Set(rows.flatMap((r) => (r.studyInstanceUid ? [r.studyInstanceUid] : []))));
+      const entry = { at: now, studies };
+      this.activeStudies = entry;
+      studies.catch(() => {
+        if (this.activeStudies === entry) this.activeStudies = undefined;
+      });
+    }
+    return (await this.activeStudies.studies).has(studyInstanceUid);
+  }
+
+  private activeStudiesChanged(): void {
+    this.activeStudies = undefined;
   }
 
   /** Runs fn after everything queued before it; a failure is logged and rethrown to the caller only. */
@@ -358,6 +388,7 @@ export class ScanRequests {
       completedAt: null,
     };
     await this.scans.insert(row);
+    this.activeStudiesChanged();
     await this.writeRequestFile(row);
     if (!row.studyInstanceUid && row.mppsUid) this.unresolved.add(row.id);
     this.log.info('scan requested', {
@@ -529,6 +560,7 @@ export class ScanRequests {
     const oldName = scan.fileName;
     const updated: ScanRow = { ...scan, studyInstanceUid: study, fileName, updatedAt: new Date() };
     await this.scans.update({ id: scan.id }, { studyInstanceUid: study, fileName, updatedAt: updated.updatedAt });
+    this.activeStudiesChanged();
     await this.db.source.getRepository(MppsStep).update({ scanId: scan.id }, { studyInstanceUid: study });
     await this.writeRequestFile(updated);
     if (oldName && oldName !== fileName) this.removeRequestFile(oldName);

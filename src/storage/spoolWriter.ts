@@ -125,15 +125,22 @@ export class SpoolWriter {
       await fsync(fd!);
     } catch (err) {
       if (fd !== undefined) await close(fd).catch(() => undefined);
-      this.removeTmp();
+      // Removed before the failure is answered: nothing partial is left once the sender has its status.
+      await fs.promises.rm(this.tmpPath, { force: true }).catch(() => undefined);
       throw storageError(err);
     }
     await close(fd!);
+    return this.received();
+  }
+
+  /** What arrived, from memory: complete once `finish` has been called, before the file is durable. */
+  received(): SpooledFile {
+    if (this.headParts.length > 1) this.headParts = [Buffer.concat(this.headParts)];
     return {
       tmpPath: this.tmpPath,
       metaLength: this.metaLength,
       datasetLength: this.datasetLength,
-      head: Buffer.concat(this.headParts),
+      head: this.headParts[0]!,
       tail: this.tail,
     };
   }
