@@ -196,6 +196,7 @@ export class ScannodeNode {
       // Both flags are set at once: the batch in flight stops after the files it holds (state interrupted).
       ['imports', async () => void (await Promise.all([this.inbox?.stop(), this.importer?.stop()]))],
       ['scan request watcher', () => this.scans?.stop()],
+      ['spool', () => this.ingest?.close()],
       ['database', () => this.db?.close()],
     ];
     for (const [name, step] of steps) {

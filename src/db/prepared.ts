@@ -1,0 +1,39 @@
+import type { DataSource, EntityTarget, ObjectLiteral } from 'typeorm';
+
+/**
+ * Statements run once per received image, with their SQL built once. TypeORM's query builders rebuild and re-escape
+ * the SQL on every call, which cost 0.3-0.6 ms of main-thread time per statement; here the SQL comes from the entity
+ * metadata and every value still goes through TypeORM's own conversions (transformers, dates, booleans per driver).
+ */
+export function preparedStatements(source: DataSource, entity: EntityTarget<ObjectLiteral>) {
+  const { driver } = source;
+  const meta = source.getMetadata(entity);
+  const table = meta.tablePath
+    .split('.')
+    .map((part) => driver.escape(part))
+    .join('.');
+  const column = (property: string) => {
+    const c = meta.findColumnWithPropertyName(property);
+    if (!c) throw new Error(`${meta.name} has no column ${property}`);
+    return c;
+  };
+  const columns = meta.columns;
+  const insertSql =
+    `INSERT INTO ${table} (${columns.map((c) => driver.escape(c.databaseName)).join(', ')}) ` +
+    `VALUES (${columns.map((c, i) => driver.createParameter(c.propertyName, i)).join(', ')})`;
+  return {
+    /** Inserts one row (a duplicate key rejects with the driver's unique-violation error, as `insert` does). */
+    async insert(row: ObjectLiteral): Promise<void> {
+      const values = columns.map((c) => driver.preparePersistentValue(c.getEntityValue(row, true), c) as unknown);
+      await source.query(insertSql, values);
+    },
+    /** `SELECT <properties> FROM table WHERE <key> = ?`: the first row's raw values, by property name, or null. */
+    selectOneBy<K extends string>(key: string, properties: readonly K[]) {
+      const sql =
+        `SELECT ${properties.map((p) => `${driver.escape(column(p).databaseName)} AS ${driver.escape(p)}`).join(', ')} ` +
+        `FROM ${table} WHERE ${driver.escape(column(key).databaseName)} = ${driver.createParameter(key, 0)}`;
+      return async (value: unknown): Promise<Record<K, unknown> | null> =>
+        (await source.query<Array<Record<K, unknown>>>(sql, [value]))[0] ?? null;
+    },
+  };
+}
