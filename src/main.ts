@@ -110,11 +110,11 @@ export class ScannodeNode {
       isPaused: () => isSchedulerPaused(db),
     });
     this.scheduler = scheduler;
-    // An image of an active scan's study reconciles it at once (debounced by the scheduler), as does an N-SET.
+    // Images of an active scan's study reconcile it as soon as they pause (a burst, a series), an N-SET at once.
     ingest.on('instance', (i: IngestedInstance) => {
       if (i.duplicate) return;
       scans.isActiveStudy(i.studyInstanceUid).then(
-        (yes) => yes && scheduler.trigger(),
+        (yes) => yes && scheduler.triggerWhenQuiet(),
         () => undefined,
       );
     });

@@ -50,6 +50,8 @@ export interface CompletenessInput {
   lastActivity: Date;
   /** When the last instance of the study arrived (undefined: none yet). */
   lastInstance?: Date;
+  /** When the scan's last MPPS event arrived (undefined: none). */
+  lastMpps?: Date;
   attempts: Map<string, SeriesAttempts>;
   now: Date;
   config: CompletenessConfig;
@@ -159,11 +161,13 @@ export function decide(input: CompletenessInput): Decision {
   }
 
   if (missing.length) {
+    // The scanner may still be sending: after its last image, and after its MPPS (scanners report COMPLETED when
+    // the exam ends, often before their image queue has drained), pulling at once would transfer images twice.
     const settleMs = (config.settleSeconds ?? 0) * 1000;
-    const sinceImage = input.lastInstance ? now.getTime() - input.lastInstance.getTime() : Infinity;
-    if (sinceImage < settleMs) {
-      const until = new Date(input.lastInstance!.getTime() + settleMs);
-      return { kind: 'wait', why: 'images still arriving', missing, until };
+    const from = Math.max(input.lastInstance?.getTime() ?? -Infinity, input.lastMpps?.getTime() ?? -Infinity);
+    if (now.getTime() - from < settleMs) {
+      const why = input.lastInstance?.getTime() === from ? 'images still arriving' : 'MPPS just reported';
+      return { kind: 'wait', why, missing, until: new Date(from + settleMs) };
     }
     const due = missing.filter((m) => {
       const a = input.attempts.get(m.seriesInstanceUid) ?? input.attempts.get('*');

@@ -159,6 +159,27 @@ describe('completeness', () => {
     );
   });
 
+  test('no retrieve right after the MPPS either: the scanner may still be draining its queue', () => {
+    const exp = [{ seriesInstanceUid: '1.1', sopInstanceUids: ['1.1.1', '1.1.2'] }];
+    const cfg = { ...config, settleSeconds: 5 };
+    const base = { expected: exp, mppsStatus: 'COMPLETED' as const, lastMpps: at(10), config: cfg };
+    const d = decide(input({ ...base, now: at(12) }));
+    assert.equal(d.kind, 'wait');
+    assert.equal(d.kind === 'wait' && d.why, 'MPPS just reported');
+    assert.deepEqual(d.kind === 'wait' && d.until, at(15));
+    // An image after the MPPS moves the wake-up time on; nothing new since: retrieve.
+    const later = decide(
+      input({ ...base, received: new Map([['1.1', set('1.1.1')]]), lastInstance: at(13), now: at(14) }),
+    );
+    assert.deepEqual(later.kind === 'wait' && [later.why, later.until], ['images still arriving', at(18)]);
+    assert.equal(decide(input({ ...base, now: at(15) })).kind, 'retrieve');
+    assert.equal(
+      decide(input({ ...base, lastMpps: undefined, now: at(12) })).kind,
+      'retrieve',
+      'no MPPS, no image: at once',
+    );
+  });
+
   test('nothing expected yet: wait', () => {
     assert.equal(decide(input({ now: at(1000) })).kind, 'wait');
   });

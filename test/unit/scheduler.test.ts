@@ -107,6 +107,29 @@ describe('Scheduler', () => {
     assert.equal(scheduler.state.lastRunMs, 0);
   });
 
+  test('triggerWhenQuiet: a stream of events runs once, quietMs after it pauses', async () => {
+    const { scheduler, job } = setup({ debounceMs: 200, quietMs: 250 });
+    for (let i = 0; i < 100; i++) {
+      scheduler.triggerWhenQuiet();
+      mock.timers.tick(20);
+    }
+    await settle();
+    assert.equal(job.calls.length, 0, 'no run while the stream goes on (2 s of events 20 ms apart)');
+    mock.timers.tick(220);
+    await settle();
+    assert.equal(job.calls.length, 0, 'not before the pause is quietMs long');
+    mock.timers.tick(10); // 250 ms after the last event, with no debounce window on top
+    await settle();
+    assert.deepEqual(job.calls, ['trigger']);
+    job.finish();
+    await settle();
+    scheduler.triggerWhenQuiet();
+    await scheduler.stop();
+    mock.timers.tick(1000);
+    await settle();
+    assert.equal(job.calls.length, 1, 'stop cancels a pending quiet trigger');
+  });
+
   test('a burst of 10 triggers becomes one run within debounceMs', async () => {
     const { scheduler, job } = setup({ debounceMs: 200 });
     for (let i = 0; i < 10; i++) {
