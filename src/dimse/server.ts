@@ -9,6 +9,7 @@ import { Sop, isStorageSopClass } from '../domain/sopClass.js';
 import { cleanUid } from '../domain/uid.js';
 import { checkAssociation, rejectionCodes, type AccessPolicy } from './policy.js';
 import { commandPdu, decodeCommandSet, encodeCommandSet } from './commandSet.js';
+import { PduFramer } from './pduFramer.js';
 import type { AssociationInfo, AssociationSummary, DimseHandlers, DimseResult, NRequest, StoreSink } from './types.js';
 
 const { Scp, Dataset, constants, responses, requests } = dimse as unknown as DimseModule;
@@ -139,6 +140,21 @@ function makeScpClass(server: DicomServer) {
     constructor(socket: net.Socket, netOpts: Record<string, unknown>) {
       super(socket, netOpts);
       this.on('close', () => this.closed());
+      // Our framer replaces the library's PDU accumulator on the socket (see pduFramer.ts).
+      const framer = new PduFramer({
+        pdu: (buf) => {
+          this.lastPduTime = Date.now();
+          void this._processPdu(buf);
+        },
+        streaming: () => this.fastStore !== undefined,
+        pdv: (pc, control, piece, end) => this.streamedPdv(pc, control, piece, end),
+        error: (err) => this.protocolError(err),
+      });
+      socket.removeAllListeners('data');
+      socket.on('data', (chunk: Buffer) => {
+        this.statistics.addBytesReceived(chunk.length);
+        framer.push(chunk);
+      });
     }
 
     override associationRequested(association: DimseAssociation): void {
@@ -302,39 +318,58 @@ function makeScpClass(server: DicomServer) {
     // stream, and the request then takes the library's own dispatch (`_performDimse`) to cStoreRequest above. Every
     // other command, a command set in several fragments, or one our codec does not know, takes the library's path.
 
-    override async _processPDataTf(pdu: DimsePDataTf): Promise<void> {
+    override _processPDataTf(pdu: DimsePDataTf): Promise<void> {
       const pdvs = pdu.getPdvs();
       try {
         for (let i = 0; i < pdvs.length; i++) {
           const pdv = pdvs[i]!;
-          const store = this.fastStore;
-          if (!store) {
+          if (!this.fastStore) {
             if (this.dimse || this.libraryMidCommand || !this.beginFastStore(pdv)) {
               const last = pdvs[pdvs.length - 1]!;
-              await super._processPDataTf(i === 0 ? pdu : withPdvs(pdu, pdvs.slice(i)));
+              // Set before the library runs: the next PDU may be framed before its promise settles.
               this.libraryMidCommand = last.isCommand() && !last.isLastFragment();
-              return;
+              return super._processPDataTf(i === 0 ? pdu : withPdvs(pdu, pdvs.slice(i)));
             }
             continue;
           }
-          if (pdv.isCommand() || pdv.getPresentationContextId() !== store.pcId) {
-            throw new Error('a command arrived in the middle of a C-STORE data set');
-          }
-          (store.stream as { write(b: Buffer): boolean }).write(pdv.getValue());
-          if (pdv.isLastFragment()) {
-            this.fastStore = undefined;
-            this.createDatasetFromStoreWritableStream(store.stream as never, store.context, (ds) => {
-              store.request.setDataset(ds);
-              this._performDimse(store.context, store.request);
-            });
-          }
+          this.streamedPdv(
+            pdv.getPresentationContextId(),
+            pdv.isCommand() ? 1 : 0,
+            pdv.getValue(),
+            true,
+            pdv.isLastFragment(),
+          );
         }
       } catch (err) {
-        log.error('protocol error, association aborted', { err: String(err) });
-        this.fastStore = undefined;
-        this.sendAbort();
-        (this.socket as net.Socket).end();
+        this.protocolError(err);
       }
+      return Promise.resolve();
+    }
+
+    /** A piece of a data set PDV of the C-STORE being streamed (from the framer, or a PDU the library parsed). */
+    private streamedPdv(pc: number, control: number, piece: Buffer, pdvEnd: boolean, last = (control & 2) !== 0): void {
+      const store = this.fastStore;
+      this.lastPduTime = Date.now();
+      if (!store) return;
+      if (control & 1 || pc !== store.pcId) {
+        this.protocolError(new Error('a command arrived in the middle of a C-STORE data set'));
+        return;
+      }
+      (store.stream as { write(b: Buffer): boolean }).write(piece);
+      if (pdvEnd && last) {
+        this.fastStore = undefined;
+        this.createDatasetFromStoreWritableStream(store.stream as never, store.context, (ds) => {
+          store.request.setDataset(ds);
+          this._performDimse(store.context, store.request);
+        });
+      }
+    }
+
+    private protocolError(err: unknown): void {
+      log.error('protocol error, association aborted', { err: String(err) });
+      this.fastStore = undefined;
+      this.sendAbort();
+      (this.socket as net.Socket).end();
     }
 
     /** Starts the fast path when this PDV is a whole C-STORE-RQ command set with a data set to follow. */
@@ -544,7 +579,9 @@ interface ScpBase extends EventEmitter {
   // The library's private members the C-STORE fast path builds on (dcmjs-dimse 0.3.x Network).
   association: { getPresentationContext(id: number): DimsePresentationContext | undefined } | undefined;
   dimse: unknown;
-  statistics: { addBytesSent(n: number): void };
+  lastPduTime: number | undefined;
+  statistics: { addBytesSent(n: number): void; addBytesReceived(n: number): void };
+  _processPdu(buf: Buffer): Promise<void>;
   _processPDataTf(pdu: DimsePDataTf): Promise<void>;
   _sendPDataTF(command: DimseCommand, pcId: number, maxPduLength: number): void;
   _performDimse(context: DimsePresentationContext, dimse: DimseRequest): void;

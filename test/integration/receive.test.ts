@@ -70,6 +70,16 @@ for (const kind of DB_KINDS) {
       );
     });
 
+    test('4 KiB PDUs (each data set in ~130 P-DATA-TF PDUs, cut anywhere by the socket) and an echo in between', async (t) => {
+      if (!node || !needPeer(t, 'storescu', 'echoscu')) return;
+      const study = generateStudy({ dir: path.join(tmp, kind, 'smallpdu'), series: 1, perSeries: 4 });
+      const r = await storescu(node, ['--max-send-pdu', '4096', '+sd', path.join(tmp, kind, 'smallpdu')]);
+      assert.equal(r.code, 0, r.stderr);
+      const echo = await run('echoscu', ['-aec', 'SCANNODE', '127.0.0.1', String(node.port)]);
+      assert.equal(echo.code, 0, echo.stderr);
+      await assertStored(node, study);
+    });
+
     test('4 parallel storescu senders: every instance stored once', async (t) => {
       if (!node || !needPeer(t, 'storescu')) return;
       const dirs = [0, 1, 2, 3].map((i) => path.join(tmp, kind, `par${i}`));
