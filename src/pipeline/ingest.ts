@@ -110,17 +110,7 @@ export class Ingest extends EventEmitter {
    * Takes a complete, fsynced Part 10 file (a spool `.part`, or a copy made by an import) into the store.
    * The file is consumed: moved into place, or removed when it is a duplicate or refused.
    */
-  async commit(
-    spooled: SpooledFile,
-    ctx: {
-      expectedSopInstanceUid?: string;
-      transferSyntaxUid: string;
-      source: InstanceRow['source'];
-      callingAe?: string;
-      /** A lookup already started for this SOP Instance UID (the C-STORE command names it before the data). */
-      existing?: Promise<{ path: string } | null>;
-    },
-  ): Promise<DimseResult & { instance?: IngestedInstance }> {
+  async commit(spooled: SpooledFile, ctx: PlaceContext): Promise<DimseResult & { instance?: IngestedInstance }> {
     return this.place(spooled, this.check(spooled, ctx.transferSyntaxUid, ctx.expectedSopInstanceUid), ctx);
   }
 
@@ -132,7 +122,6 @@ export class Ingest extends EventEmitter {
     try {
       const complete = spooled.head.length >= spooled.metaLength + spooled.datasetLength;
       const parsed = parseHeader(spooled.head, complete);
-      if (parsed === 'need-more') return 'need-file';
       const truncated = pixelDataTruncation(
         spooled.head.subarray(spooled.metaLength),
         spooled.datasetLength,
@@ -140,6 +129,7 @@ export class Ingest extends EventEmitter {
         transferSyntaxUid,
       );
       if (truncated) throw new DimseError(DicomStatus.Truncated, `data set is truncated: ${truncated}`);
+      if (parsed === 'need-more') return 'need-file';
       return checkUids(parsed, expectedSopInstanceUid);
     } catch (err) {
       return { failure: err };
@@ -150,13 +140,7 @@ export class Ingest extends EventEmitter {
   private async place(
     spooled: SpooledFile,
     checked: Checked,
-    ctx: {
-      expectedSopInstanceUid?: string;
-      transferSyntaxUid: string;
-      source: InstanceRow['source'];
-      callingAe?: string;
-      existing?: Promise<{ path: string } | null>;
-    },
+    ctx: PlaceContext,
   ): Promise<DimseResult & { instance?: IngestedInstance }> {
     if (checked === 'need-file') {
       try {
@@ -179,13 +163,8 @@ export class Ingest extends EventEmitter {
   private async store(
     spooled: SpooledFile,
     header: Header,
-    uids: { sop: string; study: string; series: string; sopClass: string },
-    ctx: {
-      transferSyntaxUid: string;
-      source: InstanceRow['source'];
-      callingAe?: string;
-      existing?: Promise<{ path: string } | null>;
-    },
+    uids: Uids,
+    ctx: PlaceContext,
   ): Promise<DimseResult & { instance?: IngestedInstance }> {
     // A lookup started before the lock was taken is stale when another store of the same UID held the lock: look again.
     const existing = ctx.existing && !this.locksHeld.has(uids.sop) ? await ctx.existing : await this.lookup(uids.sop);
@@ -488,6 +467,16 @@ function ownedByAnotherLiveProcess(name: string): boolean {
 }
 
 type Uids = { sop: string; study: string; series: string; sopClass: string };
+
+/** Where an instance comes from, for `commit`. */
+interface PlaceContext {
+  expectedSopInstanceUid?: string;
+  transferSyntaxUid: string;
+  source: InstanceRow['source'];
+  callingAe?: string;
+  /** A lookup already started for this SOP Instance UID (the C-STORE command names it before the data). */
+  existing?: Promise<{ path: string } | null>;
+}
 type Checked = { header: Header; uids: Uids } | { failure: unknown } | 'need-file';
 
 function checkUids(header: Header, expectedSopInstanceUid: string | undefined): { header: Header; uids: Uids } {
