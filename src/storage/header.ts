@@ -16,6 +16,10 @@ export const HEAD_BYTES = 64 * 1024;
  * retries with more bytes (`parseHeaderFromFile`). Errors map to DIMSE statuses: truncated or not DICOM.
  */
 export function parseHeader(buf: Buffer, complete: boolean): Header | 'need-more' {
+  // dcmjs reads a value that runs past the end of the buffer as far as it goes, without an error, so a head cut inside
+  // a long element would give a silently shortened header. A head that is not the whole file is only trusted when it
+  // reaches the Pixel Data element, where the parse stops anyway.
+  if (!complete && !reachesPixelData(buf)) return 'need-more';
   let dict: { dict: Record<string, unknown>; meta: Record<string, unknown> };
   try {
     dict = readUntilPixelData(buf, false);
@@ -43,6 +47,12 @@ export function parseHeader(buf: Buffer, complete: boolean): Header | 'need-more
   }
   delete header._vrMap;
   return header;
+}
+
+const PIXEL_DATA_TAGS = [Buffer.from([0xe0, 0x7f, 0x10, 0x00]), Buffer.from([0x7f, 0xe0, 0x00, 0x10])];
+
+function reachesPixelData(buf: Buffer): boolean {
+  return PIXEL_DATA_TAGS.some((tag) => buf.includes(tag));
 }
 
 function readUntilPixelData(

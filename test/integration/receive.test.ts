@@ -80,6 +80,22 @@ for (const kind of DB_KINDS) {
       await assertStored(node, study);
     });
 
+    test('a header longer than the first 64 KiB is read from the spool file', async (t) => {
+      if (!node || !needPeer(t, 'storescu')) return;
+      const dir = path.join(tmp, kind, 'bighead');
+      const study = generateStudy({ dir, series: 1, perSeries: 2, extra: { TextValue: 'long-text.'.repeat(8000) } });
+      const r = await storescu(node, ['+sd', dir]);
+      assert.equal(r.code, 0, r.stderr);
+      await assertStored(node, study);
+      const db = node.node.db!;
+      const row = await db.source
+        .getRepository(db.entities.Instance)
+        .findOneByOrFail({ sopInstanceUid: study[0]!.sopInstanceUid });
+      const header = JSON.parse(row.header) as Record<string, unknown>;
+      assert.equal((header.TextValue as string).length, 80_000);
+      assert.equal(header.InstanceNumber, 1);
+    });
+
     test('4 parallel storescu senders: every instance stored once', async (t) => {
       if (!node || !needPeer(t, 'storescu')) return;
       const dirs = [0, 1, 2, 3].map((i) => path.join(tmp, kind, `par${i}`));
