@@ -134,6 +134,8 @@ function makeScpClass(server: DicomServer) {
     /** The C-STORE whose data set we are streaming ourselves (see `_processPDataTf`). */
     private fastStore:
       { request: DimseRequest; context: DimsePresentationContext; pcId: number; stream: unknown } | undefined;
+    /** The bytes stopped making sense: an A-ABORT went out and nothing more is read. */
+    private protocolFailed = false;
     /** The library holds the first fragments of a command set: it gets the rest too. */
     private libraryMidCommand = false;
 
@@ -153,7 +155,7 @@ function makeScpClass(server: DicomServer) {
       socket.removeAllListeners('data');
       socket.on('data', (chunk: Buffer) => {
         this.statistics.addBytesReceived(chunk.length);
-        framer.push(chunk);
+        if (!this.protocolFailed) framer.push(chunk);
       });
     }
 
@@ -366,7 +368,12 @@ function makeScpClass(server: DicomServer) {
     }
 
     private protocolError(err: unknown): void {
-      log.error('protocol error, association aborted', { err: String(err) });
+      if (this.protocolFailed) return;
+      this.protocolFailed = true;
+      log.error('protocol error, association aborted', {
+        err: String(err),
+        ip: (this.socket as net.Socket).remoteAddress,
+      });
       this.fastStore = undefined;
       this.sendAbort();
       (this.socket as net.Socket).end();

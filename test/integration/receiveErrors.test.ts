@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
+import net from 'node:net';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { describe, test, before, after } from 'node:test';
@@ -32,6 +33,24 @@ describe('bad data is refused with a failure status and the node stays up', () =
     node = await startTestNode();
   });
   after(async () => node?.destroy());
+
+  test('bytes that are not DICOM on the port (an HTTP request): the connection is closed, the node stays up', async (t) => {
+    if (!needPeer(t, 'echoscu')) return;
+    const socket = net.connect(node.port, '127.0.0.1');
+    const closed = new Promise<string>((resolve) => {
+      const got: Buffer[] = [];
+      socket.on('data', (b: Buffer) => got.push(b));
+      socket.on('close', () => resolve(Buffer.concat(got).toString('latin1')));
+      socket.on('error', () => undefined);
+    });
+    socket.write('GET / HTTP/1.1\r\nHost: scannode\r\n\r\n');
+    const timeout = new Promise<never>((_, reject) =>
+      setTimeout(() => reject(new Error('the node kept the connection open')), 10_000).unref(),
+    );
+    const answer = await Promise.race([closed, timeout]);
+    assert.doesNotMatch(answer, /HTTP/, 'no HTTP answer on the DICOM port');
+    await echoOk(node);
+  });
 
   test('data that is not DICOM: C000-range', async (t) => {
     if (!needPeer(t, 'echoscu')) return;
