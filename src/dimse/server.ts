@@ -334,13 +334,8 @@ function makeScpClass(server: DicomServer) {
             }
             continue;
           }
-          this.streamedPdv(
-            pdv.getPresentationContextId(),
-            pdv.isCommand() ? 1 : 0,
-            pdv.getValue(),
-            true,
-            pdv.isLastFragment(),
-          );
+          const control = (pdv.isCommand() ? 1 : 0) | (pdv.isLastFragment() ? 2 : 0);
+          this.streamedPdv(pdv.getPresentationContextId(), control, pdv.getValue(), true);
         }
       } catch (err) {
         this.protocolError(err);
@@ -349,7 +344,7 @@ function makeScpClass(server: DicomServer) {
     }
 
     /** A piece of a data set PDV of the C-STORE being streamed (from the framer, or a PDU the library parsed). */
-    private streamedPdv(pc: number, control: number, piece: Buffer, pdvEnd: boolean, last = (control & 2) !== 0): void {
+    private streamedPdv(pc: number, control: number, piece: Buffer, pdvEnd: boolean): void {
       const store = this.fastStore;
       this.lastPduTime = Date.now();
       if (!store) return;
@@ -358,7 +353,7 @@ function makeScpClass(server: DicomServer) {
         return;
       }
       (store.stream as { write(b: Buffer): boolean }).write(piece);
-      if (pdvEnd && last) {
+      if (pdvEnd && control & 2) {
         this.fastStore = undefined;
         this.createDatasetFromStoreWritableStream(store.stream as never, store.context, (ds) => {
           store.request.setDataset(ds);

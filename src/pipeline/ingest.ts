@@ -41,8 +41,8 @@ export class Ingest extends EventEmitter {
   private readonly pendingWrites = new Set<Promise<void>>();
   /** SOP Instance UIDs that another store of the same UID was waiting on: their early lookup is stale. */
   private readonly locksHeld = new Set<string>();
-  private instanceStatements: ReturnType<typeof preparedStatements> | undefined;
-  private findPath: ((sop: string) => Promise<{ path: unknown } | null>) | undefined;
+  private readonly instanceSql: ReturnType<typeof preparedStatements>;
+  private readonly findPath: (sop: string) => Promise<{ path: unknown } | null>;
 
   constructor(
     private readonly db: Database,
@@ -54,10 +54,8 @@ export class Ingest extends EventEmitter {
     for (const d of Object.values(DATA_DIRS)) fs.mkdirSync(path.join(dataDir, d), { recursive: true });
     this.incomingDir = path.join(dataDir, DATA_DIRS.incoming);
     this.dirSync = new DirSync(this.incomingDir, true);
-  }
-
-  private get instanceSql() {
-    return (this.instanceStatements ??= preparedStatements(this.db.source, this.db.entities.Instance));
+    this.instanceSql = preparedStatements(db.source, db.entities.Instance);
+    this.findPath = this.instanceSql.selectOneBy('sopInstanceUid', ['path'] as const);
   }
 
   /** The C-STORE SCP's storage hook. */
@@ -327,7 +325,6 @@ export class Ingest extends EventEmitter {
 
   /** The stored path of this SOP Instance UID, if any (asked by every C-STORE). */
   private lookup(sopInstanceUid: string): Promise<{ path: string } | null> {
-    this.findPath ??= this.instanceSql.selectOneBy('sopInstanceUid', ['path'] as const);
     return this.findPath(sopInstanceUid) as Promise<{ path: string } | null>;
   }
 

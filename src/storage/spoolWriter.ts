@@ -34,7 +34,8 @@ export interface SpooledFile {
 
 /**
  * Streams one data set into `<dir>/<name>.<n>.part`: the Part 10 preamble and meta first, then the bytes as they come,
- * written in 256 KiB batches by the thread pool while the rest still arrives, then fsynced off the main thread. A write error (ENOSPC) is kept and reported by `finish` as A700; the partial file is removed.
+ * written in 256 KiB batches by the thread pool while the rest still arrives, then fsynced off the main thread.
+ * A write error (ENOSPC) is kept and reported by `finish` as A700; the partial file is removed.
  */
 export class SpoolWriter {
   private fd: number | undefined;
