@@ -9,7 +9,7 @@ import { createLogger } from './logging/logger.js';
 import { ScanRequests, type ScanView } from './pipeline/scanRequests.js';
 import { makeRequest } from './domain/scanRequest.js';
 import { isSchedulerPaused, schedulerPausedSince, setSchedulerPaused } from './scheduler/pauseFlag.js';
-import { runImportCommand } from './importCommand.js';
+import { runImportCommand, runImportRetry } from './importCommand.js';
 
 const EXIT_RUNTIME = 1;
 const EXIT_USAGE = 2;
@@ -303,14 +303,23 @@ scheduler
 
 program
   .command('import')
-  .description('one-shot import of a file or folder tree (any folder): archived, or problem/ with a reason')
-  .argument('<path>', 'file or folder')
+  .description(
+    'one-shot import of a file or folder tree (outside the data directory, or in its inbox/): archived, or problem/ with a reason; --retry ID resumes a failed batch',
+  )
+  .argument('[path]', 'file or folder')
   .option('--move', 'remove the source files once archived (default: keep them)')
+  .option('--retry <id>', 'another attempt of a failed, retrying or interrupted import batch (see GET /api/imports)')
   .addOption(configOption())
-  .action(async (target: string, opts: { move?: boolean; config: string }) => {
+  .action(async (target: string | undefined, opts: { move?: boolean; retry?: string; config: string }) => {
+    if ((target === undefined) === (opts.retry === undefined) || (opts.retry && opts.move)) {
+      process.stderr.write('give a PATH to import (with --move or not), or --retry ID\n');
+      process.exit(EXIT_USAGE);
+    }
     const loaded = load(opts.config);
     try {
-      process.exitCode = await runImportCommand(loaded, target, { move: opts.move });
+      process.exitCode = opts.retry
+        ? await runImportRetry(loaded, opts.retry)
+        : await runImportCommand(loaded, target!, { move: opts.move });
     } catch (err) {
       process.stderr.write(`import failed: ${(err as Error).message}\n`);
       process.exit(EXIT_RUNTIME);

@@ -149,9 +149,14 @@ export class ScannodeNode {
     const ic = config.import;
     const importer = new Importer(db, ingest, new Archiver(db, dataDir, this.log), dataDir, this.log, {
       concurrency: ic.concurrency,
+      retryBaseMs: ic.retrySeconds * 1000,
+      retryMaxMs: ic.retryMaxSeconds * 1000,
+      maxAttempts: ic.maxAttempts,
+      now: this.now,
     });
     this.importer = importer;
     await importer.markInterrupted();
+    importer.startRetries();
     if (ic.watchInbox) {
       this.inbox = new InboxWatcher(importer, path.join(dataDir, DATA_DIRS.inbox), this.log, {
         stableMs: ic.stableSeconds * 1000,

@@ -107,6 +107,12 @@ const importSection = z
     rescanSeconds: z.number().min(0.05).default(10),
     /** Files of one batch imported in parallel. */
     concurrency: z.number().int().min(1).max(64).default(8),
+    /** A batch that failed for a reason that may pass (disk full, database down) is tried again after this... */
+    retrySeconds: z.number().min(0.01).default(30),
+    /** ...doubling after each attempt up to this... */
+    retryMaxSeconds: z.number().min(0.01).default(3600),
+    /** ...and failed (waiting for an operator) after this many attempts. */
+    maxAttempts: z.number().int().min(1).max(1000).default(10),
   })
   .prefault({});
 

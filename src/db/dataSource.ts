@@ -9,6 +9,7 @@ import { Retrieve1763900000003 } from './migrations/0003-retrieve.js';
 import { Settings1763900000004 } from './migrations/0004-settings.js';
 import { Imports1763900000005 } from './migrations/0005-imports.js';
 import { Grouping1763900000006 } from './migrations/0006-grouping.js';
+import { ImportRetries1763900000017 } from './migrations/0017-import-retries.js';
 import { importEntities, type ImportEntities } from './importEntities.js';
 import { retrieveEntities, type RetrieveEntities } from './retrieveEntities.js';
 import { scanEntities, type ScanEntities } from './scanEntities.js';
@@ -21,6 +22,7 @@ export const MIGRATIONS = [
   Settings1763900000004,
   Imports1763900000005,
   Grouping1763900000006,
+  ImportRetries1763900000017,
 ];
 
 export interface Database {

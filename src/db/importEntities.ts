@@ -1,7 +1,12 @@
 import { EntitySchema } from 'typeorm';
 import type { Dialect } from './entities.js';
 
-export type ImportState = 'queued' | 'running' | 'finished' | 'failed' | 'interrupted';
+/**
+ * queued -> running -> finished | failed (an operator must act; see message) | retrying (the node tries again at
+ * nextAttemptAt) | interrupted (the process stopped; inbox and REST batches resume at the next start).
+ */
+export type ImportState = 'queued' | 'running' | 'finished' | 'failed' | 'retrying' | 'interrupted';
+export const IMPORT_STATES = ['queued', 'running', 'finished', 'failed', 'retrying', 'interrupted'] as const;
 export type ImportSource = 'inbox' | 'rest' | 'cli';
 
 /** One import batch (an inbox folder, a pass over loose inbox files, a REST or CLI import) and its counts. */
@@ -26,7 +31,14 @@ export interface ImportBatchRow {
   bytes: number;
   startedAt: Date;
   endedAt: Date | null;
+  /** Why the batch is failed or retrying, and what to do about it. */
   message: string | null;
+  /** Attempts made (a retry resumes the same batch). */
+  attempts: number;
+  /** When a retrying batch is tried again. */
+  nextAttemptAt: Date | null;
+  /** Counters of the files earlier attempts took out of the folder (JSON of ImportCounts), carried into a retry. */
+  carried: string | null;
 }
 
 /** A file of a batch that went to problem/ (or could not be stored), with why. */
@@ -36,7 +48,11 @@ export interface ImportProblemRow {
   /** Path relative to the import's base (and to problem/ when moved there). */
   path: string;
   reason: string;
+  /** moved: gone from the import folder (problem/); listed: left where it is; error: left in place for a retry. */
+  kind: ImportProblemKind;
 }
+
+export type ImportProblemKind = 'moved' | 'listed' | 'error';
 
 const bigintNumber = { to: (v: number) => v, from: (v: string | number | null) => (v === null ? v : Number(v)) };
 
@@ -63,6 +79,9 @@ export function importEntities(d: Dialect) {
       startedAt: { name: 'started_at', type: d.timestamp },
       endedAt: { name: 'ended_at', type: d.timestamp, nullable: true },
       message: { type: 'varchar', length: 1024, nullable: true },
+      attempts: { type: 'integer', default: 0 },
+      nextAttemptAt: { name: 'next_attempt_at', type: d.timestamp, nullable: true },
+      carried: { type: 'varchar', length: 512, nullable: true },
     },
   });
   const ImportProblem = new EntitySchema<ImportProblemRow>({
@@ -73,6 +92,7 @@ export function importEntities(d: Dialect) {
       batchId: { name: 'batch_id', type: 'varchar', length: 36 },
       path: { type: 'varchar', length: 1024 },
       reason: { type: 'varchar', length: 1024 },
+      kind: { type: 'varchar', length: 8, default: 'listed' },
     },
   });
   return { ImportBatch, ImportProblem };

@@ -1,8 +1,12 @@
+/** Owns the import routes: POST /api/imports, GET /api/imports (the list), GET /api/imports/:id, POST .../retry. */
 import fs from 'node:fs';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { DATA_DIRS } from '../domain/paths.js';
+import { textOfName } from '../domain/fileNames.js';
+import { IMPORT_STATES, type ImportBatchRow, type ImportSource, type ImportState } from '../db/importEntities.js';
 import { httpError, type HttpServices } from './common.js';
+import { pagingProperties } from './scans.js';
 
 interface ImportBody {
   path: string;
@@ -25,11 +29,23 @@ const postSchema = {
   },
 } as const;
 
-const getSchema = {
+const idSchema = {
   params: {
     type: 'object',
     required: ['id'],
     properties: { id: { type: 'string', pattern: '^[0-9a-fA-F-]{36}$' } },
+  },
+} as const;
+
+const listSchema = {
+  querystring: {
+    type: 'object',
+    additionalProperties: false,
+    properties: {
+      state: { type: 'string', enum: IMPORT_STATES },
+      source: { type: 'string', enum: ['inbox', 'rest', 'cli'] },
+      ...pagingProperties,
+    },
   },
 } as const;
 
@@ -39,14 +55,15 @@ function inside(root: string, p: string): boolean {
 
 /**
  * Where a requested import path really is: inside inbox/ after `..` and symbolic links are resolved, or an HTTP error.
- * A relative path is taken relative to inbox/.
+ * A relative path is taken relative to inbox/. (The import itself then opens every folder on the way without
+ * following links, so a link swapped in after this check stops it.)
  */
 export function resolveInboxPath(dataDir: string, requested: string): string {
   const inbox = path.resolve(dataDir, DATA_DIRS.inbox);
   const realInbox = fs.realpathSync(inbox);
   const lexical = path.resolve(inbox, requested);
   if (!inside(inbox, lexical) && !inside(realInbox, lexical)) {
-    throw httpError(403, `path ${JSON.stringify(requested)} is outside the inbox (${inbox})`);
+    throw httpError(403, `path ${JSON.stringify(requested)} is outside the inbox`);
   }
   let real: string;
   try {
@@ -55,16 +72,52 @@ export function resolveInboxPath(dataDir: string, requested: string): string {
     throw httpError(400, `path ${JSON.stringify(requested)} does not exist`);
   }
   if (!inside(realInbox, real)) {
-    throw httpError(403, `path ${JSON.stringify(requested)} resolves outside the inbox (a symbolic link to ${real})`);
+    throw httpError(403, `path ${JSON.stringify(requested)} is a symbolic link that leads outside the inbox`);
   }
   return real;
 }
 
-/** POST /api/imports (XNAT DICOM Inbox style, but failures are visible in the status) and GET /api/imports/:id. */
+/** A path of the data directory as the API shows it: relative to dataDir when inside it (never a machine path). */
+function shownPath(s: HttpServices, p: string): string {
+  const data = textOfName(fs.realpathSync(s.dataDir));
+  return p.startsWith(`${data}/`) ? p.slice(data.length + 1) : p;
+}
+
+/** A batch as the list and the status show it. */
+export function importJson(s: HttpServices, b: ImportBatchRow) {
+  return {
+    id: b.id,
+    name: b.name,
+    source: b.source,
+    path: shownPath(s, b.path),
+    state: b.state,
+    done: b.state !== 'queued' && b.state !== 'running',
+    cleanupAfterImport: !b.keepSources,
+    patientId: b.patientId,
+    studyLabel: b.studyLabel,
+    counts: {
+      filesFound: b.filesFound,
+      filesRead: b.filesRead,
+      archived: b.archived,
+      duplicates: b.duplicates,
+      problems: b.problems,
+      errors: b.errors,
+      bytes: b.bytes,
+    },
+    startedAt: b.startedAt,
+    endedAt: b.endedAt,
+    attempts: b.attempts,
+    nextAttemptAt: b.nextAttemptAt,
+    message: b.message,
+    statusUrl: `/api/imports/${b.id}`,
+  };
+}
+
+/** POST /api/imports (XNAT DICOM Inbox style, but failures are visible in the status), the list, one, its retry. */
 export function registerImportRoutes(app: FastifyInstance, s: HttpServices): void {
   app.post<{ Body: ImportBody }>('/api/imports', { schema: postSchema }, async (req, reply) => {
-    const target = resolveInboxPath(s.dataDir, req.body.path);
-    const inbox = fs.realpathSync(path.resolve(s.dataDir, DATA_DIRS.inbox));
+    const target = textOfName(resolveInboxPath(s.dataDir, req.body.path));
+    const inbox = s.importer.inboxDir;
     if (s.importer.isBusy(target)) throw httpError(409, `an import of ${path.relative(inbox, target)} is running`);
     const { batch } = await s.importer.start({
       path: target,
@@ -80,32 +133,30 @@ export function registerImportRoutes(app: FastifyInstance, s: HttpServices): voi
     return reply.status(202).header('location', statusUrl).send({ id: batch.id, state: batch.state, statusUrl });
   });
 
-  app.get<{ Params: { id: string } }>('/api/imports/:id', { schema: getSchema }, async (req) => {
+  app.get<{ Querystring: { state?: ImportState; source?: ImportSource; limit: number; offset: number } }>(
+    '/api/imports',
+    { schema: listSchema },
+    async (req) => {
+      const { state, source, limit, offset } = req.query;
+      const page = await s.importer.batches.list({ state, source, limit, offset });
+      return { total: page.total, limit, offset, imports: page.batches.map((b) => importJson(s, b)) };
+    },
+  );
+
+  app.get<{ Params: { id: string } }>('/api/imports/:id', { schema: idSchema }, async (req) => {
     const st = await s.importer.status(req.params.id);
     if (!st) throw httpError(404, `no import ${req.params.id}`);
-    return {
-      id: st.id,
-      name: st.name,
-      source: st.source,
-      path: st.path,
-      state: st.state,
-      done: st.state !== 'queued' && st.state !== 'running',
-      cleanupAfterImport: !st.keepSources,
-      patientId: st.patientId,
-      studyLabel: st.studyLabel,
-      counts: {
-        filesFound: st.filesFound,
-        filesRead: st.filesRead,
-        archived: st.archived,
-        duplicates: st.duplicates,
-        problems: st.problems,
-        errors: st.errors,
-        bytes: st.bytes,
-      },
-      startedAt: st.startedAt,
-      endedAt: st.endedAt,
-      message: st.message,
-      problems: st.problemList,
-    };
+    return { ...importJson(s, st), problems: st.problemList };
+  });
+
+  app.post<{ Params: { id: string } }>('/api/imports/:id/retry', { schema: idSchema }, async (req, reply) => {
+    const r = await s.importer.retry(req.params.id, { cli: false });
+    if ('refused' in r) throw httpError(r.status, r.refused);
+    s.changed?.();
+    const statusUrl = `/api/imports/${r.batch.id}`;
+    return reply
+      .status(202)
+      .header('location', statusUrl)
+      .send({ id: r.batch.id, state: r.done ? 'running' : r.batch.state, statusUrl });
   });
 }

@@ -1,13 +1,25 @@
+/** Owns watching inbox/: which folders and loose entries have settled, and handing them to the importer as batches. */
 import fs from 'node:fs';
-import path from 'node:path';
 import type { Logger } from '../logging/logger.js';
-import type { Importer } from './importer.js';
+import type { ImportBatchRow } from '../db/importEntities.js';
+import type { ImportRequest } from './importer.js';
+import { nameText } from '../domain/fileNames.js';
+import { treeSignature } from './treeEntries.js';
 
 /** sendit's convention: a folder named `*.tmp` or `*.tmp<anything>` is still being written. */
 export const IN_PROGRESS = /\.tmp[^/\\]*$/i;
 
+/** What the watcher needs of the importer. */
+export interface InboxImporter {
+  /** The inbox as import paths name it (real path, as text). */
+  readonly inboxDir: string;
+  inboxDecision(p: string, newestChangeMs: number): Promise<'new' | 'skip' | ImportBatchRow>;
+  importPath(req: ImportRequest): Promise<unknown>;
+  resume(batch: ImportBatchRow, req: ImportRequest): Promise<unknown>;
+}
+
 export interface InboxWatcherOptions {
-  /** An entry is taken once its signature (size, mtime; for a folder: files, bytes, newest mtime) held this long. */
+  /** An entry is taken once its signature (size, mtime; for a folder: entries, bytes, newest mtime) held this long. */
   stableMs: number;
   /** Full rescan period, the safety net beside fs.watch. */
   rescanMs: number;
@@ -16,11 +28,12 @@ export interface InboxWatcherOptions {
 }
 
 /**
- * Watches `inbox/`: a folder (not `*.tmp*`) is one batch named after it; loose files are a stream, taken in one batch
+ * Watches `inbox/`: a folder (not `*.tmp*`) is one batch named after it; loose entries are a stream, taken in one batch
  * per pass once each is unchanged for `stableMs`. Dot files are left alone (rsync and friends write there first).
+ * Loose symbolic links, FIFOs and device nodes are taken too (never followed nor opened): they go to problem/.
  * fs.watch wakes it early; the periodic rescan catches anything fs.watch missed and everything left by a previous run.
- * Sources leave the inbox only once archived, so a restart mid-import imports the rest again: what was already
- * stored is an identical duplicate, stored once.
+ * Sources leave the inbox only once archived, so a restart mid-import imports the rest again. A batch that failed is
+ * not taken again until something in it changes or an operator retries it; one that is retrying waits for its time.
  */
 export class InboxWatcher {
   private readonly seen = new Map<string, { sig: string; since: number }>();
@@ -33,7 +46,7 @@ export class InboxWatcher {
   private readonly now: () => number;
 
   constructor(
-    private readonly importer: Importer,
+    private readonly importer: InboxImporter,
     readonly inboxDir: string,
     private readonly log: Logger,
     private readonly opts: InboxWatcherOptions,
@@ -102,91 +115,68 @@ export class InboxWatcher {
   }
 
   private async scan(): Promise<void> {
-    const loose: string[] = [];
+    const inbox = this.importer.inboxDir;
+    const loose: Buffer[] = [];
+    let looseChange = 0;
     let waiting = false;
     const present = new Set<string>();
-    const dir = await fs.promises.opendir(this.inboxDir);
-    const folders: string[] = [];
+    const folders: Array<{ full: string; name: string }> = [];
+    // The inbox itself is the node's; what lies in it is not: names are bytes, entries are never followed.
+    const dir = await fs.promises.opendir(this.inboxDir, { encoding: 'buffer' as BufferEncoding });
     for await (const e of dir) {
       if (this.stopped) return;
-      if (e.name.startsWith('.')) continue;
-      const full = path.join(this.inboxDir, e.name);
+      const raw = e.name as unknown as Buffer;
+      if (raw[0] === 0x2e) continue;
+      const name = nameText(raw);
+      const full = `${inbox}/${name}`;
       present.add(full);
-      if (this.importer.isBusy(full)) continue;
       if (e.isDirectory()) {
-        if (IN_PROGRESS.test(e.name)) continue;
-        folders.push(full);
-      } else if (e.isFile()) {
-        let st: fs.Stats;
-        try {
-          st = await fs.promises.stat(full);
-        } catch {
-          continue;
-        }
-        if (this.stable(full, `${st.size}:${st.mtimeMs}`, st.mtimeMs)) loose.push(full);
-        else waiting = true;
+        if (!IN_PROGRESS.test(name)) folders.push({ full, name });
+        continue;
       }
+      const st = await fs.promises.lstat(Buffer.concat([Buffer.from(`${this.inboxDir}/`), raw])).catch(() => undefined);
+      if (!st || st.isDirectory()) continue;
+      if (this.stable(full, `${st.ino}:${st.size}:${st.mtimeMs}`, st.mtimeMs)) {
+        loose.push(raw);
+        looseChange = Math.max(looseChange, st.ctimeMs);
+      } else waiting = true;
     }
     for (const k of this.seen.keys()) if (!present.has(k)) this.seen.delete(k);
-    if (loose.length && !this.stopped) {
-      for (const f of loose) this.seen.delete(f);
-      await this.importer.importPath({
-        path: this.inboxDir,
-        baseDir: this.inboxDir,
-        name: 'inbox',
-        source: 'inbox',
-        keepSources: false,
-        files: loose,
-      });
-    }
-    for (const full of folders) {
+    if (loose.length && !this.stopped) await this.take(inbox, 'inbox', looseChange, { only: loose });
+    for (const { full, name } of folders) {
       if (this.stopped) return;
-      if (this.importer.isBusy(full) || (await this.importer.importedKeepingSources(full))) continue;
-      const sig = await folderSignature(full);
+      const sig = await treeSignature(full);
       if (!sig) continue;
-      if (!this.stable(full, sig.sig, sig.newest)) {
+      if (!this.stable(full, sig.sig, sig.newestMtime)) {
         waiting = true;
         continue;
       }
-      this.seen.delete(full);
-      await this.importer.importPath({
-        path: full,
-        baseDir: this.inboxDir,
-        name: path.basename(full),
-        source: 'inbox',
-        keepSources: false,
-        removeEmptyRoot: true,
-      });
+      if (await this.take(full, name, sig.newestCtime, { removeEmptyRoot: true })) this.seen.delete(full);
     }
     // Something is settling: look again once it may be stable rather than waiting for the next full rescan.
     if (waiting) this.kickSoon(Math.max(50, Math.min(this.opts.stableMs, this.opts.rescanMs)));
   }
-}
 
-/** Files, bytes and newest mtime of a folder tree; undefined when it holds no file. */
-async function folderSignature(root: string): Promise<{ sig: string; newest: number } | undefined> {
-  let files = 0;
-  let bytes = 0;
-  let newest = 0;
-  const visit = async (dir: string): Promise<void> => {
-    const st = await fs.promises.stat(dir);
-    newest = Math.max(newest, st.mtimeMs);
-    for await (const e of await fs.promises.opendir(dir)) {
-      const p = path.join(dir, e.name);
-      if (e.isDirectory()) await visit(p);
-      else if (e.isFile()) {
-        const s = await fs.promises.stat(p).catch(() => undefined);
-        if (!s) continue;
-        files++;
-        bytes += s.size;
-        newest = Math.max(newest, s.mtimeMs);
-      }
-    }
-  };
-  try {
-    await visit(root);
-  } catch {
-    return undefined;
+  /** Imports a settled path as a new batch or another attempt of its last one; false when it is not taken now. */
+  private async take(
+    full: string,
+    name: string,
+    newestChange: number,
+    extra: Pick<ImportRequest, 'only' | 'removeEmptyRoot'>,
+  ): Promise<boolean> {
+    const decision = await this.importer.inboxDecision(full, newestChange);
+    if (decision === 'skip') return false;
+    const req: ImportRequest = {
+      path: full,
+      baseDir: this.importer.inboxDir,
+      name,
+      source: 'inbox',
+      keepSources: false,
+      ...extra,
+    };
+    if (extra.only) for (const n of extra.only) this.seen.delete(`${full}/${nameText(n)}`);
+    if (decision === 'new') await this.importer.importPath(req);
+    else await this.importer.resume(decision, { ...req, name: decision.name });
+    return true;
   }
-  return files ? { sig: `${files}:${bytes}:${newest}`, newest } : undefined;
 }

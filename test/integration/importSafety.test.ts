@@ -8,7 +8,7 @@ import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { startTestNode, type TestNode } from '../helpers/node.js';
 import { generateStudy, type GeneratedInstance } from '../helpers/dicomgen.js';
-import { datasetBytes, listFiles, waitFor } from '../helpers/files.js';
+import { datasetBytes, waitFor } from '../helpers/files.js';
 import { call } from '../helpers/http.js';
 import { needPeer, run } from '../helpers/peers.js';
 import { assertUntouched, fingerprint, probeResponsive, releaseFifos, sentinel } from '../helpers/outside.js';

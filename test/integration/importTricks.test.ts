@@ -102,10 +102,7 @@ async function withTricks(
     const before = fingerprint(outside);
     const probe = probeResponsive(node);
     build({ node, inbox, outside, archivedStudy });
-    for (const p of fs.readdirSync(inbox, { recursive: true }) as string[]) {
-      const full = path.join(inbox, p);
-      if (fs.lstatSync(full, { throwIfNoEntry: false })?.isFIFO()) fifos.push(full);
-    }
+    fifos.push(...made.fifos.splice(0));
     await inboxSettles(node);
     const report = await probe.stop();
     t.diagnostic(`probe: ${report.echoes} C-ECHO, ${report.statuses} /api/status, slowest ${report.slowestMs} ms`);
@@ -118,17 +115,20 @@ async function withTricks(
     const echo = await run('echoscu', ['-aec', 'SCANNODE', '127.0.0.1', String(node.port)]);
     assert.equal(echo.code, 0, echo.stderr);
   } finally {
-    releaseFifos([...fifos, ...[...problemPaths(node)].filter((p) => fs.lstatSync(p).isFIFO())]);
+    // Never readdir({ recursive }) here: it would follow the links into the outside tree.
+    releaseFifos([
+      ...fifos,
+      ...fifos.map((f) =>
+        path.join(node.dataDir, 'problem', path.relative(path.join(node.dataDir, 'inbox'), f).replace(/\.tmp\//, '/')),
+      ),
+    ]);
     await node.destroy();
     fs.rmSync(outside, { recursive: true, force: true });
   }
 }
 
-function* problemPaths(node: TestNode): Generator<string> {
-  const dir = path.join(node.dataDir, 'problem');
-  if (!fs.existsSync(dir)) return;
-  for (const p of fs.readdirSync(dir, { recursive: true }) as string[]) yield path.join(dir, p);
-}
+/** What a test made that needs releasing afterwards. */
+const made = { fifos: [] as string[] };
 
 test('inbox tricks: symbolic links at every depth, FIFOs, hard links into the archive, odd names', async (t) => {
   let study: GeneratedInstance[] = [];
@@ -137,7 +137,9 @@ test('inbox tricks: symbolic links at every depth, FIFOs, hard links into the ar
     t,
     ({ node, inbox, outside, archivedStudy }) => {
       const tmp = path.join(inbox, 'TRICKS.tmp');
-      study = generateStudy({ dir: path.join(tmp, 'b'), series: 2, perSeries: 3, ext: '' });
+      study = generateStudy({ dir: path.join(node.dir, 'b'), series: 2, perSeries: 3, ext: '' });
+      fs.mkdirSync(path.join(tmp, 'b'), { recursive: true });
+      for (const g of study) fs.copyFileSync(g.file, path.join(tmp, 'b', path.basename(g.file)));
       odd = generateStudy({ dir: path.join(node.dir, 'odd'), series: 1, perSeries: 4, ext: '' });
       const deep = path.join(tmp, 'x', 'y');
       fs.mkdirSync(path.join(deep, 'z'), { recursive: true });
@@ -211,8 +213,8 @@ test('inbox tricks: device nodes are never opened and are moved to problem/ as t
 });
 
 function spawnFifo(p: string): void {
-  const r = spawnSyncOk('mkfifo', [p]);
-  assert.equal(r, 0);
+  assert.equal(spawnSyncOk('mkfifo', [p]), 0);
+  made.fifos.push(p);
 }
 
 function mknod(p: string, major: number, minor: number): void {

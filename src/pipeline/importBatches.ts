@@ -1,0 +1,252 @@
+/**
+ * Owns the bookkeeping of import batches: their rows and states, the counters of a running attempt (and what it
+ * carries into a retry), the problem list, and the queries the API, the status page, the inbox and the retry loop ask.
+ */
+import { randomUUID } from 'node:crypto';
+import { In, LessThanOrEqual, Not } from 'typeorm';
+import type { Database } from '../db/dataSource.js';
+import type {
+  ImportBatchRow,
+  ImportProblemKind,
+  ImportProblemRow,
+  ImportSource,
+  ImportState,
+} from '../db/importEntities.js';
+import { COUNT_KEYS, zeroCounts, type ImportCounts } from '../domain/importRules.js';
+
+export interface ImportStatus extends ImportBatchRow {
+  problemList: Array<{ path: string; reason: string; kind: ImportProblemKind }>;
+}
+
+export interface NewBatch {
+  name: string;
+  source: ImportSource;
+  path: string;
+  keepSources: boolean;
+  patientId?: string;
+  studyLabel?: string;
+}
+
+/** Whether a batch is still under way (in this process or another). */
+export function isActive(state: ImportState): boolean {
+  return state === 'queued' || state === 'running';
+}
+
+/**
+ * The counters of one attempt. What the row shows (`c`) starts from what earlier attempts took out of the folder
+ * (`carried`); `left` tallies the same for the next attempt: files whose source is gone (archived and removed, or
+ * moved to problem/). Everything else is still in the folder and is counted again by a retry, so nothing is counted
+ * twice. When sources are kept, nothing leaves and a retry counts the whole tree again from zero.
+ */
+export class Tally {
+  readonly c: ImportCounts;
+  readonly left: ImportCounts;
+  private counted = 0;
+  private seen = 0;
+
+  constructor(private readonly carried: ImportCounts) {
+    this.c = { ...carried, errors: 0 };
+    this.left = { ...carried, errors: 0 };
+  }
+
+  /** The first pass counted `n` entries. */
+  found(n: number): void {
+    this.counted = n;
+    this.c.filesFound = this.carried.filesFound + n;
+  }
+
+  /** An entry was taken up (whatever becomes of it). */
+  entry(): void {
+    this.seen++;
+    if (this.seen > this.counted) this.c.filesFound = this.carried.filesFound + this.seen;
+  }
+
+  /** It was gone before it could be read (taken by someone else): it was never there for this batch. */
+  vanished(): void {
+    this.seen--;
+    this.counted--;
+    this.c.filesFound--;
+  }
+
+  read(size: number, duplicate: boolean): void {
+    this.c.filesRead++;
+    this.c.bytes += size;
+    if (duplicate) this.c.duplicates++;
+  }
+
+  /** A file read and stored that did not make it into the archive: it stays, for a retry. */
+  unread(size: number, duplicate: boolean): void {
+    this.c.filesRead--;
+    this.c.bytes -= size;
+    if (duplicate) this.c.duplicates--;
+    this.c.errors++;
+  }
+
+  archived(size: number, duplicate: boolean, sourceGone: boolean): void {
+    this.c.archived++;
+    if (!sourceGone) return;
+    this.left.filesFound++;
+    this.left.filesRead++;
+    this.left.archived++;
+    this.left.bytes += size;
+    if (duplicate) this.left.duplicates++;
+  }
+
+  problem(moved: boolean): void {
+    this.c.problems++;
+    if (!moved) return;
+    this.left.filesFound++;
+    this.left.problems++;
+  }
+
+  error(): void {
+    this.c.errors++;
+  }
+
+  /** The walk went through the whole tree: filesFound is what it met, not the first pass's estimate. */
+  walkedAll(): void {
+    this.c.filesFound = this.carried.filesFound + this.seen;
+  }
+}
+
+export class ImportBatches {
+  constructor(private readonly db: Database) {}
+
+  private get rows() {
+    return this.db.source.getRepository(this.db.entities.ImportBatch);
+  }
+
+  private get problems() {
+    return this.db.source.getRepository(this.db.entities.ImportProblem);
+  }
+
+  async create(b: NewBatch): Promise<ImportBatchRow> {
+    const row: ImportBatchRow = {
+      id: randomUUID(),
+      name: b.name.slice(0, 256),
+      source: b.source,
+      path: b.path.slice(0, 1024),
+      state: 'queued',
+      keepSources: b.keepSources,
+      patientId: b.patientId?.slice(0, 64) ?? null,
+      studyLabel: b.studyLabel?.slice(0, 128) ?? null,
+      ...zeroCounts(),
+      startedAt: new Date(),
+      endedAt: null,
+      message: null,
+      attempts: 0,
+      nextAttemptAt: null,
+      carried: null,
+    };
+    await this.rows.insert(row);
+    return row;
+  }
+
+  get(id: string): Promise<ImportBatchRow | null> {
+    return this.rows.findOneBy({ id });
+  }
+
+  async update(id: string, patch: Partial<ImportBatchRow>): Promise<void> {
+    await this.rows.update({ id }, patch);
+  }
+
+  /**
+   * A new attempt starts: the problems of entries still in the folder are listed again by it (those that left stay
+   * listed), and the row says running.
+   */
+  async begin(batch: ImportBatchRow, attempt: number, counts: ImportCounts): Promise<void> {
+    await this.problems.delete({ batchId: batch.id, kind: In(['listed', 'error']) });
+    await this.rows.update(
+      { id: batch.id },
+      { ...counts, state: 'running', attempts: attempt, endedAt: null, nextAttemptAt: null, message: null },
+    );
+  }
+
+  async saveCounts(id: string, c: ImportCounts): Promise<void> {
+    const patch: Partial<ImportCounts> = {};
+    for (const k of COUNT_KEYS) patch[k] = c[k];
+    await this.rows.update({ id }, patch);
+  }
+
+  async addProblem(batchId: string, path: string, reason: string, kind: ImportProblemKind): Promise<void> {
+    const row: ImportProblemRow = { batchId, path: path.slice(0, 1024), reason: reason.slice(0, 1024), kind };
+    await this.problems.insert(row);
+  }
+
+  async status(id: string, problemLimit = 1000): Promise<ImportStatus | null> {
+    const batch = await this.get(id);
+    if (!batch) return null;
+    const problems = await this.problems.find({ where: { batchId: id }, order: { id: 'ASC' }, take: problemLimit });
+    return { ...batch, problemList: problems.map((p) => ({ path: p.path, reason: p.reason, kind: p.kind })) };
+  }
+
+  /** Batches newest first, optionally of one state or source. */
+  async list(q: {
+    state?: ImportState;
+    source?: ImportSource;
+    limit: number;
+    offset: number;
+  }): Promise<{ total: number; batches: ImportBatchRow[] }> {
+    const where = { ...(q.state && { state: q.state }), ...(q.source && { source: q.source }) };
+    const [batches, total] = await this.rows.findAndCount({
+      where,
+      order: { startedAt: 'DESC', id: 'ASC' },
+      take: q.limit,
+      skip: q.offset,
+    });
+    return { total, batches };
+  }
+
+  /** The newest batch of a path, from the inbox or REST (what decides whether the inbox takes the path again). */
+  latestFor(path: string): Promise<ImportBatchRow | null> {
+    return this.rows.findOne({
+      where: { path: path.slice(0, 1024), source: In(['inbox', 'rest']) },
+      order: { startedAt: 'DESC', id: 'ASC' },
+    });
+  }
+
+  /** A finished import that kept its sources (cleanupAfterImport=false) already took this path. */
+  importedKeepingSources(path: string): Promise<boolean> {
+    return this.rows.existsBy({ path: path.slice(0, 1024), keepSources: true, state: 'finished' });
+  }
+
+  /** Retrying batches whose next attempt is due (CLI batches are retried by an operator only). */
+  due(now: Date): Promise<ImportBatchRow[]> {
+    return this.rows.find({
+      where: { state: 'retrying', nextAttemptAt: LessThanOrEqual(now), source: Not('cli') },
+      order: { nextAttemptAt: 'ASC' },
+      take: 100,
+    });
+  }
+
+  /** When the next retrying batch is due, if any. */
+  async nextDue(): Promise<Date | null> {
+    const row = await this.rows.findOne({
+      where: { state: 'retrying', source: Not('cli') },
+      order: { nextAttemptAt: 'ASC' },
+      select: { id: true, nextAttemptAt: true },
+    });
+    return row?.nextAttemptAt ?? null;
+  }
+
+  /**
+   * Start-up: batches left queued or running by a process that stopped. Inbox and REST batches resume at once (their
+   * sources are still where they were: removed only once archived); a CLI batch waits for `scannode import --retry`.
+   */
+  async interruptedAtStart(now: Date): Promise<{ resumed: number; interrupted: number }> {
+    const active = In(['queued', 'running']);
+    const resumed = await this.rows.update(
+      { state: active, source: Not('cli') },
+      { state: 'retrying', nextAttemptAt: now, endedAt: new Date(), message: 'interrupted by a restart; resumes' },
+    );
+    const cli = await this.rows.update(
+      { state: active, source: 'cli' },
+      { state: 'interrupted', endedAt: new Date(), message: 'interrupted: resume with scannode import --retry' },
+    );
+    await this.rows.update(
+      { state: 'interrupted', source: Not('cli') },
+      { state: 'retrying', nextAttemptAt: now, message: 'interrupted; resumes' },
+    );
+    return { resumed: resumed.affected ?? 0, interrupted: cli.affected ?? 0 };
+  }
+}
