@@ -93,13 +93,14 @@ export function errnoOf(err: unknown): string | undefined {
   return undefined;
 }
 
+/** What an operator does about a permanent failure (the batch's message adds how to retry). */
 const ACTION: Record<ImportStep, string> = {
-  read: 'give the node read access to it, then retry the import',
-  spool: "give the node's user write access to it, then retry the import",
-  archive: "give the node's user write access to it, then retry the import",
-  remove: "the files are archived; give the node's user write access to the folder, then retry the import",
-  problem: "give the node's user write access to problem/ and the import folder, then retry the import",
-  database: 'check the database, then retry the import',
+  read: "give the node's user read access to it",
+  spool: "give the node's user write access to it",
+  archive: "give the node's user write access to it",
+  remove: "the files are archived; give the node's user write access to the folder",
+  problem: "give the node's user write access to problem/ and to the import folder",
+  database: 'check the database',
 };
 
 const WHAT: Record<ImportStep, string> = {
@@ -117,37 +118,30 @@ export function classifyImportError(err: unknown, step: ImportStep, where: strin
   const code = errnoOf(err);
   const message = err instanceof Error ? err.message : String(err);
   if (code && NO_SPACE.has(code)) {
-    return new TransientImportError(`out of disk space at ${where} (${code}); the import resumes by itself`, {
-      cause: err,
-    });
+    return new TransientImportError(`out of disk space at ${where} (${code})`, { cause: err });
   }
   if (code && NO_ACCESS.has(code)) {
     return new UnrecoverableImportError(`${WHAT[step]} ${where} (${code}): ${ACTION[step]}`, { cause: err });
   }
   if (code === 'EXDEV') {
     return new UnrecoverableImportError(
-      `${where} is on another filesystem and cannot be linked (EXDEV): put it on the data directory's filesystem, then retry the import`,
+      `${where} is on another filesystem and cannot be linked (EXDEV): put it on the data directory's filesystem`,
       { cause: err },
     );
   }
   if (code && NOT_A_FOLDER.has(code) && step !== 'read') {
-    return new UnrecoverableImportError(
-      `${WHAT[step]} ${where} (${code}: not a folder the node can use): fix it, then retry the import`,
-      {
-        cause: err,
-      },
-    );
+    return new UnrecoverableImportError(`${WHAT[step]} ${where} (${code}): make it a folder the node can write`, {
+      cause: err,
+    });
   }
   if (!code) return new TransientImportError(`${WHAT.database} ${where}: ${message}`, { cause: err });
-  return new TransientImportError(`${WHAT[step]} ${where} (${code}); the import resumes by itself`, { cause: err });
+  return new TransientImportError(`${WHAT[step]} ${where} (${code})`, { cause: err });
 }
 
 /** What a failed store (Ingest's DICOM status) means for the batch: the file is fine, the node is not, for now. */
 export function storeFailure(status: number, comment: string | undefined): ImportFailure {
   const what = status === DicomStatus.OutOfResources ? 'out of resources' : 'processing failure';
-  return new TransientImportError(
-    `the store refused a file: ${hex(status)} ${comment ?? what}; the import resumes by itself`,
-  );
+  return new TransientImportError(`the store refused a file: ${hex(status)} ${comment ?? what}`);
 }
 
 /** Delay before attempt `attempts + 1`, doubling from `baseMs` up to `maxMs`. */

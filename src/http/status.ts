@@ -7,11 +7,14 @@ import { need, type HttpServices } from './common.js';
 import { LiveStatus } from './live.js';
 import { scanJson } from './scans.js';
 import { associationJson } from './studies.js';
+import { importJson } from './imports.js';
 
 /** The status page's files (copied next to the compiled module by `npm run build`). */
 const UI_DIR = fileURLToPath(new URL('./ui/', import.meta.url));
 
 const RECENT = 20;
+/** Import batches shown on the page, newest first (the API pages through all of them). */
+const RECENT_IMPORTS = 10;
 /** Active scans shown on the page (the API pages through all of them). */
 const ACTIVE_LIMIT = 500;
 
@@ -29,12 +32,13 @@ export async function statusSnapshot(s: HttpServices) {
   const scans = need(s.scans, 'scan requests');
   const db = need(s.db, 'database');
   const progress = (id: string) => s.progress?.(id);
-  const [active, finished, failed, associations, disk] = await Promise.all([
+  const [active, finished, failed, associations, disk, imports] = await Promise.all([
     scans.page({ state: 'active', limit: ACTIVE_LIMIT, offset: 0 }),
     scans.page({ state: 'finished', limit: RECENT, offset: 0 }),
     scans.page({ state: 'failed', limit: RECENT, offset: 0 }),
     db.source.getRepository(db.entities.Association).find({ order: { endedAt: 'DESC', id: 'ASC' }, take: RECENT }),
     diskSpace(s.dataDir),
+    s.importer.batches.list({ limit: RECENT_IMPORTS, offset: 0 }),
   ]);
   const ended = (v: (typeof finished.scans)[number]) => {
     const j = scanJson(v, undefined);
@@ -72,6 +76,7 @@ export async function statusSnapshot(s: HttpServices) {
     finished: { total: finished.total, scans: finished.scans.map(ended) },
     failed: { total: failed.total, scans: failed.scans.map(ended) },
     associations: associations.map(associationJson),
+    imports: { total: imports.total, recent: imports.batches.map((b) => importJson(s, b)) },
   };
 }
 

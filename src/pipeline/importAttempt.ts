@@ -105,11 +105,16 @@ export class AttemptRunner {
     };
     const started = Date.now();
     let lastSave = 0;
+    // Progress saves run one at a time and the final update waits for the last: a late one never overwrites it.
+    let saving: Promise<void> | undefined;
     const progress = () => {
       onProgress?.({ ...tally.c });
-      if (Date.now() - lastSave < 500) return;
+      if (saving || Date.now() - lastSave < 500) return;
       lastSave = Date.now();
-      void this.batches.saveCounts(batch.id, tally.c).catch(() => undefined);
+      saving = this.batches
+        .saveCounts(batch.id, tally.c)
+        .catch(() => undefined)
+        .finally(() => (saving = undefined));
     };
     this.log.info('import started', { batch: batch.id, name: batch.name, source: batch.source, attempt: attemptNo });
     let walkedAll = false;
@@ -123,8 +128,9 @@ export class AttemptRunner {
       fail(a, classifyImportError(err, 'read', req.path));
     }
     // Whatever ended the walk, what was stored is archived and its sources released (unless archiving failed).
-    await this.flush(a);
+    while (a.pending.length && !a.archiveBroken) await this.flush(a);
     await a.flushing;
+    await saving;
     for (const t of a.pending.splice(0)) await t.dir.release();
     const clean = walkedAll && !a.failure && tally.c.errors === 0 && !this.stopping();
     if (clean) tally.walkedAll();
@@ -277,7 +283,10 @@ export class AttemptRunner {
       );
       return {
         state: 'retrying',
-        message: `${f.message} (attempt ${attemptNo}; next ${next.toISOString()})`.slice(0, 1024),
+        message: `${f.message} - tried again by the node at ${next.toISOString()} (attempt ${attemptNo + 1})`.slice(
+          0,
+          1024,
+        ),
         nextAttemptAt: next,
       };
     }

@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { launch } from '../helpers/browser.js';
 import { startTestNode, type TestNode } from '../helpers/node.js';
 import { freePort, needPeer, run } from '../helpers/peers.js';
 import { generateStudy, newUid, type GeneratedInstance } from '../helpers/dicomgen.js';
@@ -13,24 +14,6 @@ import { createDataset, nCreate, nSet, performedSeries } from '../helpers/mppsCl
 /** Screenshots land here (the tests' output folder, ignored by git). */
 const OUT = path.resolve('test-output', 'status-page');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'scannode-page-'));
-
-/** Debian's Chromium, as root in a closed network: no sandbox, no background connections, a fresh profile. */
-async function launch(): Promise<Browser> {
-  return chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--disable-dev-shm-usage',
-    ],
-  });
-}
 
 async function storescu(node: TestNode, imgs: GeneratedInstance[]): Promise<void> {
   const files = imgs.map((i) => i.file);

@@ -40,7 +40,7 @@ test('import failures: each errno is permanent or transient, with what to do', (
     [errno('EROFS'), 'spool', /cannot write the spool/],
     [errno('EPERM'), 'remove', /cannot remove imported files from .*archived/],
     [errno('EXDEV'), 'archive', /another filesystem and cannot be linked/],
-    [errno('ENOTDIR'), 'archive', /not a folder/],
+    [errno('ENOTDIR'), 'archive', /make it a folder the node can write/],
   ] as const;
   for (const [err, step, msg] of permanent) {
     const f = classifyImportError(err, step, 'site/raw');

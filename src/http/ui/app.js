@@ -293,6 +293,24 @@ function render(st) {
       { text: s.reason, class: 'wrap failed-reason' },
     ],
   }));
+  if (st.imports) {
+    setText($('#imports-count'), `(${st.imports.total})`);
+    fillTable($('#imports'), st.imports.recent, (b) => ({
+      attrs: { import: b.id, state: b.state },
+      values: [
+        when(b.startedAt),
+        { text: b.name, class: 'wrap', title: b.path },
+        b.source,
+        { text: b.attempts > 1 ? `${b.state} (attempt ${b.attempts})` : b.state, class: `state-${b.state}` },
+        b.counts.filesFound,
+        b.counts.archived,
+        b.counts.duplicates,
+        b.counts.problems,
+        b.counts.errors,
+        { text: b.message, class: `wrap${b.state === 'failed' ? ' failed-reason' : ''}` },
+      ],
+    }));
+  }
   fillTable($('#associations'), st.associations, (a) => ({
     values: [
       when(a.endedAt),
