@@ -110,9 +110,10 @@ async function withImporter(
   const { config, dataDir } = loaded;
   const log = createLogger({ level: config.log.level === 'debug' ? 'debug' : 'warn', file: config.log.file });
   const db = await openDatabase(config.database, dataDir);
+  let ingest: Ingest | undefined;
   try {
     // Never Ingest.recover() here: a running daemon's spool files in flight must be left alone.
-    const ingest = new Ingest(db, dataDir, log, { onConflict: config.dicom.onConflict });
+    ingest = new Ingest(db, dataDir, log, { onConflict: config.dicom.onConflict });
     const importer = new Importer(db, ingest, new Archiver(db, dataDir, log), dataDir, log, {
       concurrency: config.import.concurrency,
     });
@@ -146,11 +147,11 @@ async function withImporter(
     const t0 = Date.now();
     const row = await go(importer, onProgress);
     bar?.stop();
-    await ingest.close();
     if (!row) return 0;
     out.write(`${summary(row, (Date.now() - t0) / 1000)}\n`);
     return row.state === 'finished' ? 0 : 1;
   } finally {
+    await ingest?.close();
     await db.close();
   }
 }
