@@ -78,7 +78,7 @@ export class TransientImportError extends ImportFailure {
 }
 
 /** Where in a file's way an error happened; it decides what the operator is told. */
-export type ImportStep = 'read' | 'spool' | 'archive' | 'remove' | 'problem' | 'database';
+export type ImportStep = 'read' | 'spool' | 'store' | 'archive' | 'remove' | 'problem' | 'database';
 
 const NO_SPACE = new Set(['ENOSPC', 'EDQUOT', 'EFBIG']);
 const NO_ACCESS = new Set(['EACCES', 'EPERM', 'EROFS']);
@@ -97,6 +97,7 @@ export function errnoOf(err: unknown): string | undefined {
 const ACTION: Record<ImportStep, string> = {
   read: "give the node's user read access to it",
   spool: "give the node's user write access to it",
+  store: "give the node's user write access to the spool",
   archive: "give the node's user write access to it",
   remove: "the files are archived; give the node's user write access to the folder",
   problem: "give the node's user write access to problem/ and to the import folder",
@@ -106,6 +107,7 @@ const ACTION: Record<ImportStep, string> = {
 const WHAT: Record<ImportStep, string> = {
   read: 'cannot read',
   spool: 'cannot write the spool',
+  store: 'the store failed at',
   archive: 'cannot write the archive',
   remove: 'cannot remove imported files from',
   problem: 'cannot move a file to',
@@ -129,7 +131,8 @@ export function classifyImportError(err: unknown, step: ImportStep, where: strin
       { cause: err },
     );
   }
-  if (code && NOT_A_FOLDER.has(code) && step !== 'read') {
+  // Reading a source and storing it (Ingest) fail per file: only a spool the node may not write is for an operator.
+  if (code && NOT_A_FOLDER.has(code) && step !== 'read' && step !== 'store') {
     return new UnrecoverableImportError(`${WHAT[step]} ${where} (${code}): make it a folder the node can write`, {
       cause: err,
     });

@@ -130,7 +130,7 @@ export class FileImporter {
         );
       } catch (err) {
         await fs.promises.rm(tmp, { force: true });
-        return await this.error(e, b, classifyImportError(err, 'database', 'the index'));
+        return await this.error(e, b, classifyImportError(err, 'store', 'the spool'));
       }
       if (result.status === DicomStatus.Success && result.instance) {
         const inst = result.instance;

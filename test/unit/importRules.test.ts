@@ -38,6 +38,7 @@ test('import failures: each errno is permanent or transient, with what to do', (
   const permanent = [
     [errno('EACCES'), 'archive', /cannot write the archive site\/raw \(EACCES\): give the node's user write access/],
     [errno('EROFS'), 'spool', /cannot write the spool/],
+    [errno('EACCES'), 'store', /the store failed at .*write access to the spool/],
     [errno('EPERM'), 'remove', /cannot remove imported files from .*archived/],
     [errno('EXDEV'), 'archive', /another filesystem and cannot be linked/],
     [errno('ENOTDIR'), 'archive', /make it a folder the node can write/],
@@ -55,6 +56,7 @@ test('import failures: each errno is permanent or transient, with what to do', (
     [errno('EIO'), 'read'],
     [errno('EMFILE'), 'read'],
     [errno('ENOENT'), 'read'],
+    [errno('EISDIR'), 'store'],
     [new Error('connection terminated'), 'database'],
     [Object.assign(new Error('the database is locked'), { code: 'SQLITE_BUSY' }), 'database'],
   ] as const) {
