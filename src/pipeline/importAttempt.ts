@@ -271,8 +271,17 @@ export class AttemptRunner {
       message: `${why} - then retry: ${retryHint}`.slice(0, 1024),
       nextAttemptAt: null,
     });
-    if (this.stopping() && !a.failure)
-      return { state: 'interrupted', message: 'stopped with the node', nextAttemptAt: null };
+    if (this.stopping() && !a.failure) {
+      // Inbox and REST batches resume at the next start; one from the command line waits for its operator.
+      if (batch.source === 'cli') {
+        return { state: 'interrupted', message: `stopped before the end - resume: ${retryHint}`, nextAttemptAt: null };
+      }
+      return {
+        state: 'retrying',
+        message: 'stopped with the node: resumes at the next start',
+        nextAttemptAt: this.opts.now(),
+      };
+    }
     const f = a.failure;
     if (f) {
       if (f.permanent || batch.source === 'cli') return failed(f.message);

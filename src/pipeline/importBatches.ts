@@ -197,17 +197,12 @@ export class ImportBatches {
     return { total, batches };
   }
 
-  /** The newest batch of a path, from the inbox or REST (what decides whether the inbox takes the path again). */
+  /** The newest batch of a path, whatever its source (what decides whether the inbox takes the path again). */
   latestFor(path: string): Promise<ImportBatchRow | null> {
     return this.rows.findOne({
-      where: { path: path.slice(0, 1024), source: In(['inbox', 'rest']) },
+      where: { path: path.slice(0, 1024) },
       order: { startedAt: 'DESC', id: 'ASC' },
     });
-  }
-
-  /** A finished import that kept its sources (cleanupAfterImport=false) already took this path. */
-  importedKeepingSources(path: string): Promise<boolean> {
-    return this.rows.existsBy({ path: path.slice(0, 1024), keepSources: true, state: 'finished' });
   }
 
   /** Retrying batches whose next attempt is due (CLI batches are retried by an operator only). */
@@ -230,22 +225,19 @@ export class ImportBatches {
   }
 
   /**
-   * Start-up: batches left queued or running by a process that stopped. Inbox and REST batches resume at once (their
-   * sources are still where they were: removed only once archived); a CLI batch waits for `scannode import --retry`.
+   * Start-up: batches left queued or running by a process that stopped without ending them (a crash). Inbox and REST
+   * batches resume at once (their sources are still where they were: removed only once archived); a CLI batch waits
+   * for `scannode import --retry`. (A batch stopped cleanly was already left retrying, or interrupted for the CLI.)
    */
   async interruptedAtStart(now: Date): Promise<{ resumed: number; interrupted: number }> {
     const active = In(['queued', 'running']);
     const resumed = await this.rows.update(
       { state: active, source: Not('cli') },
-      { state: 'retrying', nextAttemptAt: now, endedAt: new Date(), message: 'interrupted by a restart; resumes' },
+      { state: 'retrying', nextAttemptAt: now, endedAt: new Date(), message: 'interrupted: resumes' },
     );
     const cli = await this.rows.update(
       { state: active, source: 'cli' },
       { state: 'interrupted', endedAt: new Date(), message: 'interrupted: resume with scannode import --retry' },
-    );
-    await this.rows.update(
-      { state: 'interrupted', source: Not('cli') },
-      { state: 'retrying', nextAttemptAt: now, message: 'interrupted; resumes' },
     );
     return { resumed: resumed.affected ?? 0, interrupted: cli.affected ?? 0 };
   }

@@ -97,10 +97,6 @@ export class Importer {
     return false;
   }
 
-  importedKeepingSources(p: string): Promise<boolean> {
-    return this.batches.importedKeepingSources(p);
-  }
-
   /** Records a new batch and runs it in the background; resolves with its row (state queued) at once. */
   async start(
     req: ImportRequest,
@@ -127,17 +123,21 @@ export class Importer {
     return this.launch(batch, req, onProgress);
   }
 
-  /** The request a stored batch stands for (loose inbox batches are the inbox watcher's to resume). */
-  requestOf(b: ImportBatchRow): ImportRequest | undefined {
+  /**
+   * The request a stored batch stands for. A batch of loose inbox files names no files of its own: it is resumed only
+   * by the inbox watcher, which gives the loose entries that have settled (`only`).
+   */
+  requestOf(b: ImportBatchRow, only?: Buffer[]): ImportRequest | undefined {
     const inbox = this.inboxDir;
-    if (b.source !== 'cli' && b.path === inbox) return undefined;
+    const loose = b.source !== 'cli' && b.path === inbox;
+    if (loose && !only) return undefined;
     return {
       path: b.path,
       baseDir: b.source === 'cli' ? path.dirname(b.path) : inbox,
       name: b.name,
       source: b.source,
       keepSources: b.keepSources,
-      removeEmptyRoot: b.source !== 'cli',
+      ...(loose ? { only } : { removeEmptyRoot: b.source !== 'cli' }),
       patientId: b.patientId ?? undefined,
       studyLabel: b.studyLabel ?? undefined,
     };

@@ -15,6 +15,8 @@ export interface InboxImporter {
   readonly inboxDir: string;
   inboxDecision(p: string, newestChangeMs: number): Promise<'new' | 'skip' | ImportBatchRow>;
   importPath(req: ImportRequest): Promise<unknown>;
+  /** The request a batch stands for (its own source and options), with the settled loose entries for a loose one. */
+  requestOf(batch: ImportBatchRow, only?: Buffer[]): ImportRequest | undefined;
   resume(batch: ImportBatchRow, req: ImportRequest): Promise<unknown>;
 }
 
@@ -175,8 +177,12 @@ export class InboxWatcher {
       ...extra,
     };
     if (extra.only) for (const n of extra.only) this.seen.delete(`${full}/${nameText(n)}`);
-    if (decision === 'new') await this.importer.importPath(req);
-    else await this.importer.resume(decision, { ...req, name: decision.name });
-    return true;
+    if (decision === 'new') {
+      await this.importer.importPath(req);
+      return true;
+    }
+    const again = this.importer.requestOf(decision, extra.only);
+    if (again) await this.importer.resume(decision, again);
+    return again !== undefined;
   }
 }

@@ -276,3 +276,46 @@ test(`sources are archived and released every ${FLUSH_EVERY} files, the number A
     await node.destroy();
   }
 });
+
+test('the inbox takes a failed folder again only once something in it changes; loose files resume on a retry', async () => {
+  const node = await startTestNode({ extra: { import: FAST } });
+  try {
+    const inbox = path.join(node.dataDir, 'inbox');
+    const generated = generateStudy({ dir: path.join(node.dir, 'src'), series: 1, perSeries: 4, ext: '' });
+    const studyDir = path.join(node.dataDir, 'site', 'raw', generated[0]!.studyInstanceUid);
+    fs.writeFileSync(studyDir, 'not a folder');
+    drop(node, 'F', generated.slice(0, 3));
+    const f = await waitFor('F to fail', async () =>
+      (await batches(node)).find((b) => b.name === 'F' && b.state === 'failed'),
+    );
+    await new Promise((r) => setTimeout(r, 1000));
+    assert.equal((await batch(node, f.id)).attempts, 1, 'unchanged: not taken again');
+    // The operator clears the way and the sender adds the missing file: the same batch resumes and finishes.
+    fs.rmSync(studyDir);
+    fs.copyFileSync(generated[3]!.file, path.join(inbox, 'F', path.basename(generated[3]!.file)));
+    await waitFor('F to finish', async () => (await batch(node, f.id)).state === 'finished', 30_000);
+    const done = await batch(node, f.id);
+    assert.equal(done.attempts, 2);
+    assert.deepEqual(counts(done), { filesFound: 4, filesRead: 4, archived: 4, duplicates: 0, problems: 0, errors: 0 });
+    assert.equal((await batches(node)).length, 1);
+
+    // Loose files: a failed pass waits; a retry asked through the API lets the inbox take them again.
+    const loose = generateStudy({ dir: path.join(node.dir, 'loose'), series: 1, perSeries: 2, ext: '' });
+    const looseDir = path.join(node.dataDir, 'site', 'raw', loose[0]!.studyInstanceUid);
+    fs.writeFileSync(looseDir, 'not a folder');
+    for (const g of loose) fs.copyFileSync(g.file, path.join(inbox, `loose-${path.basename(g.file)}`));
+    const l = await waitFor('the loose pass to fail', async () =>
+      (await batches(node)).find((b) => b.name === 'inbox' && b.state === 'failed'),
+    );
+    fs.rmSync(looseDir);
+    await new Promise((r) => setTimeout(r, 800));
+    assert.equal((await batch(node, l.id)).attempts, 1);
+    const r = await call(node, 'POST', `/api/imports/${l.id}/retry`);
+    assert.equal(r.status, 202);
+    await waitFor('the loose batch to finish', async () => (await batch(node, l.id)).state === 'finished', 30_000);
+    assert.equal((await batch(node, l.id)).archived, 2);
+    assert.deepEqual(fs.readdirSync(inbox), []);
+  } finally {
+    await node.destroy();
+  }
+});

@@ -133,6 +133,7 @@ test('inbox watcher: a loose file is taken once unchanged for stableMs (injected
       const gone = req.only ? req.only.map((n) => path.join(req.path, n.toString())) : [req.path];
       for (const f of gone) fs.rmSync(f, { recursive: true, force: true });
     },
+    requestOf: () => undefined,
     resume: async () => assert.fail('nothing to resume'),
   };
   let now = 1_000_000_000_000;
