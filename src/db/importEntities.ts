@@ -1,5 +1,6 @@
 import { EntitySchema } from 'typeorm';
 import type { Dialect } from './entities.js';
+import type { ImportCounts } from '../domain/importRules.js';
 
 /**
  * queued -> running -> finished | failed (an operator must act; see message) | retrying (the node tries again at
@@ -10,7 +11,7 @@ export const IMPORT_STATES = ['queued', 'running', 'finished', 'failed', 'retryi
 export type ImportSource = 'inbox' | 'rest' | 'cli';
 
 /** One import batch (an inbox folder, a pass over loose inbox files, a REST or CLI import) and its counts. */
-export interface ImportBatchRow {
+export interface ImportBatchRow extends ImportCounts {
   id: string;
   /** The batch's name: the inbox folder's name (sendit), `inbox` for loose files, the folder's name otherwise. */
   name: string;
@@ -22,13 +23,6 @@ export interface ImportBatchRow {
   keepSources: boolean;
   patientId: string | null;
   studyLabel: string | null;
-  filesFound: number;
-  filesRead: number;
-  archived: number;
-  duplicates: number;
-  problems: number;
-  errors: number;
-  bytes: number;
   startedAt: Date;
   endedAt: Date | null;
   /** Why the batch is failed or retrying, and what to do about it. */

@@ -2,23 +2,18 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { startTestNode, type TestNode } from '../helpers/node.js';
+import { startTestNode } from '../helpers/node.js';
 import { DB_KINDS, needDb } from '../helpers/db.js';
 import { PYDICOM_DATA } from '../helpers/peers.js';
 import { generateStudy, type GeneratedInstance } from '../helpers/dicomgen.js';
 import { listFiles, waitFor } from '../helpers/files.js';
-import type { ImportBatchRow } from '../../src/db/importEntities.js';
+import { batches } from '../helpers/imports.js';
 
 const PYDICOM_FILES = path.join(PYDICOM_DATA, 'test_files');
 const CHARSETS = path.join(PYDICOM_DATA, 'charset_files');
 
 /** Fast watcher settings: a loose file is taken after 0.3 s unchanged, rescan every 0.2 s. */
 const FAST = { import: { stableSeconds: 0.3, rescanSeconds: 0.2 } };
-
-async function batches(t: TestNode): Promise<ImportBatchRow[]> {
-  const db = t.node.db!;
-  return db.source.getRepository(db.entities.ImportBatch).find({ order: { startedAt: 'ASC' } });
-}
 
 /** A folder of pydicom's test files (all transfer syntaxes, no-meta, truncated, bad VR), character sets, a generated
  * study without extensions, an empty file and a text file, in nested folders. Returns the generated instances. */

@@ -8,39 +8,18 @@ import path from 'node:path';
 import { startTestNode, type TestNode } from '../helpers/node.js';
 import { DB_KINDS, needDb } from '../helpers/db.js';
 import { PYDICOM_DATA } from '../helpers/peers.js';
-import { generateStudy, type GeneratedInstance } from '../helpers/dicomgen.js';
+import { generateStudy } from '../helpers/dicomgen.js';
 import { datasetBytes, listFiles, waitFor } from '../helpers/files.js';
 import { call } from '../helpers/http.js';
 import { FLUSH_EVERY } from '../../src/pipeline/importer.js';
 import type { ImportBatchRow } from '../../src/db/importEntities.js';
+import { archivedFile, batch, batches, drop } from '../helpers/imports.js';
 
 const FAST = { stableSeconds: 0.3, rescanSeconds: 0.2 };
-
-async function batches(t: TestNode): Promise<ImportBatchRow[]> {
-  const db = t.node.db!;
-  return db.source.getRepository(db.entities.ImportBatch).find({ order: { startedAt: 'ASC' } });
-}
-
-async function batch(t: TestNode, id: string): Promise<ImportBatchRow> {
-  const db = t.node.db!;
-  return (await db.source.getRepository(db.entities.ImportBatch).findOneBy({ id }))!;
-}
 
 function counts(b: ImportBatchRow) {
   const { filesFound, filesRead, archived, duplicates, problems, errors } = b;
   return { filesFound, filesRead, archived, duplicates, problems, errors };
-}
-
-/** Copies `files` into inbox/<name> the sendit way (<name>.tmp, then renamed). */
-function drop(node: TestNode, name: string, files: GeneratedInstance[]): void {
-  const tmp = path.join(node.dataDir, 'inbox', `${name}.tmp`);
-  fs.mkdirSync(tmp, { recursive: true });
-  for (const g of files) fs.copyFileSync(g.file, path.join(tmp, path.basename(g.file)));
-  fs.renameSync(tmp, path.join(node.dataDir, 'inbox', name));
-}
-
-function archivedFile(node: TestNode, g: GeneratedInstance): string {
-  return path.join(node.dataDir, 'site', 'raw', g.studyInstanceUid, g.seriesInstanceUid, `${g.sopInstanceUid}.dcm`);
 }
 
 /** The archive made unusable the way a misconfigured mount does it: site/raw is not a folder. */

@@ -10,6 +10,7 @@ import { PYDICOM_DATA } from '../helpers/peers.js';
 import { generateStudy } from '../helpers/dicomgen.js';
 import { listFiles, waitFor } from '../helpers/files.js';
 import { call } from '../helpers/http.js';
+import { cliConfig } from '../helpers/imports.js';
 
 const TOKEN = 'a-test-token-0123456789';
 
@@ -144,15 +145,7 @@ test('scannode import PATH: one-shot import of any folder with a closing summary
   const node = await startTestNode({ extra: { import: { watchInbox: false } } });
   try {
     // The CLI runs beside the running node, on the same config (SQLite WAL).
-    const cfg = path.join(node.dir, 'cli-config.json');
-    fs.writeFileSync(
-      cfg,
-      JSON.stringify({
-        dataDir: node.dataDir,
-        database: { type: 'sqlite', path: path.join(node.dir, 'db.sqlite') },
-        log: { level: 'error' },
-      }),
-    );
+    const cfg = cliConfig(node);
     const src = path.join(node.dir, 'somewhere', 'STUDY');
     const generated = generateStudy({ dir: path.join(src, 'a'), series: 1, perSeries: 3, ext: '' });
     fs.writeFileSync(path.join(src, 'junk.bin'), 'junk');
@@ -269,15 +262,7 @@ test('GET /api/imports lists batches newest first, paged, by state and source; r
 test('scannode import --retry ID resumes a failed command-line import; usage errors exit 2', async () => {
   const node = await startTestNode({ extra: { import: { watchInbox: false } } });
   try {
-    const cfg = path.join(node.dir, 'cli-config.json');
-    fs.writeFileSync(
-      cfg,
-      JSON.stringify({
-        dataDir: node.dataDir,
-        database: { type: 'sqlite', path: path.join(node.dir, 'db.sqlite') },
-        log: { level: 'error' },
-      }),
-    );
+    const cfg = cliConfig(node);
     const cli = (...args: string[]) =>
       spawnSync(process.execPath, ['dist/src/cli.js', 'import', ...args, '--config', cfg], { encoding: 'utf8' });
     const src = path.join(node.dir, 'STUDY');

@@ -12,14 +12,10 @@ import { datasetBytes, waitFor } from '../helpers/files.js';
 import { call } from '../helpers/http.js';
 import { needPeer, run } from '../helpers/peers.js';
 import { assertUntouched, fingerprint, probeResponsive, releaseFifos, sentinel } from '../helpers/outside.js';
+import { archivedFile, batches, cliConfig, drop, importKeeping } from '../helpers/imports.js';
 import type { ImportBatchRow } from '../../src/db/importEntities.js';
 
 const FAST = { import: { stableSeconds: 0.3, rescanSeconds: 0.2 } };
-
-async function batches(t: TestNode): Promise<ImportBatchRow[]> {
-  const db = t.node.db!;
-  return db.source.getRepository(db.entities.ImportBatch).find({ order: { startedAt: 'ASC' } });
-}
 
 async function ended(t: TestNode, name: string, timeoutMs = 60_000): Promise<ImportBatchRow> {
   return waitFor(
@@ -29,47 +25,19 @@ async function ended(t: TestNode, name: string, timeoutMs = 60_000): Promise<Imp
   );
 }
 
-/** A config file for the CLI beside a test node (same dataDir; the database given). */
-function cliConfig(node: TestNode, dbFile: string): string {
-  const cfg = path.join(node.dir, `cli-${path.basename(dbFile)}.json`);
-  fs.writeFileSync(
-    cfg,
-    JSON.stringify({ dataDir: node.dataDir, database: { type: 'sqlite', path: dbFile }, log: { level: 'error' } }),
-  );
-  return cfg;
-}
-
 function cli(...args: string[]) {
   return spawnSync(process.execPath, ['dist/src/cli.js', ...args], { encoding: 'utf8' });
-}
-
-/** Drops a copy of `files` into inbox/<name> the sendit way: written as <name>.tmp, then renamed. */
-function drop(node: TestNode, name: string, files: GeneratedInstance[]): void {
-  const tmp = path.join(node.dataDir, 'inbox', `${name}.tmp`);
-  fs.mkdirSync(tmp, { recursive: true });
-  for (const g of files) fs.copyFileSync(g.file, path.join(tmp, path.basename(g.file)));
-  fs.renameSync(tmp, path.join(node.dataDir, 'inbox', name));
-}
-
-function archived(node: TestNode, g: GeneratedInstance): string {
-  return path.join(node.dataDir, 'site', 'raw', g.studyInstanceUid, g.seriesInstanceUid, `${g.sopInstanceUid}.dcm`);
 }
 
 test('13.2: import of <dataDir>/site/raw/<Study> --move is refused and the archive stays whole, also without the database', async () => {
   const node = await startTestNode({ extra: { import: { watchInbox: false } } });
   try {
     const generated = generateStudy({ dir: path.join(node.dir, 'src'), series: 2, perSeries: 3 });
-    const first = await node.node.importer!.importPath({
-      path: path.join(node.dir, 'src'),
-      baseDir: node.dir,
-      name: 'src',
-      source: 'cli',
-      keepSources: true,
-    });
+    const first = await importKeeping(node, path.join(node.dir, 'src'));
     assert.equal(first.archived, 6);
     const study = path.join(node.dataDir, 'site', 'raw', generated[0]!.studyInstanceUid);
     const before = fingerprint(study);
-    const cfg = cliConfig(node, path.join(node.dir, 'db.sqlite'));
+    const cfg = cliConfig(node);
     // A fresh database: what an operator has after losing it.
     const lost = cliConfig(node, path.join(node.dir, 'lost.sqlite'));
     const targets = [
@@ -89,7 +57,7 @@ test('13.2: import of <dataDir>/site/raw/<Study> --move is refused and the archi
       }
     }
     assertUntouched(study, before, 'the archive');
-    for (const g of generated) assert.ok(datasetBytes(archived(node, g)).equals(datasetBytes(g.file)));
+    for (const g of generated) assert.ok(datasetBytes(archivedFile(node, g)).equals(datasetBytes(g.file)));
     // The inbox is inside dataDir and is the place for imports: accepted.
     drop(node, 'OK', generated.slice(0, 1));
     const ok = cli('import', path.join(node.dataDir, 'inbox', 'OK'), '--move', '--config', cfg);
@@ -106,7 +74,7 @@ test('13.1 (inbox side): a re-dropped file whose archived copy was deleted leave
     const generated = generateStudy({ dir: path.join(node.dir, 'originals'), series: 1, perSeries: 5, ext: '' });
     drop(node, 'FIRST', generated);
     assert.equal((await ended(node, 'FIRST')).state, 'finished');
-    for (const g of generated) assert.ok(fs.existsSync(archived(node, g)));
+    for (const g of generated) assert.ok(fs.existsSync(archivedFile(node, g)));
     // The operator deletes the study to have it sent again.
     fs.rmSync(path.join(node.dataDir, 'site', 'raw', generated[0]!.studyInstanceUid), { recursive: true });
     drop(node, 'AGAIN', generated);
@@ -115,11 +83,11 @@ test('13.1 (inbox side): a re-dropped file whose archived copy was deleted leave
     for (const g of generated) {
       const source = path.join(node.dataDir, 'inbox', 'AGAIN', path.basename(g.file));
       const inArchive =
-        fs.existsSync(archived(node, g)) && datasetBytes(archived(node, g)).equals(datasetBytes(g.file));
+        fs.existsSync(archivedFile(node, g)) && datasetBytes(archivedFile(node, g)).equals(datasetBytes(g.file));
       assert.ok(inArchive || fs.existsSync(source), `${path.basename(g.file)}: neither in the inbox nor archived`);
     }
     // And the batch tells the truth about it.
-    const inArchive = generated.filter((g) => fs.existsSync(archived(node, g))).length;
+    const inArchive = generated.filter((g) => fs.existsSync(archivedFile(node, g))).length;
     assert.equal(again.archived, inArchive, JSON.stringify(again));
     if (again.state === 'finished') assert.equal(inArchive, generated.length);
     else assert.ok(again.message && again.message.length > 0, 'a batch that is not finished says why');
@@ -148,7 +116,7 @@ test(
         { read: again.filesRead, archived: again.archived, duplicates: again.duplicates },
         { read: 5, archived: 5, duplicates: 0 },
       );
-      for (const g of generated) assert.ok(datasetBytes(archived(node, g)).equals(datasetBytes(g.file)));
+      for (const g of generated) assert.ok(datasetBytes(archivedFile(node, g)).equals(datasetBytes(g.file)));
       assert.ok(!fs.existsSync(path.join(node.dataDir, 'inbox', 'AGAIN')), 'sources removed once archived again');
     } finally {
       await node.destroy();
@@ -193,7 +161,7 @@ test('13.3: a folder swapped for a symbolic link during a batch: nothing outside
       const d = `d${String(k).padStart(3, '0')}`;
       const stillThere = fs.existsSync(path.join(moved, d, 's1_i1'));
       const row = rows.get(g.sopInstanceUid);
-      assert.ok(stillThere || (row?.state === 'archived' && fs.existsSync(archived(node, g))), `${d} lost`);
+      assert.ok(stillThere || (row?.state === 'archived' && fs.existsSync(archivedFile(node, g))), `${d} lost`);
     }
     assert.equal(row.archived, [...rows.values()].filter((r) => r.state === 'archived').length);
   } finally {

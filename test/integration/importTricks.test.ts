@@ -12,22 +12,13 @@ import { generateStudy, type GeneratedInstance } from '../helpers/dicomgen.js';
 import { datasetBytes, waitFor } from '../helpers/files.js';
 import { CI, needPeer, run } from '../helpers/peers.js';
 import { assertUntouched, fingerprint, probeResponsive, releaseFifos, sentinel } from '../helpers/outside.js';
-import type { ImportBatchRow } from '../../src/db/importEntities.js';
+import { archivedFile, batches, importKeeping } from '../helpers/imports.js';
 
 const FAST = { import: { stableSeconds: 0.3, rescanSeconds: 0.2 } };
 
 /** A path with raw bytes in its last component (newline, non-UTF-8). */
 function raw(dir: string, ...bytes: number[]): Buffer {
   return Buffer.concat([Buffer.from(`${dir}/`), Buffer.from(bytes)]);
-}
-
-function archivedFile(node: TestNode, g: GeneratedInstance): string {
-  return path.join(node.dataDir, 'site', 'raw', g.studyInstanceUid, g.seriesInstanceUid, `${g.sopInstanceUid}.dcm`);
-}
-
-async function allBatches(node: TestNode): Promise<ImportBatchRow[]> {
-  const db = node.node.db!;
-  return db.source.getRepository(db.entities.ImportBatch).find();
 }
 
 /** Every entry of problem/ (not the reasons), by kind, as name bytes (latin1) -> kind. */
@@ -67,7 +58,7 @@ async function inboxSettles(node: TestNode): Promise<void> {
     'the inbox to be emptied and every batch to end',
     async () =>
       fs.readdirSync(inbox).length === 0 &&
-      (await allBatches(node)).every((b) => !['queued', 'running', 'retrying'].includes(b.state)),
+      (await batches(node)).every((b) => !['queued', 'running', 'retrying'].includes(b.state)),
     60_000,
   );
 }
@@ -90,13 +81,7 @@ async function withTricks(
     sentinel(path.join(outside, 'notes.txt'));
     // An archived study to hard-link from.
     const archivedStudy = generateStudy({ dir: path.join(node.dir, 'A'), series: 1, perSeries: 3 });
-    const a = await node.node.importer!.importPath({
-      path: path.join(node.dir, 'A'),
-      baseDir: node.dir,
-      name: 'A',
-      source: 'cli',
-      keepSources: true,
-    });
+    const a = await importKeeping(node, path.join(node.dir, 'A'));
     assert.equal(a.archived, 3);
     const archiveBefore = archivedStudy.map((g) => datasetBytes(archivedFile(node, g)));
     const before = fingerprint(outside);
@@ -174,7 +159,7 @@ test('inbox tricks: symbolic links at every depth, FIFOs, hard links into the ar
         if (kind === 'symlink') assert.match(reason, /symbolic link/, p);
         if (kind === 'fifo') assert.match(reason, /FIFO/, p);
       }
-      const all = await allBatches(node);
+      const all = await batches(node);
       const tricks = all.find((b) => b.name === 'TRICKS')!;
       assert.equal(tricks.state, 'finished', tricks.message ?? '');
       assert.equal(tricks.filesFound, 6 + 2 + 4 + 1 + 1, 'regular files, odd names, symlinks, hard link, FIFO');
