@@ -10,7 +10,7 @@ import type { Logger } from '../logging/logger.js';
 import type { Ingest } from './ingest.js';
 import type { Archiver } from './archive.js';
 import { DATA_DIRS } from '../domain/paths.js';
-import { textOfName } from '../domain/fileNames.js';
+import { nameText, textOfName } from '../domain/fileNames.js';
 import type { ImportCounts } from '../domain/importRules.js';
 import { ImportBatches, isActive, type ImportStatus } from './importBatches.js';
 import { FileImporter } from './importFile.js';
@@ -37,7 +37,8 @@ export interface ImporterOptions {
 export class Importer {
   readonly batches: ImportBatches;
   private readonly attempts: AttemptRunner;
-  private readonly running = new Map<string, { path: string; done: Promise<ImportBatchRow> }>();
+  /** Batches of this process: the paths each holds (a loose batch: its files), and its end. */
+  private readonly running = new Map<string, { paths: string[]; loose: boolean; done: Promise<ImportBatchRow> }>();
   private readonly claimed = new Set<string>();
   private stopping = false;
   private retryTimer: NodeJS.Timeout | undefined;
@@ -91,7 +92,8 @@ export class Importer {
 
   /** Whether a batch of this process is importing this path, a folder inside it or a folder holding it. */
   isBusy(p: string): boolean {
-    for (const r of [...[...this.running.values()].map((v) => v.path), ...this.claimed]) {
+    if (p === this.inboxDir) return [...this.running.values()].some((r) => r.loose);
+    for (const r of [...[...this.running.values()].flatMap((v) => v.paths), ...this.claimed]) {
       if (r === p || r.startsWith(p + path.sep) || p.startsWith(r + path.sep)) return true;
     }
     return false;
@@ -103,12 +105,14 @@ export class Importer {
     onProgress?: (c: ImportCounts) => void,
   ): Promise<{ batch: ImportBatchRow; done: Promise<ImportBatchRow> }> {
     if (this.stopping) throw new Error('scannode is stopping');
-    this.claimed.add(req.path);
+    // Held while the row is written, so that no second batch of the same path starts meanwhile.
+    const claim = req.only ? undefined : req.path;
+    if (claim) this.claimed.add(claim);
     try {
       const batch = await this.batches.create(req);
       return { batch, done: this.launch(batch, req, onProgress) };
     } finally {
-      this.claimed.delete(req.path);
+      if (claim) this.claimed.delete(claim);
     }
   }
 
@@ -192,7 +196,8 @@ export class Importer {
       case 'interrupted':
         return newestChangeMs > (latest.endedAt?.getTime() ?? 0) ? latest : 'skip';
       case 'finished':
-        return latest.keepSources ? 'skip' : 'new';
+        // POST /api/imports with cleanupAfterImport=false asked to leave the folder where it is.
+        return latest.keepSources && latest.source === 'rest' ? 'skip' : 'new';
     }
   }
 
@@ -242,7 +247,10 @@ export class Importer {
       if (row.state === 'retrying') await this.refreshNextDue();
       return row;
     });
-    this.running.set(batch.id, { path: req.path, done });
+    // A loose batch holds its files, not the whole inbox (a folder beside them may be imported meanwhile).
+    const loose = req.only !== undefined;
+    const paths = loose ? req.only!.map((n) => `${req.path}/${nameText(n)}`) : [req.path];
+    this.running.set(batch.id, { paths, loose, done });
     void done.finally(() => this.running.delete(batch.id)).catch(() => undefined);
     return done;
   }
