@@ -35,6 +35,8 @@ export interface AssociationHost {
 
 export class ScpAssociation implements UpperLayerUser, MessageHandler, ServiceHost {
   readonly stats = { instances: 0, failures: 0, bytes: 0 };
+  /** Set when we aborted the association ourselves (shutdown, a fault, a command set we cannot read). */
+  ulAborted = false;
   private ul: UpperLayer | undefined;
   private readonly assembler: MessageAssembler = new MessageAssembler(this);
   private contexts = new Map<number, AcceptedContext>();
@@ -158,9 +160,6 @@ export class ScpAssociation implements UpperLayerUser, MessageHandler, ServiceHo
       this.log.error('association audit failed', { err: String(err) });
     }
   }
-
-  /** Set by the connection when it aborted the association itself (idle, shutdown, a fault). */
-  ulAborted = false;
 
   // --- DIMSE messages ------------------------------------------------------------------------------------------
 

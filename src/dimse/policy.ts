@@ -25,7 +25,6 @@ export interface AccessPolicy {
 
 /** AE titles (PS3.5 AE VR): default repertoire without backslash or control characters, not all spaces, 16 at most. */
 export function aeTitleProblem(raw: string): string | undefined {
-  // eslint-disable-next-line no-control-regex -- control characters are exactly what is refused
   if (/[^\x20-\x7e]|\\/.test(raw)) return 'has a control character, a backslash or a character outside ASCII';
   if (raw.trim() === '') return 'is empty or all spaces';
   if (raw.length > 16) return 'is longer than 16 characters';

@@ -6,102 +6,26 @@
  * DIMSE, association.ts) gets indications and P-DATA pieces, and answers through the methods named after PS3.8's
  * primitives. No I/O of its own: bytes go through `Transport`, time through `Clock`.
  */
-import type { Logger } from '../logging/logger.js';
-import type { Clock, TimerHandle } from './clock.js';
 import { TRANSITIONS, type Action, type Event, type State } from './fsm.js';
 import {
   AbortReason,
   AbortSource,
-  FIXED_PDU_LENGTH,
-  MAX_ASSOCIATION_PDU,
   PduError,
-  PduType,
-  decodeAbort,
-  decodeReject,
   encodeAbort,
   encodeReject,
   encodeReleaseRp,
   encodeReleaseRq,
-  type AbortPdu,
   type RejectPdu,
 } from './pdu.js';
-import {
-  decodeAssociateAc,
-  decodeAssociateRq,
-  encodeAssociateAc,
-  encodeAssociateRq,
-  type AssociateAc,
-  type AssociateRq,
-} from './associatePdu.js';
+import { encodeAssociateAc, encodeAssociateRq, type AssociateAc, type AssociateRq } from './associatePdu.js';
 import { PduFramer, type Disposition } from './pduFramer.js';
+import { NEEDS_BODY, PDU_EVENTS, PDU_NAMES, decodeBody, judgeHeader, type Received } from './pduIntake.js';
+import { UlTimers } from './ulTimers.js';
+import type { Transport, UpperLayerOptions, UpperLayerUser } from './upperLayerTypes.js';
 
-export interface Transport {
-  write(buf: Buffer): void;
-  /** Closes our side once what was written is sent; the peer is expected to close its side. */
-  end(): void;
-  /** Closes the connection now. */
-  destroy(): void;
-  /** Requestor: opens the connection (AE-1); `transportConfirmation()` follows. */
-  connect?(): void;
-}
+export type { AbortInfo, Transport, UpperLayerOptions, UpperLayerUser } from './upperLayerTypes.js';
 
-/** How an association or connection ended, for the service user and the log. */
-export interface AbortInfo {
-  /** peer: its A-ABORT; provider: this layer (a bad PDU, the connection lost); user: our own A-ABORT request. */
-  by: 'peer' | 'provider' | 'user';
-  source: number;
-  reason: number;
-  detail: string;
-}
-
-export interface UpperLayerUser {
-  /** Acceptor: an A-ASSOCIATE-RQ arrived; answer with `accept()` or `reject()`. */
-  associateIndication?(rq: AssociateRq): void;
-  /** Requestor: the peer accepted or rejected. */
-  associateConfirmation?(answer: { ac: AssociateAc } | { rj: RejectPdu }): void;
-  /** A piece of a PDV of a P-DATA-TF, in order (see PduFramerSink.pdv). */
-  pdv(presentationContextId: number, control: number, piece: Buffer, pdvEnd: boolean): void;
-  /** The peer asked to release (also in a release collision); answer with `releaseResponse()`. */
-  releaseIndication(): void;
-  /** Requestor: the peer answered our A-RELEASE-RQ. */
-  releaseConfirmation?(): void;
-  /** A-ABORT or A-P-ABORT indication: the association is over. */
-  abortIndication(info: AbortInfo): void;
-  /** The connection is gone (Sta1); called once, last. */
-  closed(): void;
-}
-
-export interface UpperLayerOptions {
-  role: 'acceptor' | 'requestor';
-  clock: Clock;
-  /** ARTIM, and the wait for an A-ASSOCIATE-AC or A-RELEASE-RP. */
-  artimMs: number;
-  /** An established association with no PDU either way and no work in progress for this long is aborted. */
-  idleMs: number;
-  log: Logger;
-  /** Fields for every log line of this connection (remote address...). */
-  logMeta: Record<string, unknown>;
-  /** Test hook: every transition. */
-  onTransition?(t: { from: State; event: Event; action: Action; to: State }): void;
-}
-
-const PDU_EVENTS: Readonly<Record<number, Event>> = {
-  [PduType.AssociateRq]: 'Evt6',
-  [PduType.AssociateAc]: 'Evt3',
-  [PduType.AssociateRj]: 'Evt4',
-  [PduType.PDataTf]: 'Evt10',
-  [PduType.ReleaseRq]: 'Evt12',
-  [PduType.ReleaseRp]: 'Evt13',
-  [PduType.Abort]: 'Evt16',
-};
-/** Actions that need the PDU's body; every other answer is given from the header and the body is skipped. */
-const NEEDS_BODY: ReadonlySet<Action> = new Set(['AE-3', 'AE-4', 'AE-6', 'DT-2', 'AR-6', 'AA-3']);
-
-interface Context {
-  rq?: AssociateRq;
-  ac?: AssociateAc;
-  rj?: RejectPdu;
-  abort?: AbortPdu;
+interface Context extends Received {
   error?: PduError;
   detail?: string;
   pdus?: Buffer[];
@@ -110,10 +34,7 @@ interface Context {
 export class UpperLayer {
   private stateNow: State = 'Sta1';
   private readonly framer: PduFramer;
-  private artim: TimerHandle | undefined;
-  private wait: TimerHandle | undefined;
-  private lastActivity = 0;
-  private busyCount = 0;
+  private readonly timers: UlTimers;
   private writable = true;
   private closedOnce = false;
   private request: AssociateRq | undefined;
@@ -131,6 +52,7 @@ export class UpperLayer {
     private readonly user: UpperLayerUser,
     private readonly opts: UpperLayerOptions,
   ) {
+    this.timers = new UlTimers(opts.clock, opts.artimMs, opts.idleMs);
     this.framer = new PduFramer({
       header: (type, length) => this.header(type, length),
       pdu: (type, body) => this.body(type, body),
@@ -146,7 +68,7 @@ export class UpperLayer {
 
   /** Work the service user has under way (a store being committed): the idle timer waits for it. */
   get busy(): number {
-    return this.busyCount;
+    return this.timers.busy;
   }
 
   // --- transport events ----------------------------------------------------------------------------------------
@@ -213,58 +135,36 @@ export class UpperLayer {
   }
 
   workStarted(): void {
-    this.busyCount++;
+    this.timers.workStarted();
   }
 
   workFinished(): void {
-    this.busyCount = Math.max(0, this.busyCount - 1);
-    this.lastActivity = this.opts.clock.now();
+    this.timers.workFinished();
   }
 
   // --- incoming PDUs -------------------------------------------------------------------------------------------
 
   private header(type: number, length: number): Disposition {
-    this.lastActivity = this.opts.clock.now();
-    const event = PDU_EVENTS[type];
-    let error: PduError | undefined;
-    if (!event) error = new PduError(AbortReason.UnrecognizedPdu, `unknown PDU type 0x${type.toString(16)}`);
-    else if (type === PduType.PDataTf) {
-      if (length === 0) error = new PduError(AbortReason.InvalidPduParameter, 'an empty P-DATA-TF');
-      else if (length > this.maxReceive && this.maxReceive > 0)
-        error = new PduError(
-          AbortReason.InvalidPduParameter,
-          `a P-DATA-TF of ${length} bytes (max ${this.maxReceive})`,
-        );
-    } else if (type === PduType.AssociateRq || type === PduType.AssociateAc) {
-      if (length > MAX_ASSOCIATION_PDU)
-        error = new PduError(AbortReason.InvalidPduParameter, `an association PDU of ${length} bytes`);
-    } else if (length !== FIXED_PDU_LENGTH) {
-      error = new PduError(AbortReason.InvalidPduParameter, `PDU type ${type} of ${length} bytes (must be 4)`);
-    }
-    if (error || !event) {
+    this.timers.touch();
+    const { event, error } = judgeHeader(type, length, this.maxReceive);
+    if (error) {
       this.fire('Evt19', { error });
       return 'skip';
     }
-    const action = TRANSITIONS[this.stateNow][event];
-    if (!NEEDS_BODY.has(action)) {
+    if (!NEEDS_BODY.has(TRANSITIONS[this.stateNow][event])) {
       this.fire(event, {});
       return 'skip';
     }
-    if (event === 'Evt10') {
-      this.fire(event, {});
-      this.inPdv = false;
-      return 'stream';
-    }
-    return 'whole';
+    if (event !== 'Evt10') return 'whole';
+    this.fire(event, {});
+    this.inPdv = false;
+    return 'stream';
   }
 
   private body(type: number, body: Buffer): void {
     let ctx: Context;
     try {
-      if (type === PduType.AssociateRq) ctx = { rq: decodeAssociateRq(body) };
-      else if (type === PduType.AssociateAc) ctx = { ac: decodeAssociateAc(body) };
-      else if (type === PduType.AssociateRj) ctx = { rj: decodeReject(body) };
-      else ctx = { abort: decodeAbort(body) };
+      ctx = decodeBody(type, body);
     } catch (err) {
       if (!(err instanceof PduError)) throw err;
       return this.fire('Evt19', { error: err });
@@ -297,7 +197,6 @@ export class UpperLayer {
 
   /** Carries out `action`; returns the next state (undefined: unchanged). Indications go to `notices`. */
   private perform(action: Action, event: Event, ctx: Context, notices: Array<() => void>): State | undefined {
-    const { clock } = this.opts;
     const user = this.user;
     switch (action) {
       case 'AE-1':
@@ -305,10 +204,10 @@ export class UpperLayer {
         return 'Sta4';
       case 'AE-2':
         this.write(encodeAssociateRq(this.request!));
-        this.startWait();
+        this.timers.startWait(() => this.noAnswer());
         return 'Sta5';
       case 'AE-3':
-        this.stopTimers();
+        this.timers.stop();
         this.established(ctx.ac!, ctx.ac!.userInfo?.maxLength ?? 0, this.request?.userInfo?.maxLength ?? 0);
         notices.push(() => user.associateConfirmation?.({ ac: ctx.ac! }));
         return 'Sta6';
@@ -317,10 +216,10 @@ export class UpperLayer {
         this.transport.destroy();
         return 'Sta1';
       case 'AE-5':
-        this.startArtim();
+        this.timers.startArtim(() => this.fire('Evt18', {}));
         return 'Sta2';
       case 'AE-6':
-        this.stopTimers();
+        this.timers.stop();
         this.request = ctx.rq!;
         // Every check of the request is the service user's (acse.ts), which answers accept() or reject().
         if (!user.associateIndication) {
@@ -339,7 +238,6 @@ export class UpperLayer {
       case 'DT-1':
       case 'AR-7':
         for (const pdu of ctx.pdus ?? []) this.write(pdu);
-        this.lastActivity = clock.now();
         return action === 'DT-1' ? 'Sta6' : 'Sta8';
       case 'DT-2':
         return 'Sta6';
@@ -347,13 +245,13 @@ export class UpperLayer {
         return 'Sta7';
       case 'AR-1':
         this.write(encodeReleaseRq());
-        this.startWait();
+        this.timers.startWait(() => this.noAnswer());
         return 'Sta7';
       case 'AR-2':
         notices.push(() => user.releaseIndication());
         return 'Sta8';
       case 'AR-3':
-        this.stopTimers();
+        this.timers.stop();
         notices.push(() => user.releaseConfirmation?.());
         this.transport.destroy();
         return 'Sta1';
@@ -430,14 +328,22 @@ export class UpperLayer {
     this.contexts = new Set(ac.presentationContexts.filter((pc) => pc.result === 0).map((pc) => pc.id));
     this.peerMaxPdu = peerMax;
     this.maxReceive = maxReceive;
-    this.lastActivity = this.opts.clock.now();
-    this.armIdle(this.opts.idleMs);
+    this.timers.touch();
+    this.timers.startIdle(
+      () => this.stateNow === 'Sta6',
+      (ms) => this.fire('Evt15', { detail: `idle for ${Math.round(ms / 1000)} s` }),
+    );
+  }
+
+  /** Requestor: no A-ASSOCIATE-AC / -RJ or A-RELEASE-RP within ARTIM: our own A-ABORT request (Evt15). */
+  private noAnswer(): void {
+    this.fire('Evt15', { detail: `no answer from the peer within ${this.timers.artimMs} ms` });
   }
 
   /** Sta13: our last PDU is out; our side closes, and ARTIM bounds the wait for the peer's close. */
   private closing(): State {
-    this.stopTimers();
-    this.startArtim();
+    this.timers.stop();
+    this.timers.startArtim(() => this.fire('Evt18', {}));
     if (this.writable) {
       this.writable = false;
       this.transport.end();
@@ -448,72 +354,18 @@ export class UpperLayer {
   private write(buf: Buffer): void {
     if (!this.writable) return;
     this.transport.write(buf);
-    this.lastActivity = this.opts.clock.now();
+    this.timers.touch();
   }
 
   private logProblem(event: Event, detail: string): void {
     this.opts.log.warn('association aborted', { ...this.opts.logMeta, state: this.stateNow, event, detail });
   }
 
-  // --- timers ----------------------------------------------------------------------------------------------------
-
-  private startArtim(): void {
-    const { clock } = this.opts;
-    if (this.artim) clock.clearTimeout(this.artim);
-    this.artim = clock.setTimeout(() => {
-      this.artim = undefined;
-      this.fire('Evt18', {});
-    }, this.opts.artimMs);
-  }
-
-  /** Requestor: no A-ASSOCIATE-AC / -RJ or A-RELEASE-RP within ARTIM: our own A-ABORT request (Evt15). */
-  private startWait(): void {
-    const { clock } = this.opts;
-    if (this.wait) clock.clearTimeout(this.wait);
-    this.wait = clock.setTimeout(() => {
-      this.wait = undefined;
-      this.fire('Evt15', { detail: `no answer from the peer within ${this.opts.artimMs} ms` });
-    }, this.opts.artimMs);
-  }
-
-  /** One timer per connection, re-armed for what is left: a PDU costs an assignment, not a timer. */
-  private armIdle(ms: number): void {
-    const { clock } = this.opts;
-    if (this.wait) clock.clearTimeout(this.wait);
-    this.wait = clock.setTimeout(() => {
-      this.wait = undefined;
-      if (this.stateNow !== 'Sta6') return;
-      const idleFor = clock.now() - this.lastActivity;
-      if (this.busyCount > 0) return this.armIdle(this.opts.idleMs);
-      if (idleFor >= this.opts.idleMs) {
-        return this.fire('Evt15', { detail: `idle for ${Math.round(idleFor / 1000)} s` });
-      }
-      this.armIdle(this.opts.idleMs - idleFor);
-    }, ms);
-  }
-
-  private stopTimers(): void {
-    const { clock } = this.opts;
-    if (this.artim) clock.clearTimeout(this.artim);
-    if (this.wait) clock.clearTimeout(this.wait);
-    this.artim = undefined;
-    this.wait = undefined;
-  }
-
   private finish(): void {
     this.closedOnce = true;
-    this.stopTimers();
+    this.timers.stop();
     this.framer.stop();
     this.writable = false;
     this.user.closed();
   }
 }
-
-const PDU_NAMES: Partial<Record<Event, string>> = {
-  Evt3: 'A-ASSOCIATE-AC',
-  Evt4: 'A-ASSOCIATE-RJ',
-  Evt6: 'A-ASSOCIATE-RQ',
-  Evt10: 'P-DATA-TF',
-  Evt12: 'A-RELEASE-RQ',
-  Evt13: 'A-RELEASE-RP',
-};
