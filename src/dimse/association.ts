@@ -35,8 +35,6 @@ export interface AssociationHost {
 
 export class ScpAssociation implements UpperLayerUser, MessageHandler, ServiceHost {
   readonly stats = { instances: 0, failures: 0, bytes: 0 };
-  /** Set when we aborted the association ourselves (shutdown, a fault, a command set we cannot read). */
-  ulAborted = false;
   private ul: UpperLayer | undefined;
   private readonly assembler: MessageAssembler = new MessageAssembler(this);
   private contexts = new Map<number, AcceptedContext>();
@@ -133,7 +131,7 @@ export class ScpAssociation implements UpperLayerUser, MessageHandler, ServiceHo
       instancesReceived: this.stats.instances,
       bytesReceived: this.stats.bytes,
       failures: this.stats.failures,
-      aborted: this.abortInfo !== undefined || this.ulAborted,
+      aborted: this.abortInfo !== undefined,
       abortDetail: this.abortInfo?.detail,
     };
     const ms = summary.endedAt.getTime() - summary.startedAt.getTime();
@@ -181,7 +179,6 @@ export class ScpAssociation implements UpperLayerUser, MessageHandler, ServiceHo
   }
 
   unreadable(detail: string): void {
-    this.ulAborted = true;
     this.ul!.abort(detail);
   }
 

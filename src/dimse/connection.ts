@@ -103,10 +103,7 @@ export class Connection implements Closable {
 
   /** Shutdown: an association still open after the grace period is aborted. */
   abort(detail: string): void {
-    this.guard('abort', () => {
-      this.association.ulAborted = true;
-      this.ul.abort(detail);
-    });
+    this.guard('abort', () => this.ul.abort(detail));
     // Let the A-ABORT go out, then close regardless of the peer.
     setTimeout(() => this.socket.destroy(), 500).unref();
   }
@@ -136,7 +133,6 @@ export class Connection implements Closable {
         ip: this.socket.remoteAddress,
       });
       try {
-        this.association.ulAborted = true;
         this.ul.abort(`internal error: ${err instanceof Error ? err.message : String(err)}`);
       } catch {
         // the state machine itself failed: the socket goes regardless

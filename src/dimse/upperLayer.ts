@@ -272,8 +272,11 @@ export class UpperLayer {
         return 'Sta12';
       case 'AA-1': {
         const detail = ctx.error?.message ?? ctx.detail ?? 'aborted';
+        const info = { source: AbortSource.ServiceUser, reason: AbortReason.NotSpecified, detail };
         this.logProblem(event, detail);
-        this.write(encodeAbort({ source: AbortSource.ServiceUser, reason: AbortReason.NotSpecified }));
+        this.write(encodeAbort(info));
+        // Not an indication of PS3.8 (the user asked, or there is no association yet): it tells the user why.
+        notices.push(() => user.abortIndication({ by: 'user', ...info }));
         return this.closing();
       }
       case 'AA-2':
