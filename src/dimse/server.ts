@@ -92,7 +92,7 @@ export class DicomServer extends EventEmitter {
 
   /** The plain listener's address (the TLS one when there is no plain listener). */
   address(): net.AddressInfo {
-    return ((this.plain ?? this.secure)!.address() as net.AddressInfo) ?? undefined;
+    return (this.plain ?? this.secure)!.address() as net.AddressInfo;
   }
 
   tlsAddress(): net.AddressInfo | undefined {
