@@ -219,7 +219,7 @@ export const ASSOCIATION_CASES: EdgeCase[] = [
   {
     name: 'application context item length 0',
     script: rqOnly({ appContextKnobs: { length: 0 } }),
-    check: unparsable,
+    check: (o) => (o.terminal?.kind === 'RJ' ? rj(REJECT.applicationContext, REJECT.noReasonUser)(o) : unparsable(o)),
   },
   {
     name: 'RQ of the fixed fields only (no items)',
