@@ -152,9 +152,10 @@ export const ASSOCIATION_CASES: EdgeCase[] = [
     check: malformed,
   },
   {
+    // Parseable item lengths but an item PS3.8 does not allow: RJ (no reason) or, read as unparsable, A-ABORT.
     name: 'presentation context with two abstract syntaxes',
     script: rqOnly({ contexts: withVerification(ctx(1, [UID.mrStorage, UID.ctStorage])) }),
-    check: malformed,
+    check: unparsable,
   },
   // -- application context, user information (PS3.7 A.2.1, D.3.3.1) ---------------------------------------------
   {

@@ -129,7 +129,8 @@ export const AFTER_ASSOCIATION_CASES: EdgeCase[] = [
   },
   {
     name: 'PDV length shorter than its PDU (3 stray bytes)',
-    script: afterAc(pdata([pdv(3, MCH.COMMAND_LAST, echoRq(3)), Buffer.from([1, 2, 3])])),
+    // The PDV is a first command fragment: nothing can be answered before the stray bytes are seen.
+    script: afterAc(pdata([pdv(3, MCH.COMMAND, echoRq(3).subarray(0, 20)), Buffer.from([1, 2, 3])])),
     check: providerAbort(INVALID_PARAMETER),
   },
   {

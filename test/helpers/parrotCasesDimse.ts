@@ -81,11 +81,15 @@ export const MESSAGE_CASES: EdgeCase[] = [
   // -- data sets without peer-controlled recursion -------------------------------------------------------------
   {
     name: 'C-STORE of a 100 000-deep nested data set: a C000-range failure',
+    // Alone: a node that chokes on it must not take its neighbours' verdicts with it.
+    exclusive: true,
     script: storeWith({ dataset: (uid) => deepStoreDataset(uid, 100_000) }),
     check: failed(0xc000, 0xcfff, false),
   },
   {
     name: 'MPPS N-CREATE of a 100 000-deep nested data set: processing failure',
+    // Alone: a node that chokes on it must not take its neighbours' verdicts with it.
+    exclusive: true,
     script: async (sc) => {
       await associate(sc, { contexts: [{ id: 1, abstract: UID.mpps, transfer: [UID.explicitLE] }] });
       for (const p of fragments(1, true, nCreateRq({ sopInstance: '2.25.4242424242' }))) sc.s.send(p);
