@@ -1,3 +1,4 @@
+/** C-ECHO SCU (`scannode echo`): one association on dcmjs-dimse's Client, plain or over DICOM TLS. */
 import dimse from 'dcmjs-dimse';
 import { clientTlsOptions, type TlsClientFiles } from './tls.js';
 

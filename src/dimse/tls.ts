@@ -1,5 +1,5 @@
 /**
- * DICOM TLS (PS3.15 annex B, the BCP 195 profiles): TLS 1.2 or later, certificates and keys from PEM files, for the
+ * DICOM TLS (PS3.15 annex B): TLS 1.2 or later, certificates and keys from PEM files, for the
  * SCP's listener and for the SCU's connections (given to dcmjs-dimse's Client as its `securityOptions`).
  */
 import fs from 'node:fs';
