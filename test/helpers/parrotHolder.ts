@@ -8,6 +8,7 @@ import { ParrotSession } from './parrotSession.js';
 import { storeExchange } from './parrotExchange.js';
 import { fixedUid } from './parrotDimse.js';
 
+/** Stores of SOP Instance UIDs fixedUid(700 000 + i), i < n, started and never finished. */
 export async function holdAssociations(port: number, n: number, firstUid = 700_000): Promise<ParrotSession[]> {
   const sessions: ParrotSession[] = [];
   for (let i = 0; i < n; i++) {

@@ -69,7 +69,12 @@ export async function startNodeProcess(dicom: Record<string, unknown>): Promise<
       throw new Error(`the node did not start: ${(err as Error).message}\n${output.slice(-3000)}`);
     }
   };
-  await launch();
+  try {
+    await launch();
+  } catch (err) {
+    fs.rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
   const dataDir = path.join(dir, 'data');
   const proc = (): string => `/proc/${child?.pid}/status`;
   return {

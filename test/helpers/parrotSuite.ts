@@ -3,6 +3,7 @@
  * death, the C-ECHO after each case, the check that a refused or abandoned store left nothing in incoming/ or the
  * archive, and the counts the suite prints (cases, deaths, hangs, accepted-bad, written-despite-failure).
  */
+import fs from 'node:fs';
 import path from 'node:path';
 import { startNodeProcess, type NodeProcess } from './parrotNode.js';
 import { echoProblem, trace, type Observed, type Timers } from './parrotRun.js';
@@ -162,10 +163,15 @@ export class EdgeSuite {
     return found;
   }
 
-  /** After every case: files in incoming/ or site/raw that are not a stored instance (a .part, a stray UID). */
+  /**
+   * After every case: files in incoming/ or site/raw that are not a stored instance (a .part, a stray UID). An empty
+   * file holds no instance (the spool may keep pre-created empty files ready): it is not counted.
+   */
   async strays(): Promise<string[]> {
     const stray = () =>
       this.node.storedFiles().filter((f) => {
+        const size = sizeOf(path.join(this.node.dataDir, f));
+        if (!size) return false;
         const base = path.basename(f);
         return !(f.startsWith('incoming') && base.endsWith('.dcm') && this.stored.has(base.slice(0, -4)));
       });
@@ -185,5 +191,13 @@ export class EdgeSuite {
       `written-despite-failure ${c.writtenDespiteFailure} (also: wrong answers ${c.wrongAnswer}, refused valid ` +
       `${c.refusedGood}, C-ECHO failures ${c.echoFailures})`
     );
+  }
+}
+
+function sizeOf(file: string): number | undefined {
+  try {
+    return fs.statSync(file).size;
+  } catch {
+    return undefined; // gone meanwhile
   }
 }

@@ -19,6 +19,7 @@ import { startNodeProcess, type NodeProcess } from '../helpers/parrotNode.js';
 import { ParrotSession, describe as said } from '../helpers/parrotSession.js';
 import { associateRq } from '../helpers/parrot.js';
 import { REJECT } from '../helpers/parrotCases.js';
+import { fixedUid } from '../helpers/parrotDimse.js';
 
 const ARTIM_MS = 6000;
 const IDLE_MS = 6000;
@@ -115,12 +116,25 @@ async function stillOpenAfter<T>(items: T[], closed: (x: T) => boolean, deadline
   return items.filter((x) => !closed(x));
 }
 
-/** .part files in incoming/, once the node had 3 s to remove them. */
-async function partFiles(n: NodeProcess): Promise<string[]> {
-  const parts = () => n.storedFiles().filter((f) => f.endsWith('.part'));
+/**
+ * What a transfer cut off left in incoming/: any non-empty file that is not an acknowledged instance
+ * (`incoming/<SOP Instance UID>.dcm`) or is one of `uids` (never acknowledged), once the node had 3 s to clean up.
+ */
+async function leftovers(n: NodeProcess, uids: string[]): Promise<string[]> {
+  const left = () =>
+    n.storedFiles().filter((f) => {
+      let size = 0;
+      try {
+        size = fs.statSync(path.join(n.dataDir, f)).size;
+      } catch {
+        return false;
+      }
+      const acknowledged = /^incoming\/[0-9.]+\.dcm$/.test(f) && !uids.some((u) => f.includes(u));
+      return size > 0 && !acknowledged;
+    });
   const deadline = Date.now() + 3000;
-  while (parts().length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-  return parts();
+  while (left().length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  return left();
 }
 
 describe('edge DoS: each attack, then a scanner C-ECHO and C-STORE within 2 s', () => {
@@ -277,7 +291,8 @@ describe('edge DoS: each attack, then a scanner C-ECHO and C-STORE within 2 s', 
       all.forEach((s) => s.destroy());
       t.diagnostic(`slots free again ${freedAt - stoppedAt} ms after SIGSTOP`);
       assert.equal(answers.filter((a) => a.kind === 'AC').length, MAX_ASSOCIATIONS, answers.map(said).join(', '));
-      assert.deepEqual(await partFiles(n), [], 'the stopped peer left no .part in incoming/');
+      const holderUids = Array.from({ length: MAX_ASSOCIATIONS }, (_, i) => fixedUid(700_000 + i));
+      assert.deepEqual(await leftovers(n, holderUids), [], 'the stopped peer left nothing in incoming/');
       await scanner(t, 'after the stopped peer');
     } finally {
       holder.kill('SIGKILL');
