@@ -11,6 +11,7 @@ import { MessageAssembler, encodeMessage, type CommandSet } from '../../src/dims
 import type { RejectPdu } from '../../src/dimse/pdu.js';
 import { UpperLayer, type AbortInfo } from '../../src/dimse/upperLayer.js';
 import { fakeLog } from './log.js';
+import { associateRq } from './associateRq.js';
 
 export interface DulContext {
   id: number;
@@ -74,21 +75,12 @@ export function dulAssociate(opts: {
       invalid: (_r, detail) => ul.abort(detail),
       unreadable: (detail) => ul.abort(detail),
     });
-    const rq: AssociateRq = {
-      protocolVersion: 1,
+    const rq: AssociateRq = associateRq({
       calledAe: opts.calledAe ?? 'SCANNODE',
       callingAe: opts.callingAe ?? 'DULSCU',
-      applicationContext: '1.2.840.10008.3.1.1.1',
       presentationContexts: opts.contexts,
-      userInfo: {
-        maxLength: opts.maxPdu ?? 65536,
-        implementationClassUid: '1.2.3.4.5',
-        implementationVersionName: 'DULSCU',
-        asyncOps: undefined,
-        roleSelections: [],
-        other: [],
-      },
-    };
+      maxLength: opts.maxPdu ?? 65536,
+    });
     const ul: UpperLayer = new UpperLayer(
       {
         connect: () => {

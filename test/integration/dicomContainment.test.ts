@@ -10,6 +10,7 @@ import { pdataPdu } from '../../src/dimse/pdu.js';
 import { DimseError } from '../../src/domain/status.js';
 import type { DimseHandlers, StoreSink } from '../../src/dimse/types.js';
 import { dulAssociate } from '../helpers/dulClient.js';
+import { associateRq } from '../helpers/associateRq.js';
 import { fakeLog } from '../helpers/log.js';
 import { listFiles } from '../helpers/files.js';
 import { startTestNode, type TestNode } from '../helpers/node.js';
@@ -215,21 +216,12 @@ describe('hostile data sets and vanishing peers against the whole node', () => {
     socket.on('error', () => undefined);
     const accepted = new Promise<void>((resolve) => socket.once('data', () => resolve()));
     socket.write(
-      encodeAssociateRq({
-        protocolVersion: 1,
-        calledAe: 'SCANNODE',
-        callingAe: 'RESETTER',
-        applicationContext: '1.2.840.10008.3.1.1.1',
-        presentationContexts: [{ id: 1, abstractSyntax: MR, transferSyntaxes: [IMPLICIT] }],
-        userInfo: {
-          maxLength: 16384,
-          implementationClassUid: '1.2.3',
-          implementationVersionName: undefined,
-          asyncOps: undefined,
-          roleSelections: [],
-          other: [],
-        },
-      }),
+      encodeAssociateRq(
+        associateRq({
+          callingAe: 'RESETTER',
+          presentationContexts: [{ id: 1, abstractSyntax: MR, transferSyntaxes: [IMPLICIT] }],
+        }),
+      ),
     );
     await accepted;
     socket.write(

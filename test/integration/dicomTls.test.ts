@@ -12,6 +12,7 @@ import { startOrthanc, type OrthancPeer } from '../helpers/orthanc.js';
 import { startTestNode, type TestNode } from '../helpers/node.js';
 import { needPeer, run } from '../helpers/peers.js';
 import { makeTestCerts, type TestCerts } from '../helpers/tlsCerts.js';
+import { associateRq } from '../helpers/associateRq.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'scannode-tls-'));
 let certs: TestCerts;
@@ -82,21 +83,7 @@ describe('DICOM TLS listener (client certificate required), beside the plain por
 
   test('plain DICOM on the TLS port: the connection is closed, the node stays up', async () => {
     const socket = net.connect(tlsPort(node), '127.0.0.1');
-    const rq = encodeAssociateRq({
-      protocolVersion: 1,
-      calledAe: 'SCANNODE',
-      callingAe: 'PLAIN',
-      applicationContext: '1.2.840.10008.3.1.1.1',
-      presentationContexts: [{ id: 1, abstractSyntax: '1.2.840.10008.1.1', transferSyntaxes: ['1.2.840.10008.1.2'] }],
-      userInfo: {
-        maxLength: 16384,
-        implementationClassUid: '1.2.3',
-        implementationVersionName: undefined,
-        asyncOps: undefined,
-        roleSelections: [],
-        other: [],
-      },
-    });
+    const rq = encodeAssociateRq(associateRq({ callingAe: 'PLAIN' }));
     const got: Buffer[] = [];
     const started = Date.now();
     const closed = new Promise<void>((resolve) => {

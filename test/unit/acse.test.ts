@@ -10,6 +10,7 @@ import {
 } from '../../src/dimse/associatePdu.js';
 import { PduError } from '../../src/dimse/pdu.js';
 import { rejectionCodes } from '../../src/dimse/policy.js';
+import { associateRq } from '../helpers/associateRq.js';
 
 const me: AcceptorIdentity = {
   aeTitle: 'SCANNODE',
@@ -26,23 +27,15 @@ const syntaxes = (a: string) => (a === MR || a === '1.2.840.10008.1.1' ? [IMPLIC
 
 function request(over: Partial<AssociateRq> = {}): AssociateRq {
   return {
-    protocolVersion: 1,
-    calledAe: 'SCANNODE        ',
-    callingAe: 'MRC40123        ',
-    applicationContext: '1.2.840.10008.3.1.1.1',
-    presentationContexts: [
-      { id: 1, abstractSyntax: MR, transferSyntaxes: ['1.2.840.10008.1.2.4.90', EXPLICIT, IMPLICIT] },
-      { id: 3, abstractSyntax: '1.2.840.10008.5.1.4.1.2.2.1', transferSyntaxes: [IMPLICIT] },
-      { id: 5, abstractSyntax: MR, transferSyntaxes: ['1.2.840.10008.1.2.4.50'] },
-    ],
-    userInfo: {
-      maxLength: 16384,
-      implementationClassUid: '1.2.3',
-      implementationVersionName: undefined,
-      asyncOps: undefined,
-      roleSelections: [],
-      other: [],
-    },
+    ...associateRq({
+      calledAe: 'SCANNODE        ',
+      callingAe: 'MRC40123        ',
+      presentationContexts: [
+        { id: 1, abstractSyntax: MR, transferSyntaxes: ['1.2.840.10008.1.2.4.90', EXPLICIT, IMPLICIT] },
+        { id: 3, abstractSyntax: '1.2.840.10008.5.1.4.1.2.2.1', transferSyntaxes: [IMPLICIT] },
+        { id: 5, abstractSyntax: MR, transferSyntaxes: ['1.2.840.10008.1.2.4.50'] },
+      ],
+    }),
     ...over,
   };
 }

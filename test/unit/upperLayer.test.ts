@@ -20,25 +20,12 @@ import {
 import { encodeAbort, encodeReject, encodeReleaseRp, encodeReleaseRq, pdataPdu } from '../../src/dimse/pdu.js';
 import { UpperLayer, type AbortInfo } from '../../src/dimse/upperLayer.js';
 import { fakeLog } from '../helpers/log.js';
+import { associateRq } from '../helpers/associateRq.js';
 
 const ARTIM = 30_000;
 const IDLE = 60_000;
 
-const rq: AssociateRq = {
-  protocolVersion: 1,
-  calledAe: 'SCANNODE',
-  callingAe: 'SCU',
-  applicationContext: '1.2.840.10008.3.1.1.1',
-  presentationContexts: [{ id: 1, abstractSyntax: '1.2.840.10008.1.1', transferSyntaxes: ['1.2.840.10008.1.2'] }],
-  userInfo: {
-    maxLength: 16384,
-    implementationClassUid: '1.2.3',
-    implementationVersionName: undefined,
-    asyncOps: undefined,
-    roleSelections: [],
-    other: [],
-  },
-};
+const rq: AssociateRq = associateRq();
 const ac: AssociateAc = {
   ...rq,
   presentationContexts: [{ id: 1, result: 0, transferSyntax: '1.2.840.10008.1.2' }],
