@@ -18,6 +18,7 @@ import { Importer } from './pipeline/importer.js';
 import { InboxWatcher } from './pipeline/inboxWatcher.js';
 import { DATA_DIRS } from './domain/paths.js';
 import { startHttp } from './http/server.js';
+import { IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION } from './storage/part10.js';
 
 export interface NodeOptions {
   /** Silence the console logger (tests). */
@@ -125,7 +126,11 @@ export class ScannodeNode {
       return rsp;
     };
     this.dicom = new DicomServer(
-      { ...config.dicom },
+      {
+        ...config.dicom,
+        implementationClassUid: IMPLEMENTATION_CLASS_UID,
+        implementationVersionName: IMPLEMENTATION_VERSION,
+      },
       {
         openStore: (req) => ingest.openStore(req),
         nCreate: async (req) => {
