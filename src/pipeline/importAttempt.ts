@@ -125,7 +125,7 @@ export class AttemptRunner {
       progress();
       walkedAll = await this.walk(a, progress);
     } catch (err) {
-      fail(a, classifyImportError(err, 'read', req.path));
+      fail(a, classifyImportError(err, 'read', this.shown(req.path)));
     }
     // Whatever ended the walk, what was stored is archived and its sources released (unless archiving failed).
     while (a.pending.length && !a.archiveBroken) await this.flush(a);
@@ -174,6 +174,12 @@ export class AttemptRunner {
     return row;
   }
 
+  /** A path as messages show it: relative to the data directory when inside it (the API never shows machine paths). */
+  private shown(p: string): string {
+    const data = textOfName(fs.realpathSync(this.dataDir));
+    return p.startsWith(`${data}/`) ? p.slice(data.length + 1) : p;
+  }
+
   /** Opens the tree, refusing what may not be imported (the data directory's own folders). */
   private async openTree(req: ImportRequest): Promise<ImportTree> {
     const why = treeSupport();
@@ -194,11 +200,12 @@ export class AttemptRunner {
       return await ImportTree.open(req.path, req.only ? '' : rootText, { exclude, only: req.only });
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT') throw new UnrecoverableImportError(`${req.path} does not exist (any more)`);
+      const where = this.shown(req.path);
+      if (code === 'ENOENT') throw new UnrecoverableImportError(`${where} does not exist (any more)`);
       if (code === 'ELOOP') {
-        throw new UnrecoverableImportError(`${req.path}: a folder on the way is a symbolic link (not followed)`);
+        throw new UnrecoverableImportError(`${where}: a folder on the way is a symbolic link (not followed)`);
       }
-      throw classifyImportError(err, 'read', req.path);
+      throw classifyImportError(err, 'read', where);
     }
   }
 

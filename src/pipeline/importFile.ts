@@ -120,7 +120,7 @@ export class FileImporter {
         tmpId = await spoolCopy(e, fh, st, tmp, !b.keepSources);
       } catch (err) {
         await fs.promises.rm(tmp, { force: true });
-        return await this.error(e, b, classifyImportError(err, 'spool', incoming));
+        return await this.error(e, b, classifyImportError(err, 'spool', `${DATA_DIRS.incoming}/`));
       }
       let result: Awaited<ReturnType<Ingest['commit']>>;
       try {
