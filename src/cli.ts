@@ -10,6 +10,7 @@ import { ScanRequests, type ScanView } from './pipeline/scanRequests.js';
 import { makeRequest } from './domain/scanRequest.js';
 import { isSchedulerPaused, schedulerPausedSince, setSchedulerPaused } from './scheduler/pauseFlag.js';
 import { runImportCommand } from './importCommand.js';
+import { runReindex } from './reindexCommand.js';
 
 const EXIT_RUNTIME = 1;
 const EXIT_USAGE = 2;
@@ -313,6 +314,20 @@ program
       process.exitCode = await runImportCommand(loaded, target, { move: opts.move });
     } catch (err) {
       process.stderr.write(`import failed: ${(err as Error).message}\n`);
+      process.exit(EXIT_RUNTIME);
+    }
+  });
+
+program
+  .command('reindex')
+  .description('rebuild the index from the files: site/raw (the archive) and incoming/ (the spool)')
+  .addOption(configOption())
+  .action(async (opts: { config: string }) => {
+    const loaded = load(opts.config);
+    try {
+      process.exitCode = await runReindex(loaded);
+    } catch (err) {
+      process.stderr.write(`reindex failed: ${(err as Error).message}\n`);
       process.exit(EXIT_RUNTIME);
     }
   });

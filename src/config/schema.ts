@@ -110,6 +110,16 @@ const importSection = z
   })
   .prefault({});
 
+const archive = z
+  .strictObject({
+    /**
+     * Index the archive (site/raw) at start-up, in the background: 'auto' after a run that did not stop cleanly or
+     * when the index is empty while site/raw is not; 'always'; 'never' (then only `scannode reindex` does it).
+     */
+    reindexOnStart: z.enum(['auto', 'always', 'never']).default('auto'),
+  })
+  .prefault({});
+
 const log = z
   .strictObject({
     level: z.enum(['error', 'warn', 'info', 'debug']).default('info'),
@@ -128,6 +138,7 @@ export const configSchema = z.strictObject({
   retrieve,
   http,
   import: importSection,
+  archive,
   log,
 });
 

@@ -92,7 +92,11 @@ export class Archiver {
     }
     // What was placed before a failure is archived all the same: its bytes are durable in site/raw.
     if (placed.length) {
-      await markArchived(this.db, placed.map((p) => p.sop), new Date());
+      await markArchived(
+        this.db,
+        placed.map((p) => p.sop),
+        new Date(),
+      );
       for (const p of placed) if (p.spool !== p.target) await fs.promises.rm(p.spool, { force: true });
       result.archived = placed.length;
     }
