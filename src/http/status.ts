@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import fastifyStatic from '@fastify/static';
 import { fastifySSE as fastifySse } from '@fastify/sse';
-import { need, type HttpServices } from './common.js';
+import { httpError, need, type HttpServices } from './common.js';
 import { LiveStatus } from './live.js';
 import { scanJson } from './scans.js';
 import { associationJson } from './studies.js';
@@ -105,6 +105,10 @@ export async function registerStatusRoutes(app: FastifyInstance, s: HttpServices
   await app.register(fastifySse, { heartbeatInterval: 15_000 });
   // The snapshot is serialized once for all viewers: the route's serializer passes the string through.
   app.get('/api/events', { sse: { kind: 'only', serializer: (d: unknown) => String(d) } }, async (_req, reply) => {
+    // Each stream holds a socket and a subscriber for as long as the client likes: their number is capped.
+    if (open.size >= s.http.maxEventStreams) {
+      throw httpError(503, `too many live status connections (http.maxEventStreams = ${s.http.maxEventStreams})`);
+    }
     reply.sse.keepAlive();
     // Headers now: a handler that returns before its first event would otherwise be answered with an empty body.
     reply.sse.sendHeaders();
