@@ -138,7 +138,7 @@ describe('kill -9 at random points', () => {
     }
   });
 
-  test(`import of 1000 files with --move (${RUNS.importMove} runs)`, async (t) => {
+  test(`import of 1000 files with --move (${RUNS.importMove} runs)`, async () => {
     const master = generateStudy({
       dir: path.join(tmp, 'import-master'),
       series: 10,

@@ -137,7 +137,10 @@ describe('archive on a separate file system (site/raw on its own tmpfs)', () => 
       assert.ok(datasetBytes(file).equals(datasetBytes(s.file)), `${row.state} copy intact`);
     }
     assert.equal(rows.filter((x) => x.state === 'archived').length, inArchive.length, 'a row per archived file');
-    assert.ok(rows.some((x) => x.state === 'spooled'), 'the rest waits in the spool');
+    assert.ok(
+      rows.some((x) => x.state === 'spooled'),
+      'the rest waits in the spool',
+    );
     mount.resize(16 << 20);
     const res = await archiver.archiveStudy(studyUid);
     assert.equal(res.archived + res.alreadyArchived, study.length);
