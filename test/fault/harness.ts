@@ -18,7 +18,7 @@ import { datasetBytes } from '../helpers/files.js';
 
 export const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../src/cli.js');
 /** The heavier runs (CI sets it): at least 50 kill -9 runs across the scenarios. */
-export const HEAVY = process.env.SCANNODE_FAULT_HEAVY === '1';
+export const HEAVY = process.env.FAULT_SUITE_HEAVY === '1';
 
 /** What the whole suite saw; printed at the end and written to test-output/fault-summary.json. */
 export const totals = { runs: 0, acknowledged: 0, lost: 0, sourcesRemovedUnarchived: 0, violations: [] as string[] };
@@ -40,7 +40,7 @@ export function printTotals(): string {
   return line;
 }
 
-/** A small seeded PRNG (mulberry32): a failing run is replayed with SCANNODE_FAULT_SEED=<seed>. */
+/** A small seeded PRNG (mulberry32): a failing run is replayed with FAULT_SUITE_SEED=<seed>. */
 export function rng(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
@@ -52,8 +52,8 @@ export function rng(seed: number): () => number {
   };
 }
 
-export function seeds(n: number, base = Number(process.env.SCANNODE_FAULT_SEED ?? Date.now() % 1_000_000)): number[] {
-  return process.env.SCANNODE_FAULT_SEED ? [base] : Array.from({ length: n }, (_, i) => base + i * 7919);
+export function seeds(n: number, base = Number(process.env.FAULT_SUITE_SEED ?? Date.now() % 1_000_000)): number[] {
+  return process.env.FAULT_SUITE_SEED ? [base] : Array.from({ length: n }, (_, i) => base + i * 7919);
 }
 
 export interface NodeProc {
@@ -86,7 +86,12 @@ export async function startNode(dir: string, extra: Record<string, unknown> = {}
     fs.writeFileSync(configFile, JSON.stringify(config, null, 2));
   }
   const port = (config.dicom as { port: number }).port;
-  const child = spawn(process.execPath, [CLI, 'start', '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // SCANNODE_* variables would override the config (and unknown ones are config errors): the child gets none.
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('SCANNODE_')));
+  const child = spawn(process.execPath, [CLI, 'start', '--config', configFile], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env,
+  });
   let out = '';
   const keep = (d: Buffer) => (out = (out + d.toString()).slice(-20_000));
   child.stdout!.on('data', keep);

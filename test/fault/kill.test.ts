@@ -1,5 +1,5 @@
 /**
- * kill -9 at random points (seeded; SCANNODE_FAULT_SEED replays one run): receiving from 4 senders, completion and
+ * kill -9 at random points (seeded; FAULT_SUITE_SEED replays one run): receiving from 4 senders, completion and
  * archiving of a 400-image study, an inbox import of 1000 files with --move, MPPS N-SET writes. After each kill the
  * node restarts and the invariants are checked from the files and the index.
  */
