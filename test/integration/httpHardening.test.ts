@@ -5,6 +5,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { startTestNode, type TestNode } from '../helpers/node.js';
 import { hostName } from '../../src/http/guard.js';
+import { waitFor } from '../helpers/waitFor.js';
 
 interface Raw {
   status: number;
@@ -116,6 +117,10 @@ test('error bodies: no absolute path, no symbolic link target; 500 answers a gen
   const body = JSON.parse(r.body) as { error: string; message: string };
   assert.equal(body.error, 'internal error');
   assert.match(body.message, /^the request failed; the node's log has the details \(request [\w-]+\)$/);
-  const log = fs.readFileSync(path.join(node.dir, 'scannode.log'), 'utf8');
-  assert.match(log, /HTTP request failed/);
+  // winston's file transport writes a moment later.
+  await waitFor('the details in the log', () =>
+    /HTTP request failed.*(closed|not initialized|Connection)/i.test(
+      fs.readFileSync(path.join(node.dir, 'scannode.log'), 'utf8'),
+    ),
+  );
 });
