@@ -21,6 +21,7 @@ import { startHttp } from './http/server.js';
 import { ArchiveRecovery, type WalkCounts } from './pipeline/archiveRecovery.js';
 import { startRunMarker } from './pipeline/runMarker.js';
 import fs from 'node:fs';
+import { IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION } from './storage/part10.js';
 
 export interface NodeOptions {
   /** Silence the console logger (tests). */
@@ -148,7 +149,11 @@ export class ScannodeNode {
       return rsp;
     };
     this.dicom = new DicomServer(
-      { ...config.dicom },
+      {
+        ...config.dicom,
+        implementationClassUid: IMPLEMENTATION_CLASS_UID,
+        implementationVersionName: IMPLEMENTATION_VERSION,
+      },
       {
         openStore: (req) => ingest.openStore(req),
         nCreate: async (req) => {

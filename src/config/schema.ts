@@ -10,21 +10,59 @@ const aeTitle = z
   .regex(/^[^\\\x00-\x1f]+$/, 'an AE title has no backslash or control characters');
 const port = z.number().int().min(1).max(65535);
 
+/** A file path, relative to the config file's folder (resolved by the loader). */
+const filePath = z.string().min(1);
+
+/** DICOM TLS (PS3.15 annex B) beside, or instead of, the plain port. */
+const dicomTls = z.strictObject({
+  /** 2762 is the port IANA registered for DICOM over TLS; 0 takes any free port (tests). */
+  port: z.number().int().min(0).max(65535).default(2762),
+  /** PEM certificate (chain) and private key of this node. */
+  cert: filePath,
+  key: filePath,
+  /** PEM CA certificate(s) that client certificates must be signed by. */
+  ca: filePath.optional(),
+  /** Refuse a client without a certificate signed by `ca`. */
+  requireClientCert: z.boolean().default(false),
+});
+
 const dicom = z
   .strictObject({
     aeTitle: aeTitle.default('SCANNODE'),
     host: z.string().min(1).default('0.0.0.0'),
-    port: z.number().int().min(0).max(65535).default(11112),
+    /** The plain (non-TLS) port; null turns the plain listener off (TLS only). */
+    port: z.number().int().min(0).max(65535).nullable().default(11112),
     allowedCallingAeTitles: z.array(aeTitle).default([]),
     maxAssociations: z.number().int().min(1).max(1024).default(16),
     /** Largest P-DATA-TF PDU we announce; larger PDUs mean fewer round trips per instance. */
     maxPduLength: z.number().int().min(16384).max(4194304).default(131072),
-    /** Idle time on an association (no PDU) before it is aborted. */
-    pduTimeoutSeconds: z.number().int().min(1).default(60),
+    /** ARTIM: a connection that has not finished association or release within this is closed. */
+    artimTimeoutSeconds: z.number().positive().max(3600).default(30),
+    /** An association with no PDU either way and nothing being processed for this long is aborted. */
+    idleTimeoutSeconds: z.number().positive().max(86400).default(60),
+    /** TCP connections outside an association (before A-ASSOCIATE-RQ, in a TLS handshake, or closing). */
+    maxPendingConnections: z.number().int().min(1).max(4096).default(64),
+    pduTimeoutSeconds: z
+      .undefined({
+        error:
+          'removed: use dicom.idleTimeoutSeconds (an idle association is aborted, default 60) and ' +
+          'dicom.artimTimeoutSeconds (association and release setup, default 30)',
+      })
+      .optional(),
+    tls: dicomTls.optional(),
     /** What to do with a re-sent SOP Instance UID whose content differs from the stored one. */
     onConflict: z.enum(['refuse', 'quarantine']).default('refuse'),
     /** How long shutdown waits for associations in flight before closing them. */
     shutdownGraceSeconds: z.number().int().min(0).default(10),
+  })
+  .superRefine((d, ctx) => {
+    if (d.port === null && !d.tls) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['port'],
+        message: 'null (plain port off) needs dicom.tls: nothing would listen',
+      });
+    }
   })
   .prefault({});
 
@@ -33,6 +71,16 @@ const scanner = z
     aeTitle: aeTitle.default('SCANNER'),
     host: z.string().min(1).default('127.0.0.1'),
     port: port.default(104),
+    /** Present: C-FIND / C-MOVE / C-ECHO to the scanner go over TLS. */
+    tls: z
+      .strictObject({
+        /** PEM CA certificate(s) that signed the scanner's certificate (default: the system's CAs). */
+        ca: filePath.optional(),
+        /** Our certificate and key, for a scanner that asks for one. */
+        cert: filePath.optional(),
+        key: filePath.optional(),
+      })
+      .optional(),
   })
   .prefault({});
 

@@ -4,9 +4,8 @@
  * dcmjs-dimse reads and writes every command set through a full dcmjs dataset (naturalize / denaturalize, stream
  * classes), which cost ~0.7 ms to parse a C-STORE-RQ and ~0.5 ms to write its response on the main thread: more than
  * the rest of receiving a 0.5 MB image. dcmjs has no lighter codec, so this is the smallest one for the elements the
- * library names. It produces and accepts the same element names as dcmjs-dimse's `Dataset` (dcmjs keywords), so the
- * library's request and response classes are used unchanged. Anything it does not know returns undefined and the
- * caller uses the library's own path. Pure: no I/O.
+ * library names, under the same element names as dcmjs-dimse's `Dataset` (dcmjs keywords). It is the only command
+ * set codec of the SCP (the library's is tied to its own association handling). Pure: no I/O.
  */
 
 type Vr = 'UI' | 'US' | 'AE' | 'LO';
@@ -38,7 +37,12 @@ const ELEMENTS: ReadonlyArray<readonly [element: number, keyword: string, vr: Vr
 const BY_ELEMENT = new Map(ELEMENTS.map(([element, keyword, vr]) => [element, { keyword, vr }]));
 const BY_KEYWORD = new Map(ELEMENTS.map(([element, keyword, vr]) => [keyword, { element, vr }]));
 
-/** The command's elements by keyword, or undefined when it holds anything this codec does not know. */
+/**
+ * The command's elements by keyword, or undefined when the bytes are not a command set (an element outside group
+ * 0000 or running past the end, a known element of the wrong size). Elements this codec does not name (retired ones,
+ * Offending Element...) are skipped. A flat loop over a buffer the caller has capped: no recursion, no allocation
+ * beyond the values.
+ */
 export function decodeCommandSet(buf: Buffer): Record<string, Value> | undefined {
   const out: Record<string, Value> = {};
   let at = 0;
@@ -51,14 +55,16 @@ export function decodeCommandSet(buf: Buffer): Record<string, Value> | undefined
     const end = start + length;
     if (group !== 0 || end > buf.length) return undefined;
     at = end;
-    if (element === 0x0000) continue; // group length: recomputed on write, not needed on read
     const known = BY_ELEMENT.get(element);
-    if (!known) return undefined;
+    if (!known) continue; // group length (recomputed on write) and elements we do not use
     if (known.vr === 'US') {
       if (length !== 2) return undefined;
       out[known.keyword] = buf.readUInt16LE(start);
     } else {
-      out[known.keyword] = buf.toString('latin1', start, end).replace(/[\0 ]+$/, '');
+      out[known.keyword] = buf
+        .toString('latin1', start, end)
+        .replace(/[\0 ]+$/, '')
+        .replace(/^ +/, '');
     }
   }
   return out;
@@ -97,16 +103,4 @@ export function encodeCommandSet(elements: Record<string, unknown>): Buffer | un
     at += 8 + p.value.length;
   }
   return out;
-}
-
-/** A P-DATA-TF PDU (PS3.8 section 9.3.5) carrying one whole command set in a single PDV. */
-export function commandPdu(presentationContextId: number, command: Buffer): Buffer {
-  const pdu = Buffer.alloc(12 + command.length);
-  pdu[0] = 0x04;
-  pdu.writeUInt32BE(6 + command.length, 2);
-  pdu.writeUInt32BE(2 + command.length, 6);
-  pdu[10] = presentationContextId;
-  pdu[11] = 0x03; // message control header: command, last fragment
-  command.copy(pdu, 12);
-  return pdu;
 }

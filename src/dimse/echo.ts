@@ -1,4 +1,6 @@
+/** C-ECHO SCU (`scannode echo`): one association on dcmjs-dimse's Client, plain or over DICOM TLS. */
 import dimse from 'dcmjs-dimse';
+import { clientTlsOptions, type TlsClientFiles } from './tls.js';
 
 const { Client, requests, constants } = dimse;
 // The library logs every PDU at info; a CLI user wants the answer only.
@@ -8,6 +10,8 @@ export interface Peer {
   aeTitle: string;
   host: string;
   port: number;
+  /** Present: over DICOM TLS. */
+  tls?: TlsClientFiles;
 }
 
 /** Parses AET@HOST:PORT. */
@@ -45,6 +49,7 @@ export function echo(peer: Peer, callingAe: string, timeoutMs = 10000): Promise<
       connectTimeout: timeoutMs,
       associationTimeout: timeoutMs,
       pduTimeout: timeoutMs,
+      securityOptions: peer.tls ? clientTlsOptions(peer.tls) : undefined,
     });
   });
 }

@@ -1,9 +1,21 @@
-/** Who may open an association: one function, one typed answer (as dicom-rs does it). */
+/**
+ * Whether an A-ASSOCIATE-RQ may become an association: one function per concern, one typed answer (as dicom-rs does
+ * it), and the A-ASSOCIATE-RJ codes of each answer (PS3.8 9.3.4). The kind stays typed up to metrics and the audit.
+ */
+import { RejectReason, RejectResult, RejectSource, type RejectPdu } from './pdu.js';
 
-export type Rejection =
-  | { kind: 'called-ae-not-recognized'; detail: string }
-  | { kind: 'calling-ae-not-recognized'; detail: string }
-  | { kind: 'local-limit-exceeded'; detail: string };
+export type RejectionKind =
+  | 'called-ae-not-recognized'
+  | 'calling-ae-not-recognized'
+  | 'local-limit-exceeded'
+  | 'protocol-version-not-supported'
+  | 'application-context-not-supported'
+  | 'invalid-request';
+
+export interface Rejection {
+  kind: RejectionKind;
+  detail: string;
+}
 
 export interface AccessPolicy {
   aeTitle: string;
@@ -11,6 +23,15 @@ export interface AccessPolicy {
   maxAssociations: number;
 }
 
+/** AE titles (PS3.5 AE VR): default repertoire without backslash or control characters, not all spaces, 16 at most. */
+export function aeTitleProblem(raw: string): string | undefined {
+  if (/[^\x20-\x7e]|\\/.test(raw)) return 'has a control character, a backslash or a character outside ASCII';
+  if (raw.trim() === '') return 'is empty or all spaces';
+  if (raw.length > 16) return 'is longer than 16 characters';
+  return undefined;
+}
+
+/** Who may call whom, and whether there is room (the AE titles are already valid and trimmed). */
 export function checkAssociation(
   policy: AccessPolicy,
   callingAe: string,
@@ -33,14 +54,39 @@ export function checkAssociation(
 }
 
 /** A-ASSOCIATE-RJ result / source / reason (PS3.8 9.3.4). */
-export function rejectionCodes(r: Rejection): { result: number; source: number; reason: number } {
+export function rejectionCodes(r: Pick<Rejection, 'kind'>): RejectPdu {
   switch (r.kind) {
     case 'called-ae-not-recognized':
-      return { result: 1, source: 1, reason: 7 };
+      return {
+        result: RejectResult.Permanent,
+        source: RejectSource.ServiceUser,
+        reason: RejectReason.CalledAeNotRecognized,
+      };
     case 'calling-ae-not-recognized':
-      return { result: 1, source: 1, reason: 3 };
+      return {
+        result: RejectResult.Permanent,
+        source: RejectSource.ServiceUser,
+        reason: RejectReason.CallingAeNotRecognized,
+      };
+    case 'application-context-not-supported':
+      return {
+        result: RejectResult.Permanent,
+        source: RejectSource.ServiceUser,
+        reason: RejectReason.ApplicationContextNotSupported,
+      };
+    case 'invalid-request':
+      return { result: RejectResult.Permanent, source: RejectSource.ServiceUser, reason: RejectReason.NoReasonGiven };
+    case 'protocol-version-not-supported':
+      return {
+        result: RejectResult.Permanent,
+        source: RejectSource.ServiceProviderAcse,
+        reason: RejectReason.ProtocolVersionNotSupported,
+      };
     case 'local-limit-exceeded':
-      // rejected-transient, service-provider (presentation related), local-limit-exceeded
-      return { result: 2, source: 3, reason: 2 };
+      return {
+        result: RejectResult.Transient,
+        source: RejectSource.ServiceProviderPresentation,
+        reason: RejectReason.LocalLimitExceeded,
+      };
   }
 }

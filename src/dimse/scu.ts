@@ -14,6 +14,7 @@
  */
 import type net from 'node:net';
 import dimse from 'dcmjs-dimse';
+import { clientTlsOptions, type TlsClientFiles } from './tls.js';
 
 const { Client, Dataset, requests } = dimse;
 // The library logs every PDU at info; what matters comes back as errors and results here.
@@ -23,6 +24,8 @@ export interface ScuPeer {
   aeTitle: string;
   host: string;
   port: number;
+  /** Present: the association runs over DICOM TLS (the peer's certificate must name `host`). */
+  tls?: TlsClientFiles;
 }
 
 export type QueryLevel = 'STUDY' | 'SERIES' | 'IMAGE';
@@ -493,6 +496,7 @@ function runAssociation(
         connectTimeout: libraryTimeout,
         associationTimeout: libraryTimeout,
         pduTimeout: libraryTimeout,
+        securityOptions: peer.tls ? clientTlsOptions(peer.tls) : undefined,
       });
     } catch (e) {
       finish(e instanceof Error ? e : new Error(String(e)));

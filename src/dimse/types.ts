@@ -1,4 +1,7 @@
 /** What the protocol edge tells the layers above, and what it asks of them. No database or file layout here. */
+import type { RejectionKind } from './policy.js';
+
+export type { RejectionKind };
 
 export interface AssociationInfo {
   id: string;
@@ -50,11 +53,16 @@ export interface AssociationSummary extends AssociationInfo {
   startedAt: Date;
   endedAt: Date;
   accepted: boolean;
+  /** Why the association was rejected, in words (names the AE titles and counts involved). */
   rejectReason?: string;
+  /** The kind of that rejection, typed (metrics label it without parsing the words). */
+  rejection?: RejectionKind;
   instancesReceived: number;
   bytesReceived: number;
   failures: number;
   aborted: boolean;
+  /** Why it was aborted, when it was (A-ABORT from the peer, a protocol error, the idle timer...). */
+  abortDetail?: string;
 }
 
 export interface DimseHandlers {

@@ -23,6 +23,10 @@ export const DicomStatus = {
   NoSuchObjectInstance: 0x0112,
   InvalidAttributeValue: 0x0106,
   MissingAttribute: 0x0120,
+  /** Refused: the command's SOP class is not the abstract syntax of its presentation context (PS3.7 C.4.2). */
+  SopClassNotSupported: 0x0122,
+  /** Refused: a DIMSE operation this node does not perform. */
+  UnrecognizedOperation: 0x0211,
 } as const;
 
 export type DicomStatusCode = (typeof DicomStatus)[keyof typeof DicomStatus];

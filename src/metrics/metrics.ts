@@ -242,9 +242,10 @@ export class Metrics {
   }
 
   /** An association ended (DimseHandlers.associationClosed). */
-  associationClosed(s: Pick<AssociationSummary, 'accepted' | 'rejectReason'>): void {
+  associationClosed(s: Pick<AssociationSummary, 'accepted' | 'rejectReason' | 'rejection'>): void {
     this.associations.inc({ result: s.accepted ? 'accepted' : 'rejected' });
-    if (!s.accepted) this.associationRejections.inc({ reason: rejectionSlug(s.rejectReason) });
+    // The edge passes the rejection's kind typed; the words are only read for summaries made elsewhere.
+    if (!s.accepted) this.associationRejections.inc({ reason: s.rejection ?? rejectionSlug(s.rejectReason) });
   }
 
   /** The reconciler recorded a C-MOVE attempt (ReconcilerOptions.onRetrieveAttempt). */

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import dimse from 'dcmjs-dimse';
-import { commandPdu, decodeCommandSet, encodeCommandSet } from '../../src/dimse/commandSet.js';
+import { decodeCommandSet, encodeCommandSet } from '../../src/dimse/commandSet.js';
+import { pdataPdu } from '../../src/dimse/pdu.js';
 
 // dcmjs-dimse's own codec (full dcmjs datasets) is the reference: our bytes must be what it writes and reads.
 interface LibDataset {
@@ -58,7 +59,7 @@ test('a C-STORE-RSP encodes to the same bytes dcmjs-dimse writes, odd-length val
   for (const [k, v] of Object.entries(elements)) assert.equal(back[k], v, k);
 });
 
-test('unknown elements, bad values and broken bytes are left to the library (undefined)', () => {
+test('unknown keywords and bad values are not encoded; broken bytes are not a command set; unknown elements skipped', () => {
   assert.equal(encodeCommandSet({ CommandField: 0x8001, NoSuchKeyword: 'x' }), undefined);
   assert.equal(encodeCommandSet({ Status: 0x10000 }), undefined);
   assert.equal(encodeCommandSet({ Status: 'A700' }), undefined);
@@ -69,12 +70,15 @@ test('unknown elements, bad values and broken bytes are left to the library (und
   otherGroup.writeUInt16LE(0x0008, 12);
   assert.equal(decodeCommandSet(otherGroup), undefined, 'not group 0000');
   const offending = Buffer.concat([good, Buffer.from([0, 0, 0x01, 0x09, 4, 0, 0, 0, 0x10, 0, 0x10, 0])]);
-  assert.equal(decodeCommandSet(offending), undefined, 'OffendingElement is not ours to read');
+  assert.deepEqual(decodeCommandSet(offending), { CommandField: 0x0001, MessageID: 1 }, 'Offending Element skipped');
+  const badSize = Buffer.from(good);
+  badSize.writeUInt32LE(3, 12 + 4); // CommandField (US) of 3 bytes
+  assert.equal(decodeCommandSet(badSize), undefined, 'a US of 3 bytes');
 });
 
-test('commandPdu: one P-DATA-TF, one PDV flagged command + last', () => {
+test('pdataPdu: one P-DATA-TF, one PDV flagged command + last', () => {
   const cmd = encodeCommandSet({ CommandField: 0x8001, Status: 0 })!;
-  const pdu = commandPdu(3, cmd);
+  const pdu = pdataPdu(3, 0x03, cmd);
   assert.equal(pdu[0], 0x04);
   assert.equal(pdu.readUInt32BE(2), pdu.length - 6);
   assert.equal(pdu.readUInt32BE(6), cmd.length + 2);

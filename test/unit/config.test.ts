@@ -77,3 +77,44 @@ test('an env value that looks like a number or a boolean stays text where the ke
   // A number key still refuses text.
   assert.throws(() => loadConfig(write({}), { SCANNODE_DICOM_PORT: 'abc' }), /dicom\.port/);
 });
+
+test('dicom.pduTimeoutSeconds is gone: the error names the keys that replace it', () => {
+  assert.throws(
+    () => loadConfig(write({ dicom: { pduTimeoutSeconds: 60 } }), {}),
+    (err: unknown) => {
+      assert.ok(err instanceof ConfigError);
+      assert.match(
+        err.problems.join('\n'),
+        /dicom\.pduTimeoutSeconds: removed: use dicom\.idleTimeoutSeconds .*dicom\.artimTimeoutSeconds/,
+      );
+      return true;
+    },
+  );
+  const { config } = loadConfig(write({}), {});
+  assert.equal(config.dicom.artimTimeoutSeconds, 30);
+  assert.equal(config.dicom.idleTimeoutSeconds, 60);
+});
+
+test('DICOM TLS: paths relative to the config file; the plain port may be off only when TLS is on', () => {
+  const { config } = loadConfig(
+    write({ dicom: { port: null, tls: { cert: 'tls/node.crt', key: 'tls/node.key', ca: '/etc/ca.pem' } } }),
+    {},
+  );
+  assert.equal(config.dicom.port, null);
+  assert.equal(config.dicom.tls?.port, 2762);
+  assert.equal(config.dicom.tls?.cert, path.join(dir, 'tls/node.crt'));
+  assert.equal(config.dicom.tls?.ca, '/etc/ca.pem');
+  assert.equal(config.dicom.tls?.requireClientCert, false);
+  assert.throws(
+    () => loadConfig(write({ dicom: { port: null } }), {}),
+    (err: unknown) =>
+      err instanceof ConfigError &&
+      /dicom\.port: null \(plain port off\) needs dicom\.tls/.test(err.problems.join('\n')),
+  );
+  const env = loadConfig(write({}), {
+    SCANNODE_DICOM_PORT: 'null',
+    SCANNODE_DICOM_TLS: '{"cert":"a.crt","key":"a.key"}',
+  });
+  assert.equal(env.config.dicom.port, null);
+  assert.equal(env.config.dicom.tls?.key, path.join(dir, 'a.key'));
+});

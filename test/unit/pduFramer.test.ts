@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { PduFramer } from '../../src/dimse/pduFramer.js';
+import { PduFramer, type Disposition } from '../../src/dimse/pduFramer.js';
 
 function pdu(type: number, body: Buffer): Buffer {
   const head = Buffer.alloc(6);
@@ -20,28 +20,27 @@ function pdv(pc: number, control: number, value: Buffer): Buffer {
 const pData = (...items: Buffer[]) => pdu(0x04, Buffer.concat(items));
 
 /**
- * Runs the framer over `stream` cut into pieces of `cut` bytes. The fake receiver streams from the moment it sees a
- * command PDU ("CMD") until a PDV with the last flag ends its data set, as the SCP does.
+ * Runs the framer over `stream` cut into pieces of `cut` bytes: P-DATA-TF streamed, type 0x09 skipped, the rest
+ * whole (as the upper layer answers).
  */
-function run(stream: Buffer, cut: number) {
+function run(stream: Buffer, cut: number, decide?: (type: number, length: number) => Disposition) {
   const whole: Buffer[] = [];
   const data = new Map<number, Buffer[]>();
   const errors: string[] = [];
-  let streaming = false;
+  const headers: Array<[number, number]> = [];
+  let ends = 0;
   const framer = new PduFramer({
-    pdu: (buf) => {
-      whole.push(Buffer.from(buf));
-      if (buf[0] === 0x04 && buf.includes('CMD')) streaming = true;
+    header: (type, length) => {
+      headers.push([type, length]);
+      return decide?.(type, length) ?? (type === 0x04 ? 'stream' : type === 0x09 ? 'skip' : 'whole');
     },
-    streaming: () => streaming,
-    pdv: (pc, control, piece, end) => {
-      data.set(pc, [...(data.get(pc) ?? []), Buffer.from(piece)]);
-      if (end && control & 2) streaming = false;
-    },
+    pdu: (type, body) => whole.push(pdu(type, Buffer.from(body))),
+    pdv: (pc, _control, piece) => data.set(pc, [...(data.get(pc) ?? []), Buffer.from(piece)]),
+    pduEnd: () => ends++,
     error: (err) => errors.push(err.message),
   });
   for (let i = 0; i < stream.length; i += cut) framer.push(stream.subarray(i, i + cut));
-  return { whole, data: (pc: number) => Buffer.concat(data.get(pc) ?? []), errors };
+  return { whole, data: (pc: number) => Buffer.concat(data.get(pc) ?? []), errors, headers, ends, framer };
 }
 
 const command = pData(pdv(1, 0x03, Buffer.from('CMD!')));
@@ -53,39 +52,66 @@ const dataPdus = [
 ];
 const release = pdu(0x05, Buffer.alloc(4));
 
-test('whole PDUs go to the library, a streamed data set arrives byte for byte, however the socket cuts it', () => {
+test('P-DATA-TF PDVs stream byte for byte and other PDUs arrive whole, however the socket cuts them', () => {
   const stream = Buffer.concat([command, ...dataPdus, release]);
   for (const cut of [1, 5, 6, 7, 64, 1009, stream.length]) {
     const r = run(stream, cut);
     assert.deepEqual(r.errors, [], `cut ${cut}`);
-    assert.deepEqual(r.whole, [command, release], `cut ${cut}: only the command and the release are whole`);
-    assert.ok(r.data(1).equals(payload), `cut ${cut}: the data set`);
+    assert.deepEqual(r.whole, [release], `cut ${cut}: only the release is whole`);
+    assert.ok(r.data(1).equals(Buffer.concat([Buffer.from('CMD!'), payload])), `cut ${cut}: command and data set`);
+    assert.equal(r.ends, 4, 'one end per P-DATA-TF');
   }
 });
 
-test('a command after the data set in the same P-DATA-TF reaches the library as a P-DATA-TF of its own', () => {
-  const next = pdv(3, 0x03, Buffer.from('CMD2'));
-  const mixed = pData(pdv(1, 0x02, payload.subarray(0, 10)), next);
-  for (const cut of [1, 4, 13, 1000]) {
-    const r = run(Buffer.concat([command, mixed]), cut);
-    assert.deepEqual(r.errors, []);
-    assert.ok(r.data(1).equals(payload.subarray(0, 10)));
-    assert.deepEqual(r.whole, [command, pData(next)], `cut ${cut}`);
+test('a skipped body is counted off without being kept, and the next PDU is read normally', () => {
+  const junk = pdu(0x09, Buffer.alloc(100_000, 7));
+  for (const cut of [1, 3, 4096]) {
+    const r = run(Buffer.concat([junk, release]), cut);
+    assert.deepEqual(r.headers, [
+      [0x09, 100_000],
+      [0x05, 4],
+    ]);
+    assert.deepEqual(r.whole, [release]);
   }
 });
 
-test('not DICOM UL: an unknown PDU type, a PDV running past its PDU, a PDV item shorter than its header', () => {
-  assert.match(run(Buffer.from('GET / HTTP/1.1\r\n'), 3).errors[0]!, /unknown PDU type 0x47/);
+test('the header is judged before any of the body is read: a 4 GiB PDU can be refused from its 6 bytes', () => {
+  const seen: number[] = [];
+  let bodies = 0;
+  const framer: PduFramer = new PduFramer({
+    header: (_type, length) => {
+      seen.push(length);
+      framer.stop();
+      return 'skip';
+    },
+    pdu: () => bodies++,
+    pdv: () => bodies++,
+    pduEnd: () => undefined,
+    error: () => undefined,
+  });
+  framer.push(Buffer.from([0x01, 0x00, 0xff, 0xff]));
+  framer.push(Buffer.concat([Buffer.from([0xff, 0xf0]), Buffer.alloc(1000)]));
+  framer.push(Buffer.alloc(1000));
+  assert.deepEqual(seen, [0xfffffff0]);
+  assert.equal(bodies, 0);
+  assert.ok(framer.isStopped);
+});
+
+test('a PDV that does not fit its PDU is caught at its header; a PDV item shorter than its header; a cut PDV header', () => {
   const overrun = pData(pdv(1, 0x00, Buffer.alloc(20)));
   overrun.writeUInt32BE(30, 6); // the item claims 28 value bytes, the PDU holds 20
-  assert.match(run(Buffer.concat([command, overrun]), 7).errors[0]!, /runs past the end/);
+  const r = run(overrun, 7);
+  assert.match(r.errors[0]!, /a PDV of 28 bytes in the 20 left/);
+  assert.equal(r.data(1).length, 0, 'nothing of it was passed on');
   const short = pData(Buffer.from([0, 0, 0, 1, 1, 0]));
-  assert.match(run(Buffer.concat([command, short]), 100).errors[0]!, /PDV item length 1/);
+  assert.match(run(short, 100).errors[0]!, /PDV item length 1/);
+  const cutHeader = pData(pdv(1, 0x00, Buffer.alloc(4)), Buffer.from([0, 0]));
+  assert.match(run(cutHeader, 5).errors[0]!, /runs past the end/);
 });
 
-test('an empty PDU and an empty last PDV', () => {
-  const r = run(Buffer.concat([command, pData(pdv(1, 0x02, Buffer.alloc(0))), pdu(0x06, Buffer.alloc(0))]), 2);
+test('an empty last PDV, and a zero-length PDU read whole', () => {
+  const r = run(Buffer.concat([pData(pdv(1, 0x02, Buffer.alloc(0))), pdu(0x06, Buffer.alloc(0))]), 2);
   assert.deepEqual(r.errors, []);
   assert.equal(r.data(1).length, 0);
-  assert.deepEqual(r.whole, [command, pdu(0x06, Buffer.alloc(0))]);
+  assert.deepEqual(r.whole, [pdu(0x06, Buffer.alloc(0))]);
 });
