@@ -18,6 +18,7 @@ import { Importer } from './pipeline/importer.js';
 import { InboxWatcher } from './pipeline/inboxWatcher.js';
 import { DATA_DIRS } from './domain/paths.js';
 import { startHttp } from './http/server.js';
+import { VERSION } from './version.js';
 
 export interface NodeOptions {
   /** Silence the console logger (tests). */
@@ -64,6 +65,7 @@ export class ScannodeNode {
 
   async start(): Promise<void> {
     const { config, dataDir } = this.loaded;
+    this.log.info('scannode starting', { version: VERSION, node: process.version, config: this.loaded.file, dataDir });
     this.db = await openDatabase(config.database, dataDir);
     this.log.info('database ready', { type: this.db.type });
     const metrics = new Metrics({
