@@ -75,16 +75,10 @@ install -m 644 config/systemd/scannode.service "$pkg/usr/lib/systemd/system/scan
 install -m 644 README.md docs/*.md "$pkg/usr/share/doc/scannode/"
 install -m 644 config/systemd/port-below-1024.conf "$pkg/usr/share/doc/scannode/examples/"
 cat >"$pkg/usr/share/doc/scannode/copyright" <<'TEXT'
-Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
-Upstream-Name: scannode
+scannode is licensed under the MIT license (package.json).
 
-Files: *
-License: MIT
-
-Files: usr/lib/scannode/node_modules/*
-License: various
- Each bundled module carries its own license file in its folder under
- /usr/lib/scannode/node_modules/.
+The Node.js modules bundled under /usr/lib/scannode/node_modules/ keep their own
+licenses: each carries its license file in its folder there.
 TEXT
 
 # Maintainer scripts and control.
