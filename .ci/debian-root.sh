@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A clean Debian root for the host-install test (test/integration/package.test.ts), cached on this machine between
+# A clean Debian root for the host-install test (test/install/host.test.ts), cached on this machine between
 # runs: `debootstrap --variant=minbase` of trixie (its nodejs, 20.19, meets engines.node) with what the package needs
 # from Debian (nodejs, adduser) and systemd (its systemd-notify and units, for the readiness and unit checks).
 # Prints the root's path. Built once (about 5 minutes), then reused until it is 30 days old; concurrent runs wait for

@@ -49,6 +49,26 @@ export async function cachedDebianRoot(t: TestContext): Promise<string | undefin
   return built.stdout.trim();
 }
 
+export const BUILD_TOOLS = ['dpkg-deb', 'dpkg-shlibdeps'];
+
+/**
+ * The .deb under test: the one named by SCANNODE_TEST_DEB (CI builds it once with `npm run package`), or one built
+ * now by .ci/package-deb.sh into `outDir` (a minute or two: it compiles the sources afresh).
+ */
+export async function debUnderTest(outDir: string): Promise<{ deb?: string; failure?: string; took: string }> {
+  const started = Date.now();
+  const took = () => `${((Date.now() - started) / 1000).toFixed(1)} s`;
+  const given = process.env.SCANNODE_TEST_DEB;
+  if (given) {
+    if (!fs.existsSync(given)) return { failure: `SCANNODE_TEST_DEB=${given}: no such file`, took: '' };
+    return { deb: path.resolve(given), took: 'prebuilt (SCANNODE_TEST_DEB)' };
+  }
+  const r = await run('bash', [path.join(REPO, '.ci/package-deb.sh'), '--out', outDir], { timeoutMs: 20 * 60_000 });
+  if (r.code !== 0) return { failure: `${r.stdout}\n${r.stderr}`, took: took() };
+  const name = fs.existsSync(outDir) ? fs.readdirSync(outDir).find((f) => f.endsWith('.deb')) : undefined;
+  return name ? { deb: path.join(outDir, name), took: took() } : { failure: `no .deb in ${outDir}`, took: took() };
+}
+
 /**
  * A private copy of the cached root (reflinked where the file system can). Its dpkg skips the fsync of every unpacked
  * file (force-unsafe-io, as debootstrap itself does): the copy is thrown away, and the package has some 13,000 files.
