@@ -4,17 +4,17 @@
 # from Debian (nodejs, adduser) and systemd (its systemd-notify and units, for the readiness and unit checks).
 # Prints the root's path. Built once (about 5 minutes), then reused until it is 30 days old; concurrent runs wait for
 # one build (flock). The test copies it and installs the .deb into the copy: this root itself stays clean.
-# Needs root, debootstrap and unshare. The mirror is the host's own Debian apt source (or SCANNODE_CI_DEBIAN_MIRROR).
+# Needs root, debootstrap and unshare. The mirror is the host's own Debian apt source (or CI_DEBIAN_MIRROR).
 set -euo pipefail
-suite=${SCANNODE_CI_DEBIAN_SUITE:-trixie}
-cache=${SCANNODE_CI_CACHE:-/var/cache/scannode-ci}
+suite=${CI_DEBIAN_SUITE:-trixie}
+cache=${CI_DEBIAN_CACHE:-/var/cache/scannode-ci}
 packages=nodejs,adduser,systemd
 max_age_days=30
 name=debian-$suite-minbase-${packages//,/-}
 root=$cache/$name
 ready=$root/.scannode-ci-ready
 
-mirror=${SCANNODE_CI_DEBIAN_MIRROR:-}
+mirror=${CI_DEBIAN_MIRROR:-}
 if [ -z "$mirror" ]; then
   mirror=$(
     {
@@ -24,7 +24,7 @@ if [ -z "$mirror" ]; then
     } | grep -v -- '-security' | head -n1
   ) || true
 fi
-[ -n "$mirror" ] || { echo "debian-root: no Debian mirror in /etc/apt (set SCANNODE_CI_DEBIAN_MIRROR)" >&2; exit 1; }
+[ -n "$mirror" ] || { echo "debian-root: no Debian mirror in /etc/apt (set CI_DEBIAN_MIRROR)" >&2; exit 1; }
 
 mkdir -p "$cache"
 exec 9>"$cache/$name.lock"

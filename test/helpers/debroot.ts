@@ -52,16 +52,16 @@ export async function cachedDebianRoot(t: TestContext): Promise<string | undefin
 export const BUILD_TOOLS = ['dpkg-deb', 'dpkg-shlibdeps'];
 
 /**
- * The .deb under test: the one named by SCANNODE_TEST_DEB (CI builds it once with `npm run package`), or one built
+ * The .deb under test: the one named by TEST_SCANNODE_DEB (CI builds it once with `npm run package`), or one built
  * now by .ci/package-deb.sh into `outDir` (a minute or two: it compiles the sources afresh).
  */
 export async function debUnderTest(outDir: string): Promise<{ deb?: string; failure?: string; took: string }> {
   const started = Date.now();
   const took = () => `${((Date.now() - started) / 1000).toFixed(1)} s`;
-  const given = process.env.SCANNODE_TEST_DEB;
+  const given = process.env.TEST_SCANNODE_DEB;
   if (given) {
-    if (!fs.existsSync(given)) return { failure: `SCANNODE_TEST_DEB=${given}: no such file`, took: '' };
-    return { deb: path.resolve(given), took: 'prebuilt (SCANNODE_TEST_DEB)' };
+    if (!fs.existsSync(given)) return { failure: `TEST_SCANNODE_DEB=${given}: no such file`, took: '' };
+    return { deb: path.resolve(given), took: 'prebuilt (TEST_SCANNODE_DEB)' };
   }
   const r = await run('bash', [path.join(REPO, '.ci/package-deb.sh'), '--out', outDir], { timeoutMs: 20 * 60_000 });
   if (r.code !== 0) return { failure: `${r.stdout}\n${r.stderr}`, took: took() };
