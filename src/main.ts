@@ -22,6 +22,7 @@ import { ArchiveRecovery, type WalkCounts } from './pipeline/archiveRecovery.js'
 import { startRunMarker } from './pipeline/runMarker.js';
 import fs from 'node:fs';
 import { IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION } from './storage/part10.js';
+import { VERSION } from './version.js';
 
 export interface NodeOptions {
   /** Silence the console logger (tests). */
@@ -73,6 +74,7 @@ export class ScannodeNode {
 
   async start(): Promise<void> {
     const { config, dataDir } = this.loaded;
+    this.log.info('scannode starting', { version: VERSION, node: process.version, config: this.loaded.file, dataDir });
     this.db = await openDatabase(config.database, dataDir);
     this.log.info('database ready', { type: this.db.type });
     const metrics = new Metrics({

@@ -7,6 +7,7 @@ import { httpError, need, type HttpServices } from './common.js';
 import { LiveStatus } from './live.js';
 import { scanJson } from './scans.js';
 import { associationJson } from './studies.js';
+import { VERSION } from '../version.js';
 
 /** The status page's files (copied next to the compiled module by `npm run build`). */
 const UI_DIR = fileURLToPath(new URL('./ui/', import.meta.url));
@@ -94,7 +95,9 @@ export async function registerStatusRoutes(app: FastifyInstance, s: HttpServices
       ? { ok: s.dicom.listening, listening: s.dicom.listening, activeAssociations: s.dicom.activeAssociations }
       : undefined;
     const ok = database.ok && (dicom?.ok ?? true);
-    return reply.status(ok ? 200 : 503).send({ status: ok ? 'ok' : 'unavailable', database, ...(dicom && { dicom }) });
+    return reply
+      .status(ok ? 200 : 503)
+      .send({ status: ok ? 'ok' : 'unavailable', version: VERSION, database, ...(dicom && { dicom }) });
   });
 
   app.get('/api/status', async () => statusSnapshot(s));
