@@ -10,6 +10,9 @@ import { ScanRequests, type ScanView } from './pipeline/scanRequests.js';
 import { makeRequest } from './domain/scanRequest.js';
 import { isSchedulerPaused, schedulerPausedSince, setSchedulerPaused } from './scheduler/pauseFlag.js';
 import { runImportCommand, runImportRetry } from './importCommand.js';
+import { runReindex } from './reindexCommand.js';
+import { VERSION } from './version.js';
+import { notifyReady } from './systemd.js';
 
 const EXIT_RUNTIME = 1;
 const EXIT_USAGE = 2;
@@ -32,6 +35,7 @@ function load(file: string): LoadedConfig {
 
 const program = new Command('scannode')
   .description('A DICOM network node: receives, tracks, pulls and archives what the scanner produces.')
+  .version(VERSION, '-V, --version', 'print the version')
   .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : EXIT_USAGE))
   .showHelpAfterError();
 
@@ -64,6 +68,10 @@ program
       await node.stop();
       process.exit(EXIT_RUNTIME);
     }
+    // Under systemd (Type=notify): ready only now, with the DICOM port listening.
+    const http = node.http?.server.address();
+    const status = `scannode ${VERSION}: ${loaded.config.dicom.aeTitle} on DICOM port ${node.dicom?.address().port}, HTTP port ${typeof http === 'object' && http ? http.port : '-'}`;
+    if (signals === 0) await notifyReady(node.log, status);
   });
 
 const config = program.command('config').description('configuration');
@@ -322,6 +330,20 @@ program
         : await runImportCommand(loaded, target!, { move: opts.move });
     } catch (err) {
       process.stderr.write(`import failed: ${(err as Error).message}\n`);
+      process.exit(EXIT_RUNTIME);
+    }
+  });
+
+program
+  .command('reindex')
+  .description('rebuild the index from the files: site/raw (the archive) and incoming/ (the spool)')
+  .addOption(configOption())
+  .action(async (opts: { config: string }) => {
+    const loaded = load(opts.config);
+    try {
+      process.exitCode = await runReindex(loaded);
+    } catch (err) {
+      process.stderr.write(`reindex failed: ${(err as Error).message}\n`);
       process.exit(EXIT_RUNTIME);
     }
   });

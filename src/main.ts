@@ -18,7 +18,11 @@ import { Importer } from './pipeline/importer.js';
 import { InboxWatcher } from './pipeline/inboxWatcher.js';
 import { DATA_DIRS } from './domain/paths.js';
 import { startHttp } from './http/server.js';
+import { ArchiveRecovery, type WalkCounts } from './pipeline/archiveRecovery.js';
+import { startRunMarker } from './pipeline/runMarker.js';
+import fs from 'node:fs';
 import { IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION } from './storage/part10.js';
+import { VERSION } from './version.js';
 
 export interface NodeOptions {
   /** Silence the console logger (tests). */
@@ -49,6 +53,11 @@ export class ScannodeNode {
   http: FastifyInstance | undefined;
   /** prom-client metrics (src/metrics), created before the parts that report to it. */
   metrics: Metrics | undefined;
+  archiver: Archiver | undefined;
+  archiveRecovery: ArchiveRecovery | undefined;
+  /** The background walk of site/raw started at start-up (undefined when none was needed). */
+  reindexing: Promise<WalkCounts | undefined> | undefined;
+  private runMarker: { uncleanBefore: boolean; clear(): void } | undefined;
   private readonly now: () => Date;
   /** 'change' when something the status page shows changed: an image stored, an MPPS, a scheduler pass. */
   private readonly changes = new EventEmitter();
@@ -65,6 +74,7 @@ export class ScannodeNode {
 
   async start(): Promise<void> {
     const { config, dataDir } = this.loaded;
+    this.log.info('scannode starting', { version: VERSION, node: process.version, config: this.loaded.file, dataDir });
     this.db = await openDatabase(config.database, dataDir);
     this.log.info('database ready', { type: this.db.type });
     const metrics = new Metrics({
@@ -77,6 +87,14 @@ export class ScannodeNode {
     const ingest = new Ingest(this.db, dataDir, this.log, { onConflict: config.dicom.onConflict });
     this.ingest = ingest;
     await ingest.recover();
+    // The archive's part of recovery, after the spool's: cheap checks now, the walk of site/raw later if needed.
+    const archiver = new Archiver(this.db, dataDir, this.log);
+    this.archiver = archiver;
+    const archiveRecovery = new ArchiveRecovery(this.db, dataDir, this.log, archiver);
+    this.archiveRecovery = archiveRecovery;
+    await archiveRecovery.quick();
+    this.runMarker = startRunMarker(dataDir);
+    const walkArchive = await this.archiveWalkNeeded();
     const scans = new ScanRequests(this.db, dataDir, this.log);
     this.scans = scans;
     await scans.start();
@@ -86,11 +104,18 @@ export class ScannodeNode {
     this.mpps = mpps;
     const db = this.db;
     const { completion: cc, retrieve: rc } = config;
-    const completion = new Completion(db, dataDir, this.log, scans, {
-      quietPeriodSeconds: cc.quietPeriodSeconds,
-      now: this.now,
-      grouping: cc.grouping,
-    });
+    const completion = new Completion(
+      db,
+      dataDir,
+      this.log,
+      scans,
+      {
+        quietPeriodSeconds: cc.quietPeriodSeconds,
+        now: this.now,
+        grouping: cc.grouping,
+      },
+      archiver,
+    );
     this.completion = completion;
     const reconciler = new Reconciler(db, this.log, scans, completion, {
       scanner: config.scanner,
@@ -152,7 +177,7 @@ export class ScannodeNode {
     scheduler.start();
     // Imports (inbox watcher, REST) and the HTTP server, after the DICOM listener.
     const ic = config.import;
-    const importer = new Importer(db, ingest, new Archiver(db, dataDir, this.log), dataDir, this.log, {
+    const importer = new Importer(db, ingest, archiver, dataDir, this.log, {
       concurrency: ic.concurrency,
       retryBaseMs: ic.retrySeconds * 1000,
       retryMaxMs: ic.retryMaxSeconds * 1000,
@@ -190,6 +215,39 @@ export class ScannodeNode {
       changed: () => this.changes.emit('change'),
       now: this.now,
     });
+    if (walkArchive) this.reindexing = this.walkArchive(archiveRecovery, walkArchive);
+  }
+
+  /**
+   * Whether site/raw is walked in the background after start: every file without a row is indexed. Only when an
+   * inconsistency is possible (the last run did not stop cleanly: SQLite may have rolled back commits the files
+   * outlived; or the index is empty while site/raw is not), so a big archive does not cost every start a full walk.
+   */
+  private async archiveWalkNeeded(): Promise<string | undefined> {
+    const mode = this.loaded.config.archive.reindexOnStart;
+    if (mode === 'never') return undefined;
+    if (mode === 'always') return 'archive.reindexOnStart is always';
+    if (this.runMarker?.uncleanBefore) return 'the last run did not stop cleanly';
+    const site = path.join(this.loaded.dataDir, DATA_DIRS.site);
+    const archiveHasFiles = fs.existsSync(site) && fs.readdirSync(site).length > 0;
+    const db = this.db!;
+    if (archiveHasFiles && !(await db.source.getRepository(db.entities.Instance).exists()))
+      return 'the index is empty while site/raw is not';
+    return undefined;
+  }
+
+  private async walkArchive(recovery: ArchiveRecovery, why: string): Promise<WalkCounts | undefined> {
+    const started = Date.now();
+    this.log.info('indexing the archive in the background', { why });
+    try {
+      const counts = await recovery.walk();
+      this.log.info('archive indexed', { ...counts, ms: Date.now() - started });
+      if (counts.indexed || counts.healed) this.changes.emit('change');
+      return counts;
+    } catch (err) {
+      this.log.error('indexing the archive failed; run `scannode reindex`', { err: String(err) });
+      return undefined;
+    }
   }
 
   stop(): Promise<void> {
@@ -201,6 +259,7 @@ export class ScannodeNode {
     const steps: Array<[string, () => Promise<void> | undefined]> = [
       ['HTTP server', () => this.http?.close()],
       ['scheduler', () => (this.reconciler?.stop(), this.scheduler?.stop())],
+      ['archive walk', async () => void (this.archiveRecovery?.stop(), await this.reindexing)],
       ['DICOM listener', () => this.dicom?.close()],
       ['association audit', () => this.ingest?.drain()],
       // Both flags are set at once: the batch in flight stops after the files it holds (state interrupted).
@@ -216,6 +275,7 @@ export class ScannodeNode {
         this.log.error(`error while stopping the ${name}`, { err: String(err) });
       }
     }
+    this.runMarker?.clear();
     this.log.info('scannode stopped');
   }
 }

@@ -142,6 +142,10 @@ const http = z
     host: z.string().min(1).default('127.0.0.1'),
     port: z.number().int().min(0).max(65535).default(8080),
     token: z.string().min(16, 'a token has at least 16 characters').optional(),
+    /** Host header names answered besides the loopback names (DNS-rebinding guard; docs/API.md). */
+    allowedHosts: z.array(z.string().trim().min(1).max(253)).default([]),
+    /** Open /api/events (live status) connections at most; more get 503. */
+    maxEventStreams: z.number().int().min(1).max(10000).default(32),
   })
   .prefault({});
 
@@ -164,6 +168,16 @@ const importSection = z
   })
   .prefault({});
 
+const archive = z
+  .strictObject({
+    /**
+     * Index the archive (site/raw) at start-up, in the background: 'auto' after a run that did not stop cleanly or
+     * when the index is empty while site/raw is not; 'always'; 'never' (then only `scannode reindex` does it).
+     */
+    reindexOnStart: z.enum(['auto', 'always', 'never']).default('auto'),
+  })
+  .prefault({});
+
 const log = z
   .strictObject({
     level: z.enum(['error', 'warn', 'info', 'debug']).default('info'),
@@ -182,6 +196,7 @@ export const configSchema = z.strictObject({
   retrieve,
   http,
   import: importSection,
+  archive,
   log,
 });
 

@@ -17,7 +17,9 @@ export type ParseResult = { ok: true; spec: ScanRequestSpec } | { ok: false; rea
 
 /** File names scannode reads or writes in active-scans/: no path separators, no hidden files. */
 const SAFE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$/;
-const JSON_LIMIT = 64 * 1024;
+/** Largest request file read; a bigger one goes to problem/ unread. */
+export const REQUEST_FILE_LIMIT = 64 * 1024;
+const JSON_LIMIT = REQUEST_FILE_LIMIT;
 
 export function isRequestFileName(name: string): boolean {
   return SAFE_NAME.test(name) && !name.endsWith('.tmp') && !name.endsWith('.reason.txt');

@@ -1,22 +1,14 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyInstance } from 'fastify';
 import { Ajv } from 'ajv';
 import { registerImportRoutes } from './imports.js';
 import { registerScanRoutes } from './scans.js';
 import { registerStudyRoutes } from './studies.js';
 import { registerStatusRoutes } from './status.js';
 import { registerMetricsRoute } from './metrics.js';
-import { httpError, isLoopback, type HttpServices } from './common.js';
+import { isLoopback, type HttpServices } from './common.js';
+import { registerGuards } from './guard.js';
 
 export { httpError, isLoopback, type HttpServices } from './common.js';
-
-const WRITE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
-
-function sameToken(given: string, expected: string): boolean {
-  const a = createHash('sha256').update(given).digest();
-  const b = createHash('sha256').update(expected).digest();
-  return timingSafeEqual(a, b);
-}
 
 /**
  * The HTTP API as a fastify app (not listening). Write endpoints need `Authorization: Bearer <http.token>` when a token
@@ -32,31 +24,7 @@ export async function buildHttpApp(s: HttpServices): Promise<FastifyInstance> {
   const textAjv = new Ajv({ ...ajvOptions, coerceTypes: true });
   app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? bodyAjv : textAjv).compile(schema));
 
-  app.addHook('onRequest', async (req: FastifyRequest) => {
-    if (!WRITE_METHODS.has(req.method)) return;
-    const token = s.http.token;
-    if (!token) {
-      if (!isLoopback(s.http.host)) {
-        throw httpError(403, 'write endpoints are disabled: set http.token to allow writes on a non-loopback address');
-      }
-      return;
-    }
-    const auth = req.headers.authorization ?? '';
-    const m = /^Bearer\s+(.+)$/i.exec(auth);
-    if (!m) throw httpError(401, 'a bearer token is required (Authorization: Bearer <http.token>)');
-    if (!sameToken(m[1]!.trim(), token)) throw httpError(401, 'wrong bearer token');
-  });
-
-  app.setErrorHandler((err: FastifyError, req, reply) => {
-    if (err.validation) {
-      return reply.status(400).send({ error: 'invalid request', message: err.message });
-    }
-    const status = err.statusCode && err.statusCode >= 400 ? err.statusCode : 500;
-    if (status >= 500) s.log.error('HTTP request failed', { method: req.method, url: req.url, err: String(err) });
-    const label =
-      status === 401 ? 'unauthorized' : status === 403 ? 'forbidden' : status >= 500 ? 'internal error' : 'error';
-    return reply.status(status).send({ error: label, message: err.message });
-  });
+  await registerGuards(app, s);
   app.setNotFoundHandler((req, reply) =>
     reply.status(404).send({ error: 'not found', message: `no route ${req.method} ${req.url.split('?')[0]}` }),
   );

@@ -3,11 +3,12 @@ import { fileURLToPath } from 'node:url';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import fastifyStatic from '@fastify/static';
 import { fastifySSE as fastifySse } from '@fastify/sse';
-import { need, type HttpServices } from './common.js';
+import { httpError, need, type HttpServices } from './common.js';
 import { LiveStatus } from './live.js';
 import { scanJson } from './scans.js';
 import { associationJson } from './studies.js';
 import { importJson } from './imports.js';
+import { VERSION } from '../version.js';
 
 /** The status page's files (copied next to the compiled module by `npm run build`). */
 const UI_DIR = fileURLToPath(new URL('./ui/', import.meta.url));
@@ -99,7 +100,9 @@ export async function registerStatusRoutes(app: FastifyInstance, s: HttpServices
       ? { ok: s.dicom.listening, listening: s.dicom.listening, activeAssociations: s.dicom.activeAssociations }
       : undefined;
     const ok = database.ok && (dicom?.ok ?? true);
-    return reply.status(ok ? 200 : 503).send({ status: ok ? 'ok' : 'unavailable', database, ...(dicom && { dicom }) });
+    return reply
+      .status(ok ? 200 : 503)
+      .send({ status: ok ? 'ok' : 'unavailable', version: VERSION, database, ...(dicom && { dicom }) });
   });
 
   app.get('/api/status', async () => statusSnapshot(s));
@@ -110,6 +113,10 @@ export async function registerStatusRoutes(app: FastifyInstance, s: HttpServices
   await app.register(fastifySse, { heartbeatInterval: 15_000 });
   // The snapshot is serialized once for all viewers: the route's serializer passes the string through.
   app.get('/api/events', { sse: { kind: 'only', serializer: (d: unknown) => String(d) } }, async (_req, reply) => {
+    // Each stream holds a socket and a subscriber for as long as the client likes: their number is capped.
+    if (open.size >= s.http.maxEventStreams) {
+      throw httpError(503, `too many live status connections (http.maxEventStreams = ${s.http.maxEventStreams})`);
+    }
     reply.sse.keepAlive();
     // Headers now: a handler that returns before its first event would otherwise be answered with an empty body.
     reply.sse.sendHeaders();

@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import winston from 'winston';
 import dcmjs from 'dcmjs';
 import dimse from 'dcmjs-dimse';
@@ -11,21 +12,46 @@ export interface LogOptions {
   silent?: boolean;
 }
 
+/** sd-daemon(3) priority prefixes: journald files each line under its level (`journalctl -p warning`). */
+const JOURNAL_PRIORITY: Record<string, number> = { error: 3, warn: 4, info: 6, debug: 7 };
+
+/** Whether stderr is connected to the journal: systemd sets JOURNAL_STREAM to its `device:inode`. */
+export function stderrIsJournal(env: NodeJS.ProcessEnv = process.env): boolean {
+  if (!env.JOURNAL_STREAM) return false;
+  try {
+    const st = fs.fstatSync(2);
+    return env.JOURNAL_STREAM === `${st.dev}:${st.ino}`;
+  } catch {
+    return false;
+  }
+}
+
 export function createLogger(opts: LogOptions): Logger {
-  const line = winston.format.printf(({ timestamp, level, message, ...meta }) => {
+  const text = (level: string, message: unknown, meta: Record<string, unknown>) => {
     const rest = Object.entries(meta)
       .filter(([k]) => k !== 'service')
       .map(([k, v]) => `${k}=${typeof v === 'string' && !/\s/.test(v) ? v : JSON.stringify(v)}`)
       .join(' ');
-    return `${String(timestamp)} ${level} ${String(message)}${rest ? ` ${rest}` : ''}`;
-  });
+    return `${level} ${String(message)}${rest ? ` ${rest}` : ''}`;
+  };
+  const line = winston.format.printf(
+    ({ timestamp, level, message, ...meta }) => `${String(timestamp)} ${text(level, message, meta)}`,
+  );
+  // Under systemd the journal stamps each line itself and takes its priority from a `<N>` prefix.
+  const journalLine = winston.format.printf(
+    ({ level, message, timestamp: _t, ...meta }) => `<${JOURNAL_PRIORITY[level] ?? 6}>${text(level, message, meta)}`,
+  );
   const transports: winston.transport[] = [
-    new winston.transports.Console({ stderrLevels: ['error', 'warn', 'info', 'debug'], silent: opts.silent ?? false }),
+    new winston.transports.Console({
+      stderrLevels: ['error', 'warn', 'info', 'debug'],
+      silent: opts.silent ?? false,
+      format: stderrIsJournal() ? journalLine : line,
+    }),
   ];
-  if (opts.file) transports.push(new winston.transports.File({ filename: opts.file }));
+  if (opts.file) transports.push(new winston.transports.File({ filename: opts.file, format: line }));
   const logger = winston.createLogger({
     level: opts.level,
-    format: winston.format.combine(winston.format.timestamp(), line),
+    format: winston.format.timestamp(),
     transports,
   });
   bridgeLibraryLogs(logger);

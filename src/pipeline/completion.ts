@@ -73,8 +73,9 @@ export class Completion {
     private readonly log: Logger,
     private readonly scans: ScanRequests,
     private readonly opts: CompletionOptions,
+    archiver?: Archiver,
   ) {
-    this.archiver = new Archiver(db, dataDir, log);
+    this.archiver = archiver ?? new Archiver(db, dataDir, log);
   }
 
   summaryFile(state: 'finished' | 'failed', scan: Pick<ScanRow, 'studyInstanceUid' | 'fileName' | 'id'>): string {

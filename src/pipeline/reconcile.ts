@@ -30,6 +30,7 @@ import { cleanUid, isValidUid } from '../domain/uid.js';
 import type { Completion } from './completion.js';
 import type { ScanRequests } from './scanRequests.js';
 import { parseDbDate } from './completion.js';
+import { ArchiveError } from './archive.js';
 
 export interface ReconcilerOptions {
   scanner: ScuPeer;
@@ -217,12 +218,25 @@ export class Reconciler {
       this.progressByScan.delete(scan.id);
     }
     if (decision.kind === 'finished' || decision.kind === 'failed') {
-      await this.completion.complete(scan, {
-        state: decision.kind,
-        reason: decision.kind === 'failed' ? decision.reason : undefined,
-        mppsStatus,
-        expected: counts,
-      });
+      try {
+        await this.completion.complete(scan, {
+          state: decision.kind,
+          reason: decision.kind === 'failed' ? decision.reason : undefined,
+          mppsStatus,
+          expected: counts,
+        });
+      } catch (err) {
+        if (!(err instanceof ArchiveError)) throw err;
+        // Disk full or the archive not writable: the scan stays active with the reason (the archiver logs it once),
+        // and the next pass tries again.
+        this.progressByScan.set(scan.id, {
+          checkedAt: this.opts.now(),
+          scannerAnswered,
+          expected: Object.fromEntries(counts),
+          waiting: err.message,
+        });
+        return { scanId: scan.id, decision: { kind: 'wait', why: err.message, missing: [] }, moves };
+      }
     } else if (decision.kind === 'wait') {
       if (decision.until) this.wakeUpAt(decision.until);
       this.log.debug('scan not complete yet', {
@@ -390,6 +404,12 @@ export class Reconciler {
     }
   }
 
+  private async countSeries(study: string, series: string): Promise<number> {
+    return this.db.source
+      .getRepository(this.db.entities.Instance)
+      .countBy({ studyInstanceUid: study, seriesInstanceUid: series });
+  }
+
   private async mppsStatus(scan: ScanRow): Promise<MppsStatus | null> {
     const steps = await this.db.source
       .getRepository(this.db.entities.MppsStep)
@@ -483,6 +503,7 @@ export class Reconciler {
       };
       let result: MoveResult | undefined;
       let connectionProblem = false;
+      const before = await this.countSeries(study, m.seriesInstanceUid);
       try {
         result = await cMove(
           this.opts.scanner,
@@ -503,7 +524,17 @@ export class Reconciler {
           remaining: result.remaining,
           status: result.status,
         });
-        if (isFailure(result.status)) {
+        // The scanner's sub-operations reach us before its final response: nothing new here means they went elsewhere.
+        const arrived = (await this.countSeries(study, m.seriesInstanceUid)) - before;
+        if (!isFailure(result.status) && (result.completed ?? 0) > 0 && arrived <= 0) {
+          row.error =
+            `fruitless: the scanner reported ${result.completed} sent, none arrived here ` +
+            `(does its entry for ${this.opts.aeTitle} point to this node's address and port?)`;
+          this.noteScanner('move:fruitless', 'the scanner sends the C-MOVE elsewhere', {
+            completed: result.completed,
+            destination: this.opts.aeTitle,
+          });
+        } else if (isFailure(result.status)) {
           row.error = `${hex4(result.status)} ${statusText(result.status)}${result.comment ? ` (${result.comment})` : ''}`;
           this.noteScanner(`move:${hex4(result.status)}`, 'the scanner refuses the C-MOVE', {
             status: hex4(result.status),

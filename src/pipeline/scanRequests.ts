@@ -19,6 +19,7 @@ import {
   parseRequestFile,
   requestFileContent,
   requestFileName,
+  REQUEST_FILE_LIMIT,
   type ScanRequestSpec,
 } from '../domain/scanRequest.js';
 import type { IngestedInstance } from './ingest.js';
@@ -78,6 +79,35 @@ export function writeFileAtomic(file: string, data: string | Buffer): void {
 }
 
 /**
+ * A request file's bytes, or why it is refused: opened without following a symbolic link and without blocking (a
+ * FIFO swapped in after the lstat), checked to be a regular file within the size limit on the open descriptor, and
+ * only then read. A 10 GB file is never read.
+ */
+function readRequestFile(file: string): Buffer | string {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
+  } catch (err) {
+    return `cannot be opened (${(err as NodeJS.ErrnoException).code ?? 'error'})`;
+  }
+  try {
+    const st = fs.fstatSync(fd);
+    if (!st.isFile()) return 'not a regular file';
+    if (st.size > REQUEST_FILE_LIMIT) return `larger than ${REQUEST_FILE_LIMIT} bytes (${st.size}); not read`;
+    const buf = Buffer.alloc(st.size);
+    let n = 0;
+    while (n < buf.length) {
+      const r = fs.readSync(fd, buf, n, buf.length - n, n);
+      if (r === 0) break;
+      n += r;
+    }
+    return buf.subarray(0, n);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/**
  * Scan requests: rows in `scans` and their files in `active-scans/`, kept in step both ways. The database is the
  * record; the files are the admin's view. At start-up a file without a row gets a row and an active row without a
  * file gets its file back; while running, a new file becomes a request, a file removed by someone cancels its
@@ -96,6 +126,8 @@ export class ScanRequests {
   /** Active scans created by an MPPS whose StudyInstanceUID is not known yet. */
   private readonly unresolved = new Set<string>();
   private running = false;
+  /** Request files read and matched to their active row: name -> dev:ino:size:mtime when read. */
+  private readonly unchanged = new Map<string, string>();
   private readonly rescanMs: number;
   private readonly settleMs: number;
 
@@ -266,11 +298,19 @@ export class ScanRequests {
       this.schedule(name, this.settleMs);
       return;
     }
-    const content = fs.readFileSync(file);
+    // A file already taken and not changed since (same inode, size and mtime) is not read again on every rescan.
+    const key = `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}`;
+    if (this.unchanged.get(name) === key) return;
+    const content = readRequestFile(file);
+    if (typeof content === 'string') {
+      this.toProblem(name, content);
+      return;
+    }
     const parsed = parseRequestFile(name, content);
     const row = await this.scans.findOne({ where: { state: 'active', fileName: name } });
     if (row) {
       this.seen.add(name);
+      if (parsed.ok) this.unchanged.set(name, key);
       if (!parsed.ok) {
         this.toProblem(name, parsed.reason);
         await this.writeRequestFile(row);
@@ -289,6 +329,7 @@ export class ScanRequests {
   }
 
   private toProblem(name: string, reason: string): void {
+    this.unchanged.delete(name);
     fs.mkdirSync(this.problemDir, { recursive: true });
     let dest = path.join(this.problemDir, name);
     if (fs.existsSync(dest)) dest = path.join(this.problemDir, `${name}.${Date.now()}`);
@@ -334,6 +375,7 @@ export class ScanRequests {
 
   private removeRequestFile(name: string | null): void {
     if (!name) return;
+    this.unchanged.delete(name);
     this.seen.delete(name);
     fs.rmSync(path.join(this.dir, name), { force: true });
   }

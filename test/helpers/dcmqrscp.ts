@@ -18,6 +18,8 @@ export interface DcmqrscpOptions {
   files?: string[];
   /** Extra command-line options (e.g. '-v'). */
   args?: string[];
+  /** Listen on this port (a scanner that comes back where it was); default a free one. */
+  port?: number;
 }
 
 export interface DcmqrscpPeer {
@@ -41,7 +43,7 @@ export async function startDcmqrscp(opts: DcmqrscpOptions = {}): Promise<Dcmqrsc
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'scannode-dcmqrscp-'));
   const storage = path.join(dir, 'db', aeTitle);
   fs.mkdirSync(storage, { recursive: true });
-  const port = await freePort();
+  const port = opts.port ?? (await freePort());
 
   const hosts = (opts.destinations ?? []).map(
     (d, i) => `dest${i} = (${d.aeTitle}, ${d.host ?? '127.0.0.1'}, ${d.port})`,

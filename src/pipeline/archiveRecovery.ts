@@ -1,0 +1,248 @@
+/**
+ * The archive side of recovery: the files under site/raw are the truth and the index is rebuilt from them. `quick`
+ * (every start, scales with the spool) heals rows still pointing to the spool while the archive holds the file and
+ * removes spool copies of archived instances; `walk` (after an unclean stop, or `scannode reindex`) indexes every
+ * archive file without a row. The spool's own recovery (Ingest.recover) runs first and owns spooled rows and files.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Database } from '../db/dataSource.js';
+import type { Logger } from '../logging/logger.js';
+import { markArchived } from '../db/archiveRows.js';
+import { indexFoundFile } from '../db/indexFile.js';
+import { archivePath, DATA_DIRS, insideDataDir } from '../domain/paths.js';
+import { isValidUid } from '../domain/uid.js';
+import { parseHeaderFromFile, str, int } from '../storage/header.js';
+import { compareDatasets } from '../storage/files.js';
+import type { Archiver } from './archive.js';
+import { metaTransferSyntax } from './importer.js';
+
+export interface WalkCounts {
+  studies: number;
+  files: number;
+  /** Archive files that had no row and got one. */
+  indexed: number;
+  /** Rows that pointed to the spool while the archive holds the file: marked archived. */
+  healed: number;
+  /** Files that are not an instance of the folder they are in (unreadable, other UIDs): logged, left alone. */
+  skipped: number;
+}
+
+export interface QuickCounts {
+  healed: number;
+  spoolCopiesRemoved: number;
+}
+
+/** The one place recovery reads a header (the spool engineer may give header.ts a faster scanner). */
+function readHeader(file: string) {
+  const h = parseHeaderFromFile(file);
+  const fd = fs.openSync(file, 'r');
+  let ts: string | undefined;
+  try {
+    const head = Buffer.alloc(16 * 1024);
+    ts = metaTransferSyntax(head.subarray(0, fs.readSync(fd, head, 0, head.length, 0)));
+  } finally {
+    fs.closeSync(fd);
+  }
+  return { h, ts, text: (k: string) => str(h, k), int: (k: string) => int(h, k), json: JSON.stringify(h) };
+}
+
+const yieldToLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+async function isFile(p: string): Promise<fs.Stats | undefined> {
+  try {
+    const st = await fs.promises.lstat(p);
+    return st.isFile() ? st : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+async function dirNames(dir: string): Promise<string[]> {
+  try {
+    return (await fs.promises.readdir(dir, { withFileTypes: true })).filter((e) => e.isDirectory()).map((e) => e.name);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
+}
+
+export class ArchiveRecovery {
+  private stopping = false;
+
+  constructor(
+    private readonly db: Database,
+    private readonly dataDir: string,
+    private readonly log: Logger,
+    private readonly archiver: Archiver,
+  ) {}
+
+  /** Asks a running walk to stop after the study it is on (shutdown). */
+  stop(): void {
+    this.stopping = true;
+  }
+
+  private get instances() {
+    return this.db.source.getRepository(this.db.entities.Instance);
+  }
+
+  /**
+   * Start-up, after the spool's recovery: (1) a 'spooled' row whose spool file is gone while its archive file exists
+   * (the index rolled back after the archiver removed the spool copy) is marked archived; (2) a spool file whose row
+   * is archived and whose archive file holds the same data (a stop between the row and the unlink) is removed.
+   */
+  async quick(): Promise<QuickCounts> {
+    const counts: QuickCounts = { healed: 0, spoolCopiesRemoved: 0 };
+    const spooled = await this.instances.find({
+      where: { state: 'spooled' },
+      select: { sopInstanceUid: true, studyInstanceUid: true, seriesInstanceUid: true, path: true },
+    });
+    const heal: string[] = [];
+    for (const r of spooled) {
+      if (await isFile(insideDataDir(this.dataDir, r.path))) continue;
+      const target = insideDataDir(
+        this.dataDir,
+        archivePath(r.studyInstanceUid, r.seriesInstanceUid, r.sopInstanceUid),
+      );
+      if (await isFile(target)) heal.push(r.sopInstanceUid);
+    }
+    if (heal.length) await markArchived(this.db, heal, new Date());
+    counts.healed = heal.length;
+    const incoming = path.join(this.dataDir, DATA_DIRS.incoming);
+    let names: string[] = [];
+    try {
+      names = await fs.promises.readdir(incoming);
+    } catch {
+      names = [];
+    }
+    for (const name of names) {
+      if (!name.endsWith('.dcm') || !isValidUid(name.slice(0, -4))) continue;
+      const row = await this.instances.findOne({
+        where: { sopInstanceUid: name.slice(0, -4) },
+        select: { sopInstanceUid: true, state: true, path: true },
+      });
+      if (row?.state !== 'archived') continue;
+      const spool = path.join(incoming, name);
+      const archived = insideDataDir(this.dataDir, row.path);
+      const [a, b] = [await isFile(spool), await isFile(archived)];
+      if (!a || !b) continue;
+      if ((a.dev === b.dev && a.ino === b.ino) || (await compareDatasets(spool, archived))) {
+        await fs.promises.rm(spool, { force: true });
+        counts.spoolCopiesRemoved++;
+      } else {
+        this.log.error('spool file differs from the archived instance of the same SOP Instance UID; left in place', {
+          file: path.join(DATA_DIRS.incoming, name),
+        });
+      }
+    }
+    if (counts.healed || counts.spoolCopiesRemoved) this.log.info('archive recovered (quick)', { ...counts });
+    return counts;
+  }
+
+  /**
+   * Every file under site/raw/<Study>/<Series>/<SOP>.dcm: one without a row gets one (state archived, source
+   * 'recovered'); a row still 'spooled' whose spool file is gone is marked archived. One study at a time, under the
+   * archiver's lock for that study, yielding to the event loop between files, so a running node stays responsive.
+   */
+  async walk(onStudy?: (c: WalkCounts) => void): Promise<WalkCounts> {
+    const c: WalkCounts = { studies: 0, files: 0, indexed: 0, healed: 0, skipped: 0 };
+    const site = path.join(this.dataDir, DATA_DIRS.site);
+    for (const study of await dirNames(site)) {
+      if (this.stopping) break;
+      if (!isValidUid(study)) continue;
+      await this.archiver.withStudy(study, () => this.walkStudy(site, study, c));
+      c.studies++;
+      onStudy?.(c);
+    }
+    return c;
+  }
+
+  private async walkStudy(site: string, study: string, c: WalkCounts): Promise<void> {
+    const rows = await this.instances.find({
+      where: { studyInstanceUid: study },
+      select: { sopInstanceUid: true, state: true, path: true },
+    });
+    const known = new Map(rows.map((r) => [r.sopInstanceUid, r]));
+    const heal: string[] = [];
+    for (const series of await dirNames(path.join(site, study))) {
+      if (!isValidUid(series)) continue;
+      const dir = path.join(site, study, series);
+      for (const name of await fs.promises.readdir(dir)) {
+        const sop = name.endsWith('.dcm') ? name.slice(0, -4) : '';
+        if (!isValidUid(sop)) continue;
+        c.files++;
+        const row = known.get(sop);
+        if (row) {
+          if (row.state === 'spooled' && !(await isFile(insideDataDir(this.dataDir, row.path)))) heal.push(sop);
+          continue;
+        }
+        const file = path.join(dir, name);
+        const st = await isFile(file);
+        if (!st) continue;
+        const done = await this.indexOne(file, st.size, { study, series, sop });
+        if (done === 'indexed') c.indexed++;
+        else if (done === 'skipped') c.skipped++;
+        if (c.files % 64 === 0) await yieldToLoop();
+      }
+    }
+    if (heal.length) await markArchived(this.db, heal, new Date());
+    c.healed += heal.length;
+  }
+
+  private async indexOne(
+    file: string,
+    size: number,
+    where: { study: string; series: string; sop: string },
+  ): Promise<'indexed' | 'skipped' | 'exists'> {
+    const relative = archivePath(where.study, where.series, where.sop);
+    let h: ReturnType<typeof readHeader>;
+    try {
+      h = readHeader(file);
+    } catch (err) {
+      this.log.warn('archive file cannot be read; not indexed', { file: relative, err: String(err) });
+      return 'skipped';
+    }
+    const uids = {
+      sop: str(h.h, 'SOPInstanceUID'),
+      study: str(h.h, 'StudyInstanceUID'),
+      series: str(h.h, 'SeriesInstanceUID'),
+      sopClass: str(h.h, 'SOPClassUID'),
+    };
+    if (uids.sop !== where.sop || uids.study !== where.study || uids.series !== where.series || !uids.sopClass) {
+      this.log.warn('archive file is not the instance its path names; not indexed', { file: relative });
+      return 'skipped';
+    }
+    const now = new Date();
+    const inserted = await indexFoundFile(this.db, h, {
+      sopInstanceUid: where.sop,
+      sopClassUid: uids.sopClass,
+      transferSyntaxUid: h.ts ?? '',
+      studyInstanceUid: where.study,
+      seriesInstanceUid: where.series,
+      path: relative,
+      size,
+      state: 'archived',
+      source: 'recovered',
+      callingAe: null,
+      receivedAt: now,
+      archivedAt: now,
+    });
+    return inserted ? 'indexed' : 'exists';
+  }
+
+  /** Rows whose file is in neither place (for `scannode reindex`'s report; nothing is dropped). */
+  async rowsWithoutFile(): Promise<number> {
+    let n = 0;
+    const page = 1000;
+    for (let skip = 0; ; skip += page) {
+      const rows = await this.instances.find({
+        select: { sopInstanceUid: true, path: true },
+        order: { sopInstanceUid: 'ASC' },
+        skip,
+        take: page,
+      });
+      for (const r of rows) if (!(await isFile(insideDataDir(this.dataDir, r.path)))) n++;
+      if (rows.length < page) return n;
+    }
+  }
+}
