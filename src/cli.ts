@@ -68,10 +68,12 @@ program
       await node.stop();
       process.exit(EXIT_RUNTIME);
     }
-    // Under systemd (Type=notify): ready only now, with the DICOM port listening.
+    // Under systemd (Type=notify): ready only now, with the DICOM port listening. A signal that arrived during the
+    // start has closed the listeners already: nothing to report then.
+    if (signals > 0 || !node.dicom?.listening) return;
     const http = node.http?.server.address();
-    const status = `scannode ${VERSION}: ${loaded.config.dicom.aeTitle} on DICOM port ${node.dicom?.address().port}, HTTP port ${typeof http === 'object' && http ? http.port : '-'}`;
-    if (signals === 0) await notifyReady(node.log, status);
+    const status = `scannode ${VERSION}: ${loaded.config.dicom.aeTitle} on DICOM port ${node.dicom.address().port}, HTTP port ${typeof http === 'object' && http ? http.port : '-'}`;
+    await notifyReady(node.log, status);
   });
 
 const config = program.command('config').description('configuration');
