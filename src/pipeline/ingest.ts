@@ -71,6 +71,9 @@ export class Ingest extends EventEmitter {
     }
     // The duplicate lookup runs while the data arrives, not after it.
     const existing = this.lookup(req.sopInstanceUid);
+    // Nobody awaits it when the store is aborted or refused: a database error then must not become an unhandled
+    // rejection (which ends the process). `store` awaits the same promise and answers its failure.
+    existing.catch(() => undefined);
     const writer = new SpoolWriter(this.incomingDir, req.sopInstanceUid, {
       sopClassUid: req.sopClassUid,
       sopInstanceUid: req.sopInstanceUid,
@@ -165,7 +168,15 @@ export class Ingest extends EventEmitter {
     ctx: PlaceContext,
   ): Promise<DimseResult & { instance?: IngestedInstance }> {
     // A lookup started before the lock was taken is stale when another store of the same UID held the lock: look again.
-    const existing = ctx.existing && !this.locksHeld.has(uids.sop) ? await ctx.existing : await this.lookup(uids.sop);
+    let existing: { path: string } | null;
+    try {
+      existing = ctx.existing && !this.locksHeld.has(uids.sop) ? await ctx.existing : await this.lookup(uids.sop);
+    } catch (err) {
+      // Without the index a duplicate cannot be told from a new instance: refuse, keep nothing, the sender retries.
+      fs.rmSync(spooled.tmpPath, { force: true });
+      this.log.error('cannot look up instance', { sop: uids.sop, err: String(err) });
+      return this.failed(uids.sop, new DimseError(DicomStatus.ProcessingFailure, 'database unavailable'));
+    }
     const relative = spoolPath(uids.sop);
     const target = insideDataDir(this.dataDir, relative);
     if (existing) return this.duplicate(spooled.tmpPath, insideDataDir(this.dataDir, existing.path), uids, ctx.source);

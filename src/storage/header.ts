@@ -1,7 +1,9 @@
+/** Owns reading the stored header of a Part 10 file: the attributes kept per instance, up to Pixel Data. */
 import fs from 'node:fs';
 import dcmjs from 'dcmjs';
 import { DicomStatus, DimseError } from '../domain/status.js';
 import { TransferSyntax } from '../domain/transferSyntax.js';
+import { assertHeaderDepth } from './headerGuard.js';
 
 const { DicomMessage, DicomMetaDictionary } = dcmjs.data;
 
@@ -19,6 +21,8 @@ export function parseHeader(buf: Buffer, complete: boolean): Header | 'need-more
   // dcmjs reads a value that runs past the end of the buffer as far as it goes, without an error, so a head cut inside
   // a long element would give a silently shortened header. A head that is not the whole file is only trusted when it
   // reaches the Pixel Data element, where the parse stops anyway.
+  // dcmjs reads nested sequences recursively without a bound: the nesting is checked first (C000 when too deep).
+  assertHeaderDepth(buf, complete);
   if (!complete && !reachesPixelData(buf)) return 'need-more';
   let dict: { dict: Record<string, unknown>; meta: Record<string, unknown> };
   try {

@@ -18,68 +18,60 @@ const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'scannode-fault-pg-'));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 describe('PostgreSQL restarted mid-flight', () => {
-  // Known defect in the spool's area (src/pipeline/ingest.ts, reported to the lead): the duplicate lookup started in
-  // openStore rejects while PostgreSQL is down and nothing handles it yet, so the process dies of an unhandled
-  // rejection. Passes with `existing.catch(() => undefined)` there. Reported as TODO until that lands.
-  const INGEST_CRASH = 'spool defect: Ingest.openStore early lookup rejection is unhandled; the node exits';
-  test(
-    'mid-ingest: failures while it is down, every Success kept, the node recovers by itself',
-    { todo: INGEST_CRASH },
-    async (t) => {
-      if (!needPeer(t, 'storescu')) return;
-      const pg = await ownCluster(t);
-      if (!pg) return;
-      const study = generateStudy({
-        dir: path.join(tmp, 'ingest'),
-        series: 3,
-        perSeries: 100,
-        rows: 128,
-        columns: 128,
-      });
-      const bySop = new Map(study.map((s) => [s.file, s]));
-      const node = await startNode(path.join(tmp, 'node-ingest'), { database: { type: 'postgres', url: pg.url } });
-      t.after(() => node.kill9());
-      let down: Promise<void> | undefined;
-      const first = storescu(
-        node.port,
-        study.map((s) => s.file),
-        (n) => {
-          if (n === 40)
-            down = (async () => {
-              pg.stop();
-              await sleep(2000);
-              pg.start();
-            })();
-        },
-      );
-      const res = await first.done;
-      await down;
-      totals.runs++;
-      assert.ok(res.acked.length >= 40);
-      const crash = /\n(\S*Error[^\n]*\n(?:[^\n]*\n){0,3})/.exec(node.output())?.[1];
-      assert.equal(
-        node.child.exitCode,
-        null,
-        `the node crashed while PostgreSQL was down:\n${crash ?? node.output().slice(-1500)}`,
-      );
-      assert.ok(res.other.length > 0, 'the sender saw failures while the database was down');
-      assert.match(
-        res.output,
-        /Received Store Response \((?!Success)/,
-        `answered with a failure status, not silence; the node said:\n${node.output().slice(-3000)}`,
-      );
-      // The node was never restarted: the same files again, now all Success.
-      const again = await storescu(node.port, res.other).done;
-      assert.deepEqual(
-        again.other,
-        [],
-        `after the restart of PostgreSQL every store succeeds:\n${again.output.slice(-1500)}`,
-      );
-      const acked = [...res.acked, ...again.acked].map((f) => bySop.get(f)!);
-      const bad = await checkAcknowledged(node, acked, 'postgres mid-ingest');
-      assert.deepEqual(bad, []);
-    },
-  );
+  test('mid-ingest: failures while it is down, every Success kept, the node recovers by itself', async (t) => {
+    if (!needPeer(t, 'storescu')) return;
+    const pg = await ownCluster(t);
+    if (!pg) return;
+    const study = generateStudy({
+      dir: path.join(tmp, 'ingest'),
+      series: 3,
+      perSeries: 100,
+      rows: 128,
+      columns: 128,
+    });
+    const bySop = new Map(study.map((s) => [s.file, s]));
+    const node = await startNode(path.join(tmp, 'node-ingest'), { database: { type: 'postgres', url: pg.url } });
+    t.after(() => node.kill9());
+    let down: Promise<void> | undefined;
+    const first = storescu(
+      node.port,
+      study.map((s) => s.file),
+      (n) => {
+        if (n === 40)
+          down = (async () => {
+            pg.stop();
+            await sleep(2000);
+            pg.start();
+          })();
+      },
+    );
+    const res = await first.done;
+    await down;
+    totals.runs++;
+    assert.ok(res.acked.length >= 40);
+    const crash = /\n(\S*Error[^\n]*\n(?:[^\n]*\n){0,3})/.exec(node.output())?.[1];
+    assert.equal(
+      node.child.exitCode,
+      null,
+      `the node crashed while PostgreSQL was down:\n${crash ?? node.output().slice(-1500)}`,
+    );
+    assert.ok(res.other.length > 0, 'the sender saw failures while the database was down');
+    assert.match(
+      res.output,
+      /Received Store Response \((?!Success)/,
+      `answered with a failure status, not silence; the node said:\n${node.output().slice(-3000)}`,
+    );
+    // The node was never restarted: the same files again, now all Success.
+    const again = await storescu(node.port, res.other).done;
+    assert.deepEqual(
+      again.other,
+      [],
+      `after the restart of PostgreSQL every store succeeds:\n${again.output.slice(-1500)}`,
+    );
+    const acked = [...res.acked, ...again.acked].map((f) => bySop.get(f)!);
+    const bad = await checkAcknowledged(node, acked, 'postgres mid-ingest');
+    assert.deepEqual(bad, []);
+  });
 
   test('mid-completion: the scan finishes once the database is back', async (t) => {
     if (!needPeer(t, 'storescu')) return;
