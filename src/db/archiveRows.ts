@@ -1,4 +1,7 @@
-/** Instance rows marked archived in one durable commit: the spool copies are removed only after it returns. */
+/**
+ * Instance rows whose file moves: marked archived in one durable commit (the spool copies are removed only after it
+ * returns), or dropped when their file is gone and a new copy takes their place.
+ */
 import { In } from 'typeorm';
 import type { Database } from './dataSource.js';
 
@@ -42,4 +45,9 @@ export async function markArchived(db: Database, sops: string[], at: Date): Prom
       raw.pragma('synchronous = NORMAL');
     }
   }
+}
+
+/** Removes the row of an instance whose stored file is gone, before a re-sent copy is stored in its place. */
+export async function dropInstanceRow(db: Database, sop: string): Promise<void> {
+  await db.source.getRepository(db.entities.Instance).delete({ sopInstanceUid: sop });
 }

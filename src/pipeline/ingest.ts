@@ -14,7 +14,8 @@ import { pixelDataTruncation } from '../domain/pixelData.js';
 import { isStorageSopClass } from '../domain/sopClass.js';
 import { DirSync, SpoolWriter, storageError, type SpooledFile } from '../storage/spoolWriter.js';
 import { parseHeader, parseHeaderFromFile, str, int, type Header } from '../storage/header.js';
-import { moveNoReplace, sameDataset } from '../storage/files.js';
+import { compareDatasets, fsyncDir, moveNoReplace } from '../storage/files.js';
+import { dropInstanceRow } from '../db/archiveRows.js';
 
 export interface IngestOptions {
   onConflict: 'refuse' | 'quarantine';
@@ -179,11 +180,26 @@ export class Ingest extends EventEmitter {
     }
     const relative = spoolPath(uids.sop);
     const target = insideDataDir(this.dataDir, relative);
-    if (existing) return this.duplicate(spooled.tmpPath, insideDataDir(this.dataDir, existing.path), uids, ctx.source);
+    if (existing) {
+      const storedPath = insideDataDir(this.dataDir, existing.path);
+      if (fs.existsSync(storedPath)) return this.duplicate(spooled.tmpPath, storedPath, uids, ctx.source);
+      // The row's file is gone (an operator removed site/raw/<Study> to re-send it, a retention job): this copy is
+      // stored again, never discarded. The stale row goes first; until the new one is written the spool file alone
+      // is the truth, and start-up recovery indexes a spool file without a row.
+      try {
+        await dropInstanceRow(this.db, uids.sop);
+      } catch (err) {
+        fs.rmSync(spooled.tmpPath, { force: true });
+        this.log.error('cannot replace a stale instance row', { sop: uids.sop, err: String(err) });
+        return this.failed(uids.sop, new DimseError(DicomStatus.ProcessingFailure, 'database unavailable'));
+      }
+      this.log.warn('stored file missing: the instance is stored again', { sop: uids.sop, was: existing.path });
+    }
     try {
       if (moveNoReplace(spooled.tmpPath, target) === 'exists') {
         // A spool file without its row (a crash between rename and commit): the row is written below.
-        if (!sameDataset(spooled.tmpPath, target)) return this.duplicate(spooled.tmpPath, target, uids, ctx.source);
+        if (!(await compareDatasets(spooled.tmpPath, target)))
+          return await this.duplicate(spooled.tmpPath, target, uids, ctx.source);
         fs.rmSync(spooled.tmpPath, { force: true });
       }
     } catch (err) {
@@ -255,12 +271,12 @@ export class Ingest extends EventEmitter {
   }
 
   /** Same SOP Instance UID again: identical data is stored once; different data never overwrites. */
-  private duplicate(
+  private async duplicate(
     tmpPath: string,
     storedPath: string,
     uids: { sop: string; study: string; series: string },
     source: InstanceRow['source'],
-  ): DimseResult & { instance?: IngestedInstance } {
+  ): Promise<DimseResult & { instance?: IngestedInstance }> {
     const instance: IngestedInstance = {
       sopInstanceUid: uids.sop,
       studyInstanceUid: uids.study,
@@ -268,7 +284,8 @@ export class Ingest extends EventEmitter {
       source,
       duplicate: true,
     };
-    if (!fs.existsSync(storedPath) || sameDataset(tmpPath, storedPath)) {
+    // Compared off the main thread: a re-sent 1 GiB instance must not stall the other associations.
+    if (await compareDatasets(tmpPath, storedPath)) {
       fs.rmSync(tmpPath, { force: true });
       this.log.info('identical instance received again, stored once', { sop: uids.sop });
       return { status: DicomStatus.Success, instance };
@@ -276,6 +293,8 @@ export class Ingest extends EventEmitter {
     if (this.opts.onConflict === 'quarantine') {
       const dest = path.join(this.dataDir, DATA_DIRS.conflicts, `${uids.sop}.${Date.now()}.dcm`);
       fs.renameSync(tmpPath, dest);
+      // Success is answered for the quarantined copy: its new name must survive a power loss first.
+      await fsyncDir(path.dirname(dest));
       this.log.warn('conflicting instance quarantined: same SOP Instance UID, different content', {
         sop: uids.sop,
         file: path.relative(this.dataDir, dest),

@@ -15,36 +15,6 @@ export function datasetOffset(buf: Buffer): number {
   return p;
 }
 
-function readAt(fd: number, length: number, position: number): Buffer {
-  const buf = Buffer.allocUnsafe(length);
-  const n = fs.readSync(fd, buf, 0, length, position);
-  return buf.subarray(0, n);
-}
-
-/**
- * Compares the data sets (not the meta headers, which name the sender) of two Part 10 files, 1 MiB at a time, on the
- * main thread. Kept for callers that cannot await yet; prefer `compareDatasets`, which does not block.
- */
-export function sameDataset(a: string, b: string): boolean {
-  const fa = fs.openSync(a, 'r');
-  const fb = fs.openSync(b, 'r');
-  try {
-    const oa = datasetOffset(readAt(fa, 4096, 0));
-    const ob = datasetOffset(readAt(fb, 4096, 0));
-    if (fs.fstatSync(fa).size - oa !== fs.fstatSync(fb).size - ob) return false;
-    const step = 1 << 20;
-    for (let i = 0; ; i += step) {
-      const ba = readAt(fa, step, oa + i);
-      const bb = readAt(fb, step, ob + i);
-      if (!ba.equals(bb)) return false;
-      if (ba.length < step) return true;
-    }
-  } finally {
-    fs.closeSync(fa);
-    fs.closeSync(fb);
-  }
-}
-
 const CHUNK = 1 << 20;
 
 async function readChunk(fh: fs.promises.FileHandle, buf: Buffer, position: number): Promise<Buffer> {

@@ -13,7 +13,8 @@ export const MAX_HEADER_DEPTH = 64;
 /** A deflated data set is inflated for the check up to this size; the header of any real object is far smaller. */
 const MAX_INFLATED = 256 * 1024 * 1024;
 const META_START = 132;
-const TRANSFER_SYNTAX_TAG = 0x00020010;
+const TRANSFER_SYNTAX_ELEMENT = 0x0010;
+const LONG_META_VRS = new Set(['OB', 'OW', 'OF', 'SQ', 'UT', 'UN', 'UC', 'UR']);
 
 /**
  * Throws DimseError(C000) when the data set of the Part 10 bytes in `buf` nests sequences deeper than
@@ -59,26 +60,20 @@ export function assertHeaderDepth(buf: Buffer, complete: boolean): void {
 
 /** The File Meta Information group (always Explicit VR Little Endian): where it ends and the transfer syntax. */
 function readMeta(buf: Buffer): { end: number; transferSyntax: string } | undefined {
+  // Element by element rather than with walkDataset: what follows the group may be deflated bytes, not elements.
   let transferSyntax: string | undefined;
-  let end = META_START;
-  try {
-    const walked = walkDataset(
-      buf,
-      { explicitVr: true, littleEndian: true, offset: META_START, maxDepth: 0, complete: false },
-      (el) => {
-        if (el.tag >>> 16 !== 0x0002) {
-          end = el.offset;
-          return 'stop';
-        }
-        if (el.tag === TRANSFER_SYNTAX_TAG) {
-          transferSyntax = buf.toString('latin1', el.valueOffset, el.valueOffset + el.length).replace(/[\0 ]+$/, '');
-        }
-        return undefined;
-      },
-    );
-    if (walked.status !== 'stopped') return undefined;
-  } catch {
-    return undefined;
+  let p = META_START;
+  while (p + 8 <= buf.length && buf.readUInt16LE(p) === 0x0002) {
+    const vr = buf.toString('latin1', p + 4, p + 6);
+    const long = LONG_META_VRS.has(vr);
+    if (long && p + 12 > buf.length) return undefined;
+    const valueOffset = p + (long ? 12 : 8);
+    const length = long ? buf.readUInt32LE(p + 8) : buf.readUInt16LE(p + 6);
+    if (buf.readUInt16LE(p + 2) === TRANSFER_SYNTAX_ELEMENT) {
+      transferSyntax = buf.toString('latin1', valueOffset, valueOffset + length).replace(/[\0 ]+$/, '');
+    }
+    p = valueOffset + length;
   }
-  return transferSyntax === undefined ? undefined : { end, transferSyntax };
+  if (p + 8 > buf.length && p !== buf.length) return undefined;
+  return transferSyntax === undefined ? undefined : { end: p, transferSyntax };
 }

@@ -97,32 +97,26 @@ test('13.1 (inbox side): a re-dropped file whose archived copy was deleted leave
 });
 
 /** Until the ingest fix of 13.1 (spool) is on this branch, Ingest answers such a re-send "duplicate". */
-const INGEST_13_1 = { todo: 'needs the ingest side of 13.1 (a re-send whose stored file is gone is stored again)' };
-
-test(
-  '13.1: a re-imported file whose stored file is gone is stored and archived again, not counted a duplicate',
-  INGEST_13_1,
-  async () => {
-    const node = await startTestNode({ extra: FAST });
-    try {
-      const generated = generateStudy({ dir: path.join(node.dir, 'originals'), series: 1, perSeries: 5, ext: '' });
-      drop(node, 'FIRST', generated);
-      assert.equal((await ended(node, 'FIRST')).state, 'finished');
-      fs.rmSync(path.join(node.dataDir, 'site', 'raw', generated[0]!.studyInstanceUid), { recursive: true });
-      drop(node, 'AGAIN', generated);
-      const again = await ended(node, 'AGAIN');
-      assert.equal(again.state, 'finished', again.message ?? '');
-      assert.deepEqual(
-        { read: again.filesRead, archived: again.archived, duplicates: again.duplicates },
-        { read: 5, archived: 5, duplicates: 0 },
-      );
-      for (const g of generated) assert.ok(datasetBytes(archivedFile(node, g)).equals(datasetBytes(g.file)));
-      assert.ok(!fs.existsSync(path.join(node.dataDir, 'inbox', 'AGAIN')), 'sources removed once archived again');
-    } finally {
-      await node.destroy();
-    }
-  },
-);
+test('13.1: a re-imported file whose stored file is gone is stored and archived again, not counted a duplicate', async () => {
+  const node = await startTestNode({ extra: FAST });
+  try {
+    const generated = generateStudy({ dir: path.join(node.dir, 'originals'), series: 1, perSeries: 5, ext: '' });
+    drop(node, 'FIRST', generated);
+    assert.equal((await ended(node, 'FIRST')).state, 'finished');
+    fs.rmSync(path.join(node.dataDir, 'site', 'raw', generated[0]!.studyInstanceUid), { recursive: true });
+    drop(node, 'AGAIN', generated);
+    const again = await ended(node, 'AGAIN');
+    assert.equal(again.state, 'finished', again.message ?? '');
+    assert.deepEqual(
+      { read: again.filesRead, archived: again.archived, duplicates: again.duplicates },
+      { read: 5, archived: 5, duplicates: 0 },
+    );
+    for (const g of generated) assert.ok(datasetBytes(archivedFile(node, g)).equals(datasetBytes(g.file)));
+    assert.ok(!fs.existsSync(path.join(node.dataDir, 'inbox', 'AGAIN')), 'sources removed once archived again');
+  } finally {
+    await node.destroy();
+  }
+});
 
 test('13.3: a folder swapped for a symbolic link during a batch: nothing outside dataDir is read, moved or deleted', async () => {
   const node = await startTestNode({ extra: { import: { watchInbox: false, concurrency: 1 } } });

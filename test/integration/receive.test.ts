@@ -9,6 +9,7 @@ import { needPeer, run, PYDICOM_DATA } from '../helpers/peers.js';
 import { startTestNode, type TestNode } from '../helpers/node.js';
 import { generateStudy, type GeneratedInstance } from '../helpers/dicomgen.js';
 import { datasetBytes, listFiles } from '../helpers/files.js';
+import { waitFor } from '../helpers/waitFor.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'scannode-receive-'));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -63,11 +64,11 @@ for (const kind of DB_KINDS) {
         .getRepository(db.entities.Study)
         .findOneBy({ studyInstanceUid: study[0]!.studyInstanceUid });
       assert.equal(studyRow?.accessionNumber, 'ACC1');
-      const assoc = await db.source.getRepository(db.entities.Association).find({ where: { callingAe: 'STORESCU' } });
-      assert.ok(
-        assoc.some((a) => a.instancesReceived === 10 && a.accepted),
-        'association audited with its count',
-      );
+      // The audit row is written when the association closes, which may come just after storescu exits.
+      await waitFor('the association audited with its count', async () => {
+        const rows = await db.source.getRepository(db.entities.Association).find({ where: { callingAe: 'STORESCU' } });
+        return rows.some((a) => a.instancesReceived === 10 && a.accepted);
+      });
     });
 
     test('4 KiB PDUs (each data set in ~130 P-DATA-TF PDUs, cut anywhere by the socket) and an echo in between', async (t) => {
@@ -116,6 +117,20 @@ for (const kind of DB_KINDS) {
       assert.equal(rows.length, 1);
       const spooled = listFiles(path.join(node.dataDir, 'incoming')).filter((f) => f.includes(inst!.sopInstanceUid));
       assert.equal(spooled.length, 1, 'one file in the spool');
+    });
+
+    test('a re-send whose stored file is gone is stored again, not discarded as a duplicate', async (t) => {
+      if (!node || !needPeer(t, 'storescu')) return;
+      const [inst] = generateStudy({ dir: path.join(tmp, kind, 'gone'), series: 1, perSeries: 1 });
+      assert.equal((await storescu(node, [inst!.file])).code, 0);
+      const stored = path.join(node.dataDir, 'incoming', `${inst!.sopInstanceUid}.dcm`);
+      fs.rmSync(stored); // an operator removed it to have it sent again
+      const r = await storescu(node, [inst!.file]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.ok(fs.existsSync(stored), 'the re-sent copy is kept');
+      await assertStored(node, [inst!]);
+      const rows = (await node.instances()).filter((row) => row.sopInstanceUid === inst!.sopInstanceUid);
+      assert.equal(rows.length, 1, 'one row');
     });
 
     test('a conflicting re-send (same SOP Instance UID, other pixels) is refused and never overwrites', async (t) => {
