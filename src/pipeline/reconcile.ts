@@ -31,6 +31,7 @@ import type { Completion } from './completion.js';
 import type { ScanRequests } from './scanRequests.js';
 import { parseDbDate } from './completion.js';
 import { ArchiveError } from './archive.js';
+import type { AwaitedImages } from './awaitedImages.js';
 
 export interface ReconcilerOptions {
   scanner: ScuPeer;
@@ -42,6 +43,10 @@ export interface ReconcilerOptions {
   now: () => Date;
   /** Asks for a pass soon (the scheduler's trigger): used when a scan waits for images to settle. */
   wake?: () => void;
+  /** Whether the scanner is still sending images of a study (ScannerSending); default never. */
+  scannerSending?: (study: string) => boolean;
+  /** Told what each waiting scan still misses, so that the last missing image can start a pass at once. */
+  awaited?: AwaitedImages;
   /** Called after each C-MOVE attempt's row is saved (metrics); an exception is logged only. */
   onRetrieveAttempt?: (row: RetrieveAttemptRow) => void;
 }
@@ -204,6 +209,10 @@ export class Reconciler {
       if (decision.kind === 'retrieve')
         decision = { kind: 'wait', why: 'retrieve in progress', missing: decision.missing };
     }
+    if (study) {
+      if (decision.kind === 'wait') this.opts.awaited?.set(study, decision.missing);
+      else this.opts.awaited?.forget(study);
+    }
     const counts = new Map<string, number>();
     for (const s of expected.values())
       counts.set(s.seriesInstanceUid, Math.max(new Set(s.sopInstanceUids).size, s.scannerCount ?? 0));
@@ -261,6 +270,7 @@ export class Reconciler {
       received,
       mppsStatus,
       scannerAnswered,
+      scannerSending: scan.studyInstanceUid ? (this.opts.scannerSending?.(scan.studyInstanceUid) ?? false) : false,
       ...(await this.activity(scan)),
       attempts: await this.attempts(scan.id),
       now: this.opts.now(),
