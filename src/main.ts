@@ -7,6 +7,8 @@ import { MppsService } from './pipeline/mpps.js';
 import { ScanRequests } from './pipeline/scanRequests.js';
 import { Completion } from './pipeline/completion.js';
 import { Reconciler } from './pipeline/reconcile.js';
+import { ScannerSending } from './pipeline/scannerSending.js';
+import { AwaitedImages } from './pipeline/awaitedImages.js';
 import { Scheduler } from './scheduler/scheduler.js';
 import { isSchedulerPaused } from './scheduler/pauseFlag.js';
 import path from 'node:path';
@@ -48,6 +50,8 @@ export class ScannodeNode {
   completion: Completion | undefined;
   reconciler: Reconciler | undefined;
   scheduler: Scheduler | undefined;
+  /** Which studies the scanner is still sending (its open associations). */
+  sending: ScannerSending | undefined;
   importer: Importer | undefined;
   inbox: InboxWatcher | undefined;
   http: FastifyInstance | undefined;
@@ -117,6 +121,16 @@ export class ScannodeNode {
       archiver,
     );
     this.completion = completion;
+    // Events that complete something start a pass at once: the scanner's last association storing an active study
+    // closes, the last image a waiting scan missed arrives, an N-SET (below), a wake-up the reconciler asked for.
+    const sending = new ScannerSending(config.scanner.aeTitle, (studies) => {
+      Promise.all(studies.map((s) => scans.isActiveStudy(s))).then(
+        (active) => active.some(Boolean) && this.scheduler?.triggerNow(),
+        () => undefined,
+      );
+    });
+    this.sending = sending;
+    const awaited = new AwaitedImages();
     const reconciler = new Reconciler(db, this.log, scans, completion, {
       scanner: config.scanner,
       aeTitle: config.dicom.aeTitle,
@@ -124,7 +138,9 @@ export class ScannodeNode {
       findTimeoutMs: rc.findTimeoutSeconds * 1000,
       moveTimeoutMs: rc.moveTimeoutSeconds * 1000,
       now: this.now,
-      wake: () => this.scheduler?.trigger(),
+      wake: () => this.scheduler?.triggerNow(),
+      scannerSending: (study) => sending.isSending(study),
+      awaited,
       onRetrieveAttempt: (row) => metrics.retrieveAttempt(row),
     });
     this.reconciler = reconciler;
@@ -136,9 +152,12 @@ export class ScannodeNode {
       isPaused: () => isSchedulerPaused(db),
     });
     this.scheduler = scheduler;
-    // Images of an active scan's study reconcile it as soon as they pause (a burst, a series), an N-SET at once.
+    // Images of an active scan's study reconcile it as soon as they pause (a burst, a series); the last missing one at
+    // once.
     ingest.on('instance', (i: IngestedInstance) => {
+      sending.instance(i);
       if (i.duplicate) return;
+      if (awaited.arrived(i)) return scheduler.triggerNow();
       scans.isActiveStudy(i.studyInstanceUid).then(
         (yes) => yes && scheduler.triggerWhenQuiet(),
         () => undefined,
@@ -146,7 +165,7 @@ export class ScannodeNode {
     });
     const nSet: typeof mpps.nSet = async (req) => {
       const rsp = await mpps.nSet(req);
-      scheduler.trigger();
+      scheduler.triggerNow();
       this.changes.emit('change');
       return rsp;
     };
@@ -157,7 +176,11 @@ export class ScannodeNode {
         implementationVersionName: IMPLEMENTATION_VERSION,
       },
       {
-        openStore: (req) => ingest.openStore(req),
+        openStore: (req) => {
+          const sink = ingest.openStore(req);
+          sending.storeOpened(req);
+          return sink;
+        },
         nCreate: async (req) => {
           const rsp = await mpps.nCreate(req);
           this.changes.emit('change');
@@ -167,6 +190,7 @@ export class ScannodeNode {
         associationClosed: (s) => {
           metrics.associationClosed(s);
           ingest.recordAssociation(s);
+          sending.closed(s);
           this.changes.emit('change');
         },
         storeCompleted: (e) => metrics.storeCompleted(e),

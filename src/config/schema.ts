@@ -128,8 +128,16 @@ const retrieve = z
     /** Wait after a failed attempt; doubles with each further failure, at most maxBackoffSeconds. */
     backoffSeconds: z.number().min(0).default(30),
     maxBackoffSeconds: z.number().min(0).default(3600),
-    /** No C-MOVE while the study's last image came less than this long ago (the scanner may still be sending). */
+    /**
+     * Longest wait before a C-MOVE while the scanner is seen sending the study (an association from scanner.aeTitle
+     * that stored images of it is open): measured from the study's last image. 0: pull at once, never wait.
+     */
     settleSeconds: z.number().min(0).default(5),
+    /**
+     * Once no association of the scanner is storing the study: no C-MOVE until its last image and the scan's last
+     * MPPS event are this old (at most settleSeconds).
+     */
+    quietSeconds: z.number().min(0).default(0.5),
     /** Deadline of one C-FIND (connect, every answer, release). */
     findTimeoutSeconds: z.number().positive().default(30),
     /** Deadline of one C-MOVE. */

@@ -34,8 +34,16 @@ export interface CompletenessConfig {
   backoffSeconds: number;
   /** Longest wait between two attempts. */
   maxBackoffSeconds?: number;
-  /** No retrieve while the study's last image arrived less than this long ago: the scanner may still be sending. */
+  /**
+   * Upper bound of the wait before a retrieve: while the scanner is seen sending the study, no retrieve until its last
+   * image is this old (an association left open and idle does not hold the pull for ever). 0: never wait.
+   */
   settleSeconds?: number;
+  /**
+   * Once the scanner is not sending, no retrieve until the study's last image and the scan's last MPPS event are this
+   * old (a scanner that reports COMPLETED and then connects to send its queue). At most settleSeconds.
+   */
+  quietSeconds?: number;
 }
 
 export interface CompletenessInput {
@@ -52,6 +60,8 @@ export interface CompletenessInput {
   lastInstance?: Date;
   /** When the scan's last MPPS event arrived (undefined: none). */
   lastMpps?: Date;
+  /** An association from the scanner's AE that stored images of the study is open now. */
+  scannerSending?: boolean;
   attempts: Map<string, SeriesAttempts>;
   now: Date;
   config: CompletenessConfig;
@@ -119,6 +129,28 @@ function receivedSeriesCount(expected: SeriesExpectation[], received: Map<string
   return expected.filter((s) => (received.get(s.seriesInstanceUid)?.size ?? 0) > 0).length;
 }
 
+/**
+ * Why a retrieve must wait although images are missing, or undefined: pull now. The scanner may still be sending: while
+ * one of its associations storing the study is open (at most settleSeconds after the study's last image), and for
+ * quietSeconds after its last image or MPPS event (scanners report COMPLETED when the exam ends, often before their
+ * image queue has drained). Pulling then would transfer images twice.
+ */
+export function holdOff(input: CompletenessInput): { why: string; until: Date } | undefined {
+  const { config, now } = input;
+  const settleMs = (config.settleSeconds ?? 0) * 1000;
+  const quietMs = Math.min((config.quietSeconds ?? 0) * 1000, settleMs);
+  const lastImage = input.lastInstance?.getTime() ?? -Infinity;
+  if (input.scannerSending && now.getTime() - lastImage < settleMs)
+    return { why: 'the scanner is still sending', until: new Date(lastImage + settleMs) };
+  const from = Math.max(lastImage, input.lastMpps?.getTime() ?? -Infinity);
+  if (now.getTime() - from < quietMs)
+    return {
+      why: lastImage === from ? 'images still arriving' : 'MPPS just reported',
+      until: new Date(from + quietMs),
+    };
+  return undefined;
+}
+
 export function decide(input: CompletenessInput): Decision {
   const { expected, received, mppsStatus, now, config } = input;
   const missing = missingSeries(expected, received);
@@ -161,14 +193,8 @@ export function decide(input: CompletenessInput): Decision {
   }
 
   if (missing.length) {
-    // The scanner may still be sending: after its last image, and after its MPPS (scanners report COMPLETED when
-    // the exam ends, often before their image queue has drained), pulling at once would transfer images twice.
-    const settleMs = (config.settleSeconds ?? 0) * 1000;
-    const from = Math.max(input.lastInstance?.getTime() ?? -Infinity, input.lastMpps?.getTime() ?? -Infinity);
-    if (now.getTime() - from < settleMs) {
-      const why = input.lastInstance?.getTime() === from ? 'images still arriving' : 'MPPS just reported';
-      return { kind: 'wait', why, missing, until: new Date(from + settleMs) };
-    }
+    const hold = holdOff(input);
+    if (hold) return { kind: 'wait', ...hold, missing };
     const due = missing.filter((m) => {
       const a = input.attempts.get(m.seriesInstanceUid) ?? input.attempts.get('*');
       if (!a || !a.lastFailed) return true;

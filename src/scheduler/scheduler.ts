@@ -1,3 +1,4 @@
+/** Owns when reconcile passes run: cron ticks and triggers (debounced, when quiet, now), never two at once. */
 import cron from 'node-cron';
 import type { Logger } from '../logging/logger.js';
 
@@ -107,6 +108,21 @@ export class Scheduler {
       this.debounce = undefined;
       void this.attempt('trigger');
     }, this.debounceMs);
+  }
+
+  /**
+   * "Run now": a single event that completes something (an N-SET, the last awaited image, the scanner's association
+   * closing) starts a run at once, with no debounce or quiet window; during a run, one follow-up run after it. A pending
+   * debounce or quiet trigger is dropped: this run sees what it was waiting for.
+   */
+  triggerNow(): void {
+    if (this.stopped || this.pausedHere) return;
+    if (this.current) {
+      this.followUp = true;
+      return;
+    }
+    this.cancelPending();
+    void this.attempt('trigger');
   }
 
   /**

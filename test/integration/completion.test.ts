@@ -195,7 +195,7 @@ function countsOf(study: GeneratedInstance[]) {
 for (const kind of DB_KINDS) {
   describe(`completion on ${kind}`, () => {
     test('Orthanc scanner, MPPS: part pushed, the rest pulled on N-SET COMPLETED, finished; late image archived', async (t) => {
-      // settleSeconds 1: the first pass waits for the pushed images to settle, then wakes itself up.
+      // settleSeconds 1: the first pass waits retrieve.quietSeconds after the N-SET, then wakes itself up.
       const s = await withOrthanc(t, kind, { retrieve: { settleSeconds: 1 } });
       if (!s) return;
       const { node, study, studyUid } = s;

@@ -149,7 +149,7 @@ describe('completeness', () => {
   test('no retrieve while images are still arriving; a wake-up time is given', () => {
     const exp = [{ seriesInstanceUid: '1.1', sopInstanceUids: ['1.1.1', '1.1.2'] }];
     const received = new Map([['1.1', set('1.1.1')]]);
-    const cfg = { ...config, settleSeconds: 5 };
+    const cfg = { ...config, settleSeconds: 5, quietSeconds: 5 };
     const d = decide(input({ expected: exp, received, lastInstance: at(0), now: at(2), config: cfg }));
     assert.equal(d.kind, 'wait');
     assert.deepEqual(d.kind === 'wait' && d.until, at(5));
@@ -159,25 +159,64 @@ describe('completeness', () => {
     );
   });
 
-  test('no retrieve right after the MPPS either: the scanner may still be draining its queue', () => {
+  test('after the MPPS the scanner gets quietSeconds to start sending its queue, not settleSeconds', () => {
     const exp = [{ seriesInstanceUid: '1.1', sopInstanceUids: ['1.1.1', '1.1.2'] }];
-    const cfg = { ...config, settleSeconds: 5 };
+    const cfg = { ...config, settleSeconds: 5, quietSeconds: 0.5 };
     const base = { expected: exp, mppsStatus: 'COMPLETED' as const, lastMpps: at(10), config: cfg };
-    const d = decide(input({ ...base, now: at(12) }));
-    assert.equal(d.kind, 'wait');
-    assert.equal(d.kind === 'wait' && d.why, 'MPPS just reported');
-    assert.deepEqual(d.kind === 'wait' && d.until, at(15));
+    const d = decide(input({ ...base, now: at(10.2) }));
+    assert.deepEqual(d.kind === 'wait' && [d.why, d.until], ['MPPS just reported', at(10.5)]);
     // An image after the MPPS moves the wake-up time on; nothing new since: retrieve.
     const later = decide(
-      input({ ...base, received: new Map([['1.1', set('1.1.1')]]), lastInstance: at(13), now: at(14) }),
+      input({ ...base, received: new Map([['1.1', set('1.1.1')]]), lastInstance: at(10.4), now: at(10.6) }),
     );
-    assert.deepEqual(later.kind === 'wait' && [later.why, later.until], ['images still arriving', at(18)]);
-    assert.equal(decide(input({ ...base, now: at(15) })).kind, 'retrieve');
+    assert.deepEqual(later.kind === 'wait' && [later.why, later.until], ['images still arriving', at(10.9)]);
+    assert.equal(decide(input({ ...base, now: at(10.5) })).kind, 'retrieve', 'half a second after the N-SET');
     assert.equal(
-      decide(input({ ...base, lastMpps: undefined, now: at(12) })).kind,
+      decide(input({ ...base, lastMpps: undefined, now: at(10.2) })).kind,
       'retrieve',
       'no MPPS, no image: at once',
     );
+  });
+
+  test('MPPS COMPLETED, images missing, the scanner quiet and not connected: retrieve at once, settle or not', () => {
+    const exp = [{ seriesInstanceUid: '1.1', sopInstanceUids: ['1.1.1', '1.1.2'] }];
+    const received = new Map([['1.1', set('1.1.1')]]);
+    const cfg = { ...config, settleSeconds: 3600, quietSeconds: 1 };
+    const d = decide(
+      input({
+        expected: exp,
+        received,
+        mppsStatus: 'COMPLETED',
+        lastInstance: at(0),
+        lastMpps: at(1),
+        now: at(2),
+        scannerSending: false,
+        config: cfg,
+      }),
+    );
+    assert.deepEqual(d.kind === 'retrieve' && d.missing.map((m) => m.sopInstanceUids), [['1.1.2']]);
+  });
+
+  test('an open association of the scanner storing the study holds the retrieve, at most settleSeconds', () => {
+    const exp = [{ seriesInstanceUid: '1.1', sopInstanceUids: ['1.1.1', '1.1.2'] }];
+    const received = new Map([['1.1', set('1.1.1')]]);
+    const cfg = { ...config, settleSeconds: 30, quietSeconds: 1 };
+    const base = { expected: exp, received, mppsStatus: 'COMPLETED' as const, lastInstance: at(0), lastMpps: at(0) };
+    const sending = decide(input({ ...base, now: at(10), scannerSending: true, config: cfg }));
+    assert.deepEqual(sending.kind === 'wait' && [sending.why, sending.until], ['the scanner is still sending', at(30)]);
+    assert.equal(
+      decide(input({ ...base, now: at(30), scannerSending: true, config: cfg })).kind,
+      'retrieve',
+      'an association left open and idle holds it settleSeconds at most',
+    );
+    assert.equal(decide(input({ ...base, now: at(10), config: cfg })).kind, 'retrieve', 'once it closed: at once');
+    assert.equal(
+      decide(input({ ...base, now: at(0), scannerSending: true, config: { ...config, settleSeconds: 0 } })).kind,
+      'retrieve',
+      'settleSeconds 0: never wait',
+    );
+    const capped = decide(input({ ...base, now: at(2), config: { ...config, settleSeconds: 3, quietSeconds: 10 } }));
+    assert.equal(capped.kind === 'wait' && capped.until?.getTime(), at(3).getTime(), 'quietSeconds capped by settle');
   });
 
   test('nothing expected yet: wait', () => {

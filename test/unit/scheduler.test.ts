@@ -130,6 +130,24 @@ describe('Scheduler', () => {
     assert.equal(job.calls.length, 1, 'stop cancels a pending quiet trigger');
   });
 
+  test('triggerNow: runs at once, drops the pending debounce and quiet triggers, one follow-up during a run', async () => {
+    const { scheduler, job } = setup({ debounceMs: 60_000, quietMs: 60_000 });
+    scheduler.trigger();
+    scheduler.triggerWhenQuiet();
+    scheduler.triggerNow();
+    await settle();
+    assert.deepEqual(job.calls, ['trigger'], 'no timer advanced: no debounce or quiet window');
+    scheduler.triggerNow();
+    scheduler.triggerNow();
+    job.finish();
+    await settle();
+    assert.deepEqual(job.calls, ['trigger', 'trigger'], 'one follow-up');
+    job.finish();
+    mock.timers.tick(120_000);
+    await settle();
+    assert.equal(job.calls.length, 2, 'the dropped debounce and quiet triggers never fire');
+  });
+
   test('a burst of 10 triggers becomes one run within debounceMs', async () => {
     const { scheduler, job } = setup({ debounceMs: 200 });
     for (let i = 0; i < 10; i++) {

@@ -1,0 +1,143 @@
+/**
+ * Owns the C-MOVE side of reconciling: moves each missing series (whole, or its missing instances) from the scanner to
+ * our own AE title, tells a fruitless move (Success, nothing arrived here) from a refused one, and records every attempt
+ * in retrieve_attempts.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Database } from '../db/dataSource.js';
+import type { RetrieveAttemptRow } from '../db/retrieveEntities.js';
+import type { ScanRow } from '../db/scanEntities.js';
+import type { Logger } from '../logging/logger.js';
+import { cMove, isFailure, type MoveResult, type ScuPeer } from '../dimse/scu.js';
+import { hex4, type MissingSeries } from '../domain/completeness.js';
+import { errorText, statusText, type ScannerHealth } from './scannerHealth.js';
+
+export interface RetrieverOptions {
+  scanner: ScuPeer;
+  /** Our AE title: the calling AE and the move destination. */
+  aeTitle: string;
+  moveTimeoutMs: number;
+  now: () => Date;
+  /** Called after each C-MOVE attempt's row is saved (metrics); an exception is logged only. */
+  onRetrieveAttempt?: (row: RetrieveAttemptRow) => void;
+}
+
+export class Retriever {
+  constructor(
+    private readonly db: Database,
+    private readonly log: Logger,
+    private readonly health: ScannerHealth,
+    private readonly opts: RetrieverOptions,
+  ) {}
+
+  /** C-MOVE of each missing series (whole, or its missing instances); stops at the first connection problem. */
+  async retrieve(scan: ScanRow, study: string, missing: MissingSeries[]): Promise<number> {
+    let moves = 0;
+    for (const m of missing) {
+      const startedAt = this.opts.now();
+      const started = Date.now();
+      const row: RetrieveAttemptRow = {
+        id: randomUUID(),
+        scanId: scan.id,
+        studyInstanceUid: study,
+        seriesInstanceUid: m.seriesInstanceUid,
+        level: m.level,
+        requested: m.level === 'IMAGE' ? m.sopInstanceUids.length : m.missing,
+        completed: null,
+        failed: null,
+        warning: null,
+        remaining: null,
+        status: null,
+        error: null,
+        startedAt,
+        endedAt: startedAt,
+      };
+      let result: MoveResult | undefined;
+      let connectionProblem = false;
+      const before = await this.countSeries(study, m.seriesInstanceUid);
+      try {
+        result = await cMove(
+          this.opts.scanner,
+          this.opts.aeTitle,
+          this.opts.aeTitle,
+          m.level,
+          {
+            studyInstanceUid: study,
+            seriesInstanceUid: m.seriesInstanceUid,
+            ...(m.level === 'IMAGE' ? { sopInstanceUids: m.sopInstanceUids } : {}),
+          },
+          { timeoutMs: this.opts.moveTimeoutMs },
+        );
+        Object.assign(row, {
+          completed: result.completed,
+          failed: result.failed,
+          warning: result.warning,
+          remaining: result.remaining,
+          status: result.status,
+        });
+        // The scanner's sub-operations reach us before its final response: nothing new here means they went elsewhere.
+        const arrived = (await this.countSeries(study, m.seriesInstanceUid)) - before;
+        if (!isFailure(result.status) && (result.completed ?? 0) > 0 && arrived <= 0) {
+          row.error =
+            `fruitless: the scanner reported ${result.completed} sent, none arrived here ` +
+            `(does its entry for ${this.opts.aeTitle} point to this node's address and port?)`;
+          this.health.note('move:fruitless', 'the scanner sends the C-MOVE elsewhere', {
+            completed: result.completed,
+            destination: this.opts.aeTitle,
+          });
+        } else if (isFailure(result.status)) {
+          row.error = `${hex4(result.status)} ${statusText(result.status)}${result.comment ? ` (${result.comment})` : ''}`;
+          this.health.note(`move:${hex4(result.status)}`, 'the scanner refuses the C-MOVE', {
+            status: hex4(result.status),
+            meaning: statusText(result.status),
+            comment: result.comment,
+            destination: this.opts.aeTitle,
+          });
+        } else {
+          this.health.ok();
+        }
+      } catch (err) {
+        row.error = errorText(err);
+        connectionProblem = true;
+        this.health.problem(err, 'C-MOVE');
+      }
+      // The clock may be a test's: keep the real duration on top of the injected start.
+      row.endedAt = new Date(startedAt.getTime() + (Date.now() - started));
+      row.error = row.error?.slice(0, 512) ?? null;
+      await this.db.source.getRepository(this.db.entities.RetrieveAttempt).insert(row);
+      moves++;
+      try {
+        this.opts.onRetrieveAttempt?.(row);
+      } catch (err) {
+        this.log.error('retrieve attempt hook failed', { err: String(err) });
+      }
+      this.log.info('C-MOVE from the scanner', {
+        scan: scan.id,
+        study,
+        series: m.seriesInstanceUid,
+        level: m.level,
+        requested: row.requested,
+        completed: row.completed ?? undefined,
+        failed: row.failed ?? undefined,
+        status: row.status === null ? undefined : hex4(row.status),
+        error: row.error ?? undefined,
+        ms: Date.now() - started,
+      });
+      if (connectionProblem) break;
+    }
+    return moves;
+  }
+
+  private async countSeries(study: string, series: string): Promise<number> {
+    return this.db.source
+      .getRepository(this.db.entities.Instance)
+      .countBy({ studyInstanceUid: study, seriesInstanceUid: series });
+  }
+}
+
+/** The attempt brought nothing new: refused, not answered, or no sub-operation completed. */
+export function attemptFailed(r: RetrieveAttemptRow): boolean {
+  if (r.error || r.status === null) return true;
+  if (isFailure(r.status)) return true;
+  return (r.completed ?? 0) === 0 && (r.requested ?? 0) > 0;
+}
