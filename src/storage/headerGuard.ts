@@ -1,84 +1,22 @@
 /**
- * Owns the check that runs before dcmjs parses a stored Part 10 header: the sequence nesting of the data set, walked
- * without recursion (domain/dicomWalk), so that a peer's data set nested 100 000 deep is refused with C000 instead of
- * wedging or overflowing dcmjs's recursive reader (which has no depth limit of its own).
+ * Owns the depth check on its own: the sequence nesting of a Part 10 data set, walked without recursion by the header
+ * scanner (storage/headerScan), so that a peer's data set nested 100 000 deep is refused with C000 instead of wedging
+ * or overflowing a recursive reader. parseHeader runs the same scan; this entry point answers only that question.
  */
-import zlib from 'node:zlib';
-import { DicomWalkError, PIXEL_DATA, walkDataset } from '../domain/dicomWalk.js';
-import { DicomStatus, DimseError } from '../domain/status.js';
-import { TransferSyntax } from '../domain/transferSyntax.js';
+import { DimseError } from '../domain/status.js';
+import { MAX_HEADER_DEPTH, scanBuffer } from './headerScan.js';
 
-/** Deeper than any real data set (RT plans and structured reports stay well under 20). */
-export const MAX_HEADER_DEPTH = 64;
-/** A deflated data set is inflated for the check up to this size; the header of any real object is far smaller. */
-const MAX_INFLATED = 256 * 1024 * 1024;
-const META_START = 132;
-const TRANSFER_SYNTAX_TAG = 0x00020010;
+export { MAX_HEADER_DEPTH };
 
 /**
  * Throws DimseError(C000) when the data set of the Part 10 bytes in `buf` nests sequences deeper than
- * MAX_HEADER_DEPTH before Pixel Data. Anything else the walk finds (odd lengths, a cut buffer) is left to the parser,
- * whose messages and statuses the callers already map; this check only adds the bound dcmjs lacks.
+ * MAX_HEADER_DEPTH before Pixel Data. Anything else the scan finds (not DICOM, odd lengths, a cut buffer) is left to
+ * the parser, whose messages and statuses the callers already map.
  */
 export function assertHeaderDepth(buf: Buffer, complete: boolean): void {
-  if (buf.length < META_START || buf.toString('latin1', 128, 132) !== 'DICM') return;
-  const meta = readMeta(buf);
-  if (!meta) return;
-  let body = buf;
-  let offset = meta.end;
-  if (meta.transferSyntax === TransferSyntax.DeflatedExplicitVRLittleEndian) {
-    try {
-      body = zlib.inflateRawSync(buf.subarray(meta.end), {
-        finishFlush: zlib.constants.Z_SYNC_FLUSH,
-        maxOutputLength: MAX_INFLATED,
-      });
-    } catch {
-      return; // the parser reports a broken or oversized deflate stream
-    }
-    offset = 0;
-  }
   try {
-    walkDataset(
-      body,
-      {
-        explicitVr: meta.transferSyntax !== TransferSyntax.ImplicitVRLittleEndian,
-        littleEndian: meta.transferSyntax !== TransferSyntax.ExplicitVRBigEndian,
-        offset,
-        maxDepth: MAX_HEADER_DEPTH,
-        complete,
-      },
-      (el) => (el.tag === PIXEL_DATA && el.depth === 0 ? 'stop' : undefined),
-    );
+    scanBuffer(buf, complete);
   } catch (err) {
-    if (err instanceof DicomWalkError && err.kind === 'too-deep') {
-      throw new DimseError(DicomStatus.CannotUnderstand, `data set refused: ${err.message}`);
-    }
-    // malformed / truncated: the parser that follows says so in its own words
+    if (err instanceof DimseError && /nested deeper/.test(err.message)) throw err;
   }
-}
-
-/** The File Meta Information group (always Explicit VR Little Endian): where it ends and the transfer syntax. */
-function readMeta(buf: Buffer): { end: number; transferSyntax: string } | undefined {
-  let transferSyntax: string | undefined;
-  let end = META_START;
-  try {
-    const walked = walkDataset(
-      buf,
-      { explicitVr: true, littleEndian: true, offset: META_START, maxDepth: 0, complete: false },
-      (el) => {
-        if (el.tag >>> 16 !== 0x0002) {
-          end = el.offset;
-          return 'stop';
-        }
-        if (el.tag === TRANSFER_SYNTAX_TAG) {
-          transferSyntax = buf.toString('latin1', el.valueOffset, el.valueOffset + el.length).replace(/[\0 ]+$/, '');
-        }
-        return undefined;
-      },
-    );
-    if (walked.status !== 'stopped') return undefined;
-  } catch {
-    return undefined;
-  }
-  return transferSyntax === undefined ? undefined : { end, transferSyntax };
 }
