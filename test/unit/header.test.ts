@@ -231,3 +231,26 @@ test('a deflate bomb (more than 128 MiB inflated before Pixel Data) is refused w
     0xc000,
   );
 });
+
+test('a header of 180 KiB read through the 64 KiB window equals the one read from memory', () => {
+  const buf = encode({
+    SOPClassUID: '1.2.840.10008.5.1.4.1.1.4',
+    SOPInstanceUID: newUid(),
+    PatientName: 'Doe^John',
+    PatientComments: 'p'.repeat(60_001),
+    ImageComments: 'i'.repeat(60_000),
+    StudyComments: 's'.repeat(60_000),
+    Rows: 2,
+    Columns: 2,
+    BitsAllocated: 16,
+    PixelData: new Uint16Array(4).buffer,
+  });
+  const file = path.join(dir, 'long-header.dcm');
+  fs.writeFileSync(file, buf);
+  assert.equal(parseHeader(buf.subarray(0, 64 * 1024), false), 'need-more');
+  const fromFile = parseHeaderFromFile(file, buf.subarray(0, 64 * 1024));
+  assert.deepEqual(fromFile, parseHeader(buf, true));
+  assert.equal(str(fromFile, 'ImageComments')?.length, 60_000);
+  assert.equal(str(fromFile, 'PatientComments')?.length, 60_001);
+  assert.equal(fromFile.PatientName, 'Doe^John');
+});
