@@ -66,7 +66,8 @@ function readCompact(compact: Buffer): Header {
 function readDict(compact: Buffer, ignoreErrors: boolean): Record<string, unknown> {
   // Never ignoreErrors in general: it silently returns a partial header.
   const ab = compact.buffer.slice(compact.byteOffset, compact.byteOffset + compact.byteLength) as ArrayBuffer;
-  return (DicomMessage.readFile(ab, { ignoreErrors }) as { dict: Record<string, unknown> }).dict;
+  // noCopy: `ab` is already a copy of its own
+  return (DicomMessage.readFile(ab, { ignoreErrors, noCopy: true }) as { dict: Record<string, unknown> }).dict;
 }
 
 function failedParse(err: unknown): never {
