@@ -3,7 +3,9 @@
  * live on an explicit stack whose depth is capped, so bytes from a peer can neither exhaust the call stack nor make
  * the walk cost more than one pass over the buffer. Explicit VR LE, Implicit VR LE and Explicit VR BE; defined and
  * undefined lengths; item and sequence delimiters; encapsulated pixel data (fragments, not nested data sets).
- * The visitor sees every element header in order and may stop the walk or skip a sequence's contents. Pure: no I/O.
+ * The visitor sees every element header in order and may stop the walk or skip a sequence's contents. The bytes come
+ * from a ByteSource (a Buffer, or a window over a file kept in src/storage): values the visitor does not want are
+ * stepped over without being read. Pure: no I/O.
  */
 import dcmjs from 'dcmjs';
 
@@ -69,6 +71,25 @@ export class DicomWalkError extends Error {
   }
 }
 
+/** Random access to the encoded bytes. The walk asks only for element headers (at most 12 bytes at a time). */
+export interface ByteSource {
+  /** How many bytes there are (the buffer's or the file's size). */
+  readonly length: number;
+  /** `n` bytes from `at` (at + n <= length); the view may be reused by the next call. */
+  view(at: number, n: number): Buffer;
+}
+
+/** Items opening and closing, sequences closing: what a caller re-encoding the walked elements needs. */
+export interface StructureEvent {
+  kind: 'item' | 'item-end' | 'sequence-end';
+  /** The depth of the elements inside the item / of the closed sequence's contents. */
+  depth: number;
+}
+
+export function bufferSource(buf: Buffer): ByteSource {
+  return { length: buf.length, view: (at, n) => buf.subarray(at, at + n) };
+}
+
 interface Frame {
   kind: 'sequence' | 'item';
   /** Absolute end offset for a defined length, undefined for an undefined length (ends at its delimiter). */
@@ -77,18 +98,28 @@ interface Frame {
   depth: number;
   /** Contents walked but not visited (the visitor said skip, or an enclosing frame is silent). */
   silent: boolean;
+  /** The encoding of the contents: explicit VR, except inside a UN of undefined length (PS3.5 6.2.2). */
+  explicitVr: boolean;
 }
 
-/** Walks `buf` from `opts.offset`, calling `visit` for each element header. */
+/** Walks `input` from `opts.offset`, calling `visit` for each element header and `structure` for items / ends. */
 export function walkDataset(
-  buf: Buffer,
+  input: Buffer | ByteSource,
   opts: WalkOptions,
   visit: (el: WalkedElement) => WalkAction = () => undefined,
+  structure: (ev: StructureEvent) => void = () => undefined,
 ): WalkEnd {
+  const src = Buffer.isBuffer(input) ? bufferSource(input) : input;
+  const size = src.length;
   const le = opts.littleEndian;
-  const u16 = (at: number) => (le ? buf.readUInt16LE(at) : buf.readUInt16BE(at));
-  const u32 = (at: number) => (le ? buf.readUInt32LE(at) : buf.readUInt32BE(at));
-  const tagAt = (at: number) => ((u16(at) << 16) | u16(at + 2)) >>> 0;
+  let head: Buffer = Buffer.alloc(0);
+  /** Loads the (up to 12) header bytes at `at`; the readers below take offsets relative to the element. */
+  const load = (at: number) => {
+    head = src.view(at, Math.min(12, size - at));
+  };
+  const u16 = (rel: number) => (le ? head.readUInt16LE(rel) : head.readUInt16BE(rel));
+  const u32 = (rel: number) => (le ? head.readUInt32LE(rel) : head.readUInt32BE(rel));
+  const tag0 = () => ((u16(0) << 16) | u16(2)) >>> 0;
   const stack: Frame[] = [];
   let pos = opts.offset ?? 0;
 
@@ -101,6 +132,13 @@ export function walkDataset(
       throw new DicomWalkError('too-deep', `sequences nested deeper than ${opts.maxDepth}`, at);
     }
     stack.push(frame);
+    if (frame.kind === 'item' && !frame.silent) structure({ kind: 'item', depth: frame.depth });
+  };
+  const pop = () => {
+    const frame = stack.pop();
+    if (frame && !frame.silent) {
+      structure({ kind: frame.kind === 'item' ? 'item-end' : 'sequence-end', depth: frame.depth });
+    }
   };
 
   for (;;) {
@@ -108,30 +146,31 @@ export function walkDataset(
     let top = stack[stack.length - 1];
     while (top && top.end !== undefined && pos >= top.end) {
       if (pos > top.end) throw new DicomWalkError('malformed', `an element overruns its ${top.kind}`, pos);
-      stack.pop();
+      pop();
       top = stack[stack.length - 1];
     }
-    if (pos >= buf.length) {
+    if (pos >= size) {
       if (stack.length > 0) return ranOut(pos);
       return opts.complete ? { status: 'complete', offset: pos } : { status: 'need-more', offset: pos };
     }
-    if (pos + 8 > buf.length) return ranOut(pos);
-    const tag = tagAt(pos);
+    if (pos + 8 > size) return ranOut(pos);
+    load(pos);
+    const tag = tag0();
 
     if (top?.kind === 'sequence') {
       // Inside a sequence only items and the sequence delimiter may appear; their headers carry no VR.
-      const length = u32(pos + 4);
+      const length = u32(4);
       if (tag === ITEM) {
         const end = length === UNDEFINED_LENGTH ? undefined : pos + 8 + length;
         if (end !== undefined && top.end !== undefined && end > top.end) {
           throw new DicomWalkError('malformed', 'an item overruns its sequence', pos);
         }
-        push({ kind: 'item', end, depth: top.depth, silent: top.silent }, pos);
+        push({ kind: 'item', end, depth: top.depth, silent: top.silent, explicitVr: top.explicitVr }, pos);
         pos += 8;
         continue;
       }
       if (tag === SEQUENCE_DELIMITATION && top.end === undefined) {
-        stack.pop();
+        pop();
         pos += 8;
         continue;
       }
@@ -142,7 +181,7 @@ export function walkDataset(
       if (top?.kind !== 'item' || top.end !== undefined) {
         throw new DicomWalkError('malformed', 'an item delimiter outside an undefined-length item', pos);
       }
-      stack.pop();
+      pop();
       pos += 8;
       continue;
     }
@@ -151,23 +190,24 @@ export function walkDataset(
     }
 
     // A data element.
+    const explicitVr = top?.explicitVr ?? opts.explicitVr;
     let vr: string;
     let length: number;
     let valueOffset: number;
-    if (opts.explicitVr) {
-      vr = buf.toString('latin1', pos + 4, pos + 6);
+    if (explicitVr) {
+      vr = head.toString('latin1', 4, 6);
       if (!/^[A-Z]{2}$/.test(vr)) throw new DicomWalkError('malformed', `not a VR: ${JSON.stringify(vr)}`, pos);
       if (LONG_VRS.has(vr)) {
-        if (pos + 12 > buf.length) return ranOut(pos);
-        length = u32(pos + 8);
+        if (pos + 12 > size) return ranOut(pos);
+        length = u32(8);
         valueOffset = pos + 12;
       } else {
-        length = u16(pos + 6);
+        length = u16(6);
         valueOffset = pos + 8;
       }
     } else {
       vr = dictionaryVr(tag) ?? 'UN';
-      length = u32(pos + 4);
+      length = u32(4);
       valueOffset = pos + 8;
     }
     const depth = top?.depth ?? 0;
@@ -178,13 +218,20 @@ export function walkDataset(
 
     const undefinedLength = length === UNDEFINED_LENGTH;
     // PS3.5 6.2.2: UN of undefined length is an implicit-VR sequence; implicit VR knows SQ only from the dictionary.
-    const isSequence = vr === 'SQ' || (undefinedLength && vr === 'UN' && tag !== PIXEL_DATA);
-    if (isSequence) {
+    const unSequence = undefinedLength && vr === 'UN' && tag !== PIXEL_DATA;
+    if (vr === 'SQ' || unSequence) {
       const end = undefinedLength ? undefined : valueOffset + length;
       if (end !== undefined && top?.end !== undefined && end > top.end) {
         throw new DicomWalkError('malformed', 'a sequence overruns its item', pos);
       }
-      push({ kind: 'sequence', end, depth: depth + 1, silent: silent || action === 'skip' }, pos);
+      const frame: Frame = {
+        kind: 'sequence',
+        end,
+        depth: depth + 1,
+        silent: silent || action === 'skip',
+        explicitVr: explicitVr && !unSequence,
+      };
+      push(frame, pos);
       pos = valueOffset;
       continue;
     }
@@ -192,7 +239,7 @@ export function walkDataset(
       if (tag !== PIXEL_DATA && vr !== 'OB' && vr !== 'OW') {
         throw new DicomWalkError('malformed', `undefined length on ${tagText(tag)} ${vr}`, pos);
       }
-      const after = skipFragments(buf, valueOffset, tagAt, u32);
+      const after = skipFragments(src, valueOffset, le);
       if (after === undefined) return ranOut(pos);
       pos = after;
       continue;
@@ -201,23 +248,19 @@ export function walkDataset(
     if (top?.end !== undefined && next > top.end) {
       throw new DicomWalkError('malformed', `${tagText(tag)} overruns its item`, pos);
     }
-    if (next > buf.length) return ranOut(pos);
+    if (next > size) return ranOut(pos);
     pos = next;
   }
 }
 
 /** Encapsulated pixel data: items of bytes up to the sequence delimiter. Returns the offset after it. */
-function skipFragments(
-  buf: Buffer,
-  at: number,
-  tagAt: (at: number) => number,
-  u32: (at: number) => number,
-): number | undefined {
+function skipFragments(src: ByteSource, at: number, le: boolean): number | undefined {
   let pos = at;
   for (;;) {
-    if (pos + 8 > buf.length) return undefined;
-    const tag = tagAt(pos);
-    const length = u32(pos + 4);
+    if (pos + 8 > src.length) return undefined;
+    const h = src.view(pos, 8);
+    const tag = le ? ((h.readUInt16LE(0) << 16) | h.readUInt16LE(2)) >>> 0 : h.readUInt32BE(0);
+    const length = le ? h.readUInt32LE(4) : h.readUInt32BE(4);
     if (tag === SEQUENCE_DELIMITATION) return pos + 8;
     if (tag !== ITEM || length === UNDEFINED_LENGTH) {
       throw new DicomWalkError('malformed', `${tagText(tag)} among encapsulated fragments`, pos);

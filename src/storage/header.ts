@@ -1,9 +1,12 @@
-/** Owns reading the stored header of a Part 10 file: the attributes kept per instance, up to Pixel Data. */
-import fs from 'node:fs';
+/**
+ * Owns reading the stored header of a Part 10 file: the attributes kept per instance, up to Pixel Data. The bytes are
+ * scanned first (storage/headerScan: 64 KiB windows, bulk values stepped over, nesting bounded) and dcmjs reads only
+ * the small elements that scan kept; PN values are stored as text.
+ */
 import dcmjs from 'dcmjs';
 import { DicomStatus, DimseError } from '../domain/status.js';
 import { TransferSyntax } from '../domain/transferSyntax.js';
-import { assertHeaderDepth } from './headerGuard.js';
+import { scanBuffer, scanFile } from './headerScan.js';
 
 const { DicomMessage, DicomMetaDictionary } = dcmjs.data;
 
@@ -14,35 +17,42 @@ export const HEAD_BYTES = 64 * 1024;
 
 /**
  * Parses the header of a Part 10 file from its first bytes: the data set up to (not including) Pixel Data.
- * `complete` says whether `buf` is the whole file; when it is not and the parser runs past its end, the caller
- * retries with more bytes (`parseHeaderFromFile`). Errors map to DIMSE statuses: truncated or not DICOM.
+ * `complete` says whether `buf` is the whole file; when it is not and the header runs past its end (a long value not
+ * yet received, say), the answer is 'need-more' and the caller reads the file (`parseHeaderFromFile`).
+ * Errors map to DIMSE statuses: truncated (C001) or not DICOM / malformed / nested too deep (C000).
  */
 export function parseHeader(buf: Buffer, complete: boolean): Header | 'need-more' {
-  // dcmjs reads a value that runs past the end of the buffer as far as it goes, without an error, so a head cut inside
-  // a long element would give a silently shortened header. A head that is not the whole file is only trusted when it
-  // reaches the Pixel Data element, where the parse stops anyway.
-  // dcmjs reads nested sequences recursively without a bound: the nesting is checked first (C000 when too deep).
-  assertHeaderDepth(buf, complete);
-  if (!complete && !reachesPixelData(buf)) return 'need-more';
-  let dict: { dict: Record<string, unknown>; meta: Record<string, unknown> };
+  const scanned = scanBuffer(buf, complete);
+  return scanned === 'need-more' ? scanned : readCompact(scanned.compact);
+}
+
+/** Reads the header of a stored file through a 64 KiB window; `first`, the head already in memory, is a shortcut. */
+export function parseHeaderFromFile(file: string, first?: Buffer): Header {
+  if (first) {
+    const parsed = parseHeader(first, false);
+    if (parsed !== 'need-more') return parsed;
+  }
+  return readCompact(scanFile(file));
+}
+
+/** dcmjs reads the compact data set the scan kept (no bulk value, no Pixel Data, bounded size). */
+function readCompact(compact: Buffer): Header {
+  let dict: Record<string, unknown>;
   try {
-    dict = readUntilPixelData(buf, false);
+    dict = readDict(compact, false);
   } catch (err) {
     const msg = err instanceof Error ? err.message : String(err);
-    if (/character set/i.test(msg)) {
-      // dcmjs refuses multi-valued / ISO 2022 Specific Character Sets outright. The bytes are stored as received
-      // whatever the text encoding, so decode the header with the first character set only; the UID checks that
-      // follow (and the Pixel Data check) still refuse a data set that did not parse.
-      try {
-        dict = readUntilPixelData(buf, true);
-      } catch (again) {
-        return failedParse(again, complete);
-      }
-    } else {
-      return failedParse(err, complete);
+    if (!/character set/i.test(msg)) return failedParse(err);
+    // dcmjs refuses multi-valued / ISO 2022 Specific Character Sets outright. The bytes are stored as received
+    // whatever the text encoding, so decode the header with the first character set only; the UID checks that
+    // follow (and the Pixel Data check) still refuse a data set that did not parse.
+    try {
+      dict = readDict(compact, true);
+    } catch (again) {
+      return failedParse(again);
     }
   }
-  const header = DicomMetaDictionary.naturalizeDataset(dict.dict) as Header;
+  const header = DicomMetaDictionary.naturalizeDataset(dict) as Header;
   for (const key of Object.keys(header)) {
     const v = header[key];
     if (v instanceof ArrayBuffer || ArrayBuffer.isView(v) || (Array.isArray(v) && v[0] instanceof ArrayBuffer)) {
@@ -50,29 +60,17 @@ export function parseHeader(buf: Buffer, complete: boolean): Header | 'need-more
     }
   }
   delete header._vrMap;
-  return header;
+  return personNamesAsText(header) as Header;
 }
 
-const PIXEL_DATA_TAGS = [Buffer.from([0xe0, 0x7f, 0x10, 0x00]), Buffer.from([0x7f, 0xe0, 0x00, 0x10])];
-
-function reachesPixelData(buf: Buffer): boolean {
-  return PIXEL_DATA_TAGS.some((tag) => buf.includes(tag));
-}
-
-function readUntilPixelData(
-  buf: Buffer,
-  ignoreErrors: boolean,
-): { dict: Record<string, unknown>; meta: Record<string, unknown> } {
+function readDict(compact: Buffer, ignoreErrors: boolean): Record<string, unknown> {
   // Never ignoreErrors in general: it silently returns a partial header.
-  return DicomMessage.readFile(bufferToArrayBuffer(buf), {
-    untilTag: '7FE00010',
-    includeUntilTagValue: false,
-    ignoreErrors,
-  }) as { dict: Record<string, unknown>; meta: Record<string, unknown> };
+  const ab = compact.buffer.slice(compact.byteOffset, compact.byteOffset + compact.byteLength) as ArrayBuffer;
+  // noCopy: `ab` is already a copy of its own
+  return (DicomMessage.readFile(ab, { ignoreErrors, noCopy: true }) as { dict: Record<string, unknown> }).dict;
 }
 
-function failedParse(err: unknown, complete: boolean): 'need-more' {
-  if (!complete) return 'need-more';
+function failedParse(err: unknown): never {
   const msg = err instanceof Error ? err.message : String(err);
   if (/offset|outside|out of range|beyond|bounds|end of|more than currently allocated/i.test(msg)) {
     throw new DimseError(DicomStatus.Truncated, `data set is truncated: ${msg}`);
@@ -80,36 +78,36 @@ function failedParse(err: unknown, complete: boolean): 'need-more' {
   throw new DimseError(DicomStatus.CannotUnderstand, `not a readable DICOM data set: ${msg}`);
 }
 
-/** Reads as much of the file as the header needs: 64 KiB first, then more, at most the whole file. */
-export function parseHeaderFromFile(file: string, first?: Buffer): Header {
-  const size = fs.statSync(file).size;
-  let want = first ? Math.max(first.length * 4, HEAD_BYTES) : HEAD_BYTES;
-  let buf = first && first.length >= size ? first : undefined;
-  if (!buf && first) {
-    const parsed = parseHeader(first, first.length >= size);
-    if (parsed !== 'need-more') return parsed;
+const PN_KEYS = new Set(['Alphabetic', 'Ideographic', 'Phonetic']);
+
+function isPersonName(v: unknown): v is { Alphabetic?: string; Ideographic?: string; Phonetic?: string } {
+  if (typeof v !== 'object' || v === null || Array.isArray(v) || ArrayBuffer.isView(v) || v instanceof ArrayBuffer) {
+    return false;
   }
-  for (;;) {
-    if (!buf || buf.length < Math.min(want, size)) buf = readPrefix(file, Math.min(want, size));
-    const parsed = parseHeader(buf, buf.length >= size);
-    if (parsed !== 'need-more') return parsed;
-    want *= 8;
-  }
+  const keys = Object.keys(v);
+  return keys.length > 0 && keys.every((k) => PN_KEYS.has(k));
 }
 
-function readPrefix(file: string, n: number): Buffer {
-  const fd = fs.openSync(file, 'r');
-  try {
-    const buf = Buffer.allocUnsafe(n);
-    const read = fs.readSync(fd, buf, 0, n, 0);
-    return buf.subarray(0, read);
-  } finally {
-    fs.closeSync(fd);
+/**
+ * dcmjs gives PN values as {Alphabetic, Ideographic, Phonetic} (and JSON-encodes them so); the stored header keeps the
+ * DICOM text `A=I=P`, a single value as a plain string like the other text VRs.
+ */
+function personNamesAsText(v: unknown): unknown {
+  if (isPersonName(v)) {
+    return [v.Alphabetic ?? '', v.Ideographic ?? '', v.Phonetic ?? ''].join('=').replace(/=+$/, '');
   }
-}
-
-function bufferToArrayBuffer(buf: Buffer): ArrayBuffer {
-  return buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength) as ArrayBuffer;
+  // New plain arrays and objects: dcmjs's naturalized data sets turn a PN string assigned to them back into objects.
+  if (Array.isArray(v)) {
+    const values = v as unknown[];
+    if (values.length === 1 && isPersonName(values[0])) return personNamesAsText(values[0]);
+    return Array.from(values, personNamesAsText);
+  }
+  if (typeof v === 'object' && v !== null && !ArrayBuffer.isView(v) && !(v instanceof ArrayBuffer)) {
+    const out: Record<string, unknown> = {};
+    for (const [key, value] of Object.entries(v)) out[key] = personNamesAsText(value);
+    return out;
+  }
+  return v;
 }
 
 export function isDeflated(ts: string): boolean {

@@ -1,3 +1,4 @@
+/** Owns the big files of the RSS bench: a 1 GiB MR instance and a sparse raw-data object without Pixel Data. */
 import fs from 'node:fs';
 import { encode, newUid } from '../helpers/dicomgen.js';
 
@@ -61,4 +62,51 @@ export function writeBigInstance(file: string, rows: number, columns: number, fr
     fs.closeSync(fd);
   }
   return head.length + elementHeader.length + pixelBytes;
+}
+
+/**
+ * Writes a Raw Data object without Pixel Data whose private OB value is `bulkBytes` long (up to 4 GiB - 2), then the
+ * patient attributes after it, as a sparse file: the bulk value is a hole, never written here (storescu reads zeros).
+ * Returns the file size in bytes.
+ */
+export function writeBigRawObject(file: string, bulkBytes: number): number {
+  if (bulkBytes >= 0xffffffff) throw new Error('bulk value too long for a 32-bit OB length');
+  const head = encode({
+    SOPClassUID: '1.2.840.10008.5.1.4.1.1.66',
+    SOPInstanceUID: newUid(),
+    StudyDate: '20261124',
+    Modality: 'OT',
+  });
+  const element = (group: number, el: number, vr: string, value: Buffer, length = value.length): Buffer => {
+    const long = vr === 'OB';
+    const h = Buffer.alloc(long ? 12 : 8);
+    h.writeUInt16LE(group, 0);
+    h.writeUInt16LE(el, 2);
+    h.write(vr, 4, 'latin1');
+    if (long) h.writeUInt32LE(length, 8);
+    else h.writeUInt16LE(length, 6);
+    return Buffer.concat([h, value]);
+  };
+  const even = (s: string) => Buffer.from(s.length % 2 ? `${s} ` : s, 'latin1');
+  const uid = (s: string) => Buffer.from(s.length % 2 ? `${s}\0` : s, 'latin1');
+  const before = Buffer.concat([
+    head,
+    element(0x0009, 0x0010, 'LO', even('SCANNODE BENCH')),
+    element(0x0009, 0x1010, 'OB', Buffer.alloc(0), bulkBytes),
+  ]);
+  const after = Buffer.concat([
+    element(0x0010, 0x0010, 'PN', even('Bench^Raw')),
+    element(0x0010, 0x0020, 'LO', even('SN-BENCH-RAW')),
+    element(0x0020, 0x000d, 'UI', uid(newUid())),
+    element(0x0020, 0x000e, 'UI', uid(newUid())),
+  ]);
+  const fd = fs.openSync(file, 'w');
+  try {
+    fs.writeSync(fd, before, 0, before.length, 0);
+    fs.ftruncateSync(fd, before.length + bulkBytes);
+    fs.writeSync(fd, after, 0, after.length, before.length + bulkBytes);
+  } finally {
+    fs.closeSync(fd);
+  }
+  return before.length + bulkBytes + after.length;
 }

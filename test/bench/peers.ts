@@ -2,7 +2,6 @@
  * The parts of `npm run bench` that involve other peers (issues 4 and 5), run from run.ts:
  *  - import:   the import bench (import.ts) in its own process; its figures are read from test-output/bench-import.json
  *  - move:     C-MOVE of a 400-image study from Orthanc to DCMTK storescp vs to scannode, alternating rounds
- *  - complete: time from storescu's exit (the last image) to finished-scans/<StudyUID>.json, MPPS COMPLETED first
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -10,18 +9,7 @@ import { spawnSync } from 'node:child_process';
 import { cMove } from '../../src/dimse/scu.js';
 import type { GeneratedInstance } from '../helpers/dicomgen.js';
 import { startOrthanc, type OrthancPeer } from '../helpers/orthanc.js';
-import { createDataset, nCreate, nSet, performedSeries } from '../helpers/mppsClient.js';
-import { newUid } from '../helpers/dicomgen.js';
-import {
-  countFiles,
-  countFilesRecursive,
-  freePort,
-  sleep,
-  startCaptured,
-  stopChild,
-  timedRun,
-  waitForPort,
-} from './procs.js';
+import { countFiles, countFilesRecursive, freePort, startCaptured, stopChild, waitForPort } from './procs.js';
 
 export interface ImportFigures {
   files: number;
@@ -45,13 +33,6 @@ export interface MoveMeasurement {
   ms: number;
   instances: number;
   instPerSec: number;
-}
-
-export interface CompleteMeasurement {
-  settleSeconds: number | 'default';
-  sendMs: number;
-  /** storescu's exit to finished-scans/<StudyUID>.json. */
-  ms: number;
 }
 
 export interface PeerBench {
@@ -167,57 +148,3 @@ export async function measureMove(
  * with the Performed Series Sequence, N-SET COMPLETED, then storescu sends the study; the time from storescu's exit
  * to finished-scans/<StudyUID>.json (polled every 10 ms).
  */
-export async function measureComplete(
-  peers: PeerBench,
-  cli: string,
-  tmp: string,
-  study: GeneratedInstance[],
-  settleSeconds: number | 'default',
-): Promise<CompleteMeasurement> {
-  const base = fs.mkdtempSync(path.join(tmp, `complete-${settleSeconds}-`));
-  const extra: Record<string, unknown> = {
-    completion: { requireMpps: true },
-    scanner: { aeTitle: peers.orthanc.aeTitle, host: '127.0.0.1', port: peers.orthanc.port },
-  };
-  if (settleSeconds !== 'default') extra.retrieve = { settleSeconds };
-  const port = peers.scannodePort;
-  const proc = await startScannode(cli, base, port, extra);
-  try {
-    const mpps = newUid();
-    const created = await nCreate(port, mpps, createDataset({ studyInstanceUid: peers.studyUid }));
-    if (created.status !== 0) throw new Error(`N-CREATE status ${created.status}`);
-    const series = performedSeries(study);
-    const set1 = await nSet(port, mpps, { PerformedSeriesSequence: series });
-    if (set1.status !== 0) throw new Error(`N-SET status ${set1.status}`);
-    const done = await nSet(port, mpps, { PerformedProcedureStepStatus: 'COMPLETED', PerformedSeriesSequence: series });
-    if (done.status !== 0) throw new Error(`N-SET COMPLETED status ${done.status}`);
-    const sent = await timedRun('storescu', [
-      '-aet',
-      'SCANNER',
-      '-aec',
-      'SCANNODE',
-      '127.0.0.1',
-      String(port),
-      ...study.map((s) => s.file),
-    ]);
-    const t0 = process.hrtime.bigint();
-    if (sent.code !== 0) throw new Error(`storescu exited ${sent.code}:\n${sent.output.slice(-2000)}`);
-    const file = path.join(base, 'data', 'finished-scans', `${peers.studyUid}.json`);
-    const deadline = Date.now() + 60_000;
-    while (!fs.existsSync(file)) {
-      if (Date.now() > deadline) {
-        const failed = path.join(base, 'data', 'failed-scans');
-        const why = fs.existsSync(failed) ? fs.readdirSync(failed).join(' ') : '';
-        throw new Error(`no finished-scans/${peers.studyUid}.json after 60 s (failed-scans: ${why})`);
-      }
-      await sleep(10);
-    }
-    const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-    return { settleSeconds, sendMs: sent.ms, ms };
-  } catch (err) {
-    throw new Error(`${(err as Error).message}\n${proc.output()}`);
-  } finally {
-    await stopChild(proc.child);
-    fs.rmSync(base, { recursive: true, force: true });
-  }
-}

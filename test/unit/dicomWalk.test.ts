@@ -10,6 +10,7 @@ import {
   elementValue,
   tagText,
   walkDataset,
+  type ByteSource,
   type WalkOptions,
   type WalkedElement,
 } from '../../src/domain/dicomWalk.js';
@@ -52,7 +53,7 @@ const ITEM_END = 0xfffee00d;
 const SEQ_END = 0xfffee0dd;
 const text = (s: string) => Buffer.from(s.length % 2 ? `${s} ` : s, 'latin1');
 
-function collect(buf: Buffer, opts: WalkOptions): Array<[string, string, number]> {
+function collect(buf: Buffer | ByteSource, opts: WalkOptions): Array<[string, string, number]> {
   const seen: Array<[string, string, number]> = [];
   const end = walkDataset(buf, opts, (e) => void seen.push([tagText(e.tag), e.vr, e.depth]));
   assert.equal(end.status, 'complete');
@@ -260,3 +261,71 @@ function captureWalkError(fn: () => unknown): DicomWalkError {
   }
   assert.fail('expected a DicomWalkError');
 }
+
+test('structure events: items open and close, sequences close, in order, defined and undefined lengths alike', () => {
+  const inner = el(0x00081150, 'UI', text('1.2.3'));
+  const ds = Buffer.concat([
+    el(0x00081140, 'SQ', Buffer.concat([marker(ITEM, inner.length), inner, marker(ITEM, inner.length), inner])),
+    el(
+      0x00081115,
+      'SQ',
+      Buffer.concat([marker(ITEM, UNDEFINED_LENGTH), inner, marker(ITEM_END, 0), marker(SEQ_END, 0)]),
+      UNDEFINED_LENGTH,
+    ),
+  ]);
+  const seen: string[] = [];
+  walkDataset(
+    ds,
+    LE_EXPLICIT,
+    (e) => void seen.push(`${tagText(e.tag)}@${e.depth}`),
+    (ev) => void seen.push(`${ev.kind}@${ev.depth}`),
+  );
+  assert.deepEqual(seen, [
+    '(0008,1140)@0',
+    'item@1',
+    '(0008,1150)@1',
+    'item-end@1',
+    'item@1',
+    '(0008,1150)@1',
+    'item-end@1',
+    'sequence-end@1',
+    '(0008,1115)@0',
+    'item@1',
+    '(0008,1150)@1',
+    'item-end@1',
+    'sequence-end@1',
+  ]);
+});
+
+test('explicit VR: the items of a UN of undefined length are walked as implicit VR (PS3.5 6.2.2)', () => {
+  const implicitInner = Buffer.concat([marker(0x0020000e, 8), text('1.2.3.4')]);
+  const ds = Buffer.concat([
+    el(
+      0x00091010,
+      'UN',
+      Buffer.concat([marker(ITEM, UNDEFINED_LENGTH), implicitInner, marker(ITEM_END, 0), marker(SEQ_END, 0)]),
+      UNDEFINED_LENGTH,
+    ),
+    el(0x00100010, 'PN', text('Doe^Jane')),
+  ]);
+  assert.deepEqual(collect(ds, LE_EXPLICIT), [
+    ['(0009,1010)', 'UN', 0],
+    ['(0020,000E)', 'UI', 1],
+    ['(0010,0010)', 'PN', 0],
+  ]);
+});
+
+test('a byte source that is not a buffer: the walk asks only for element headers, never for skipped values', () => {
+  const big = el(0x00091010, 'OB', Buffer.alloc(1 << 20));
+  const ds = Buffer.concat([el(0x00080060, 'CS', text('MR')), big, el(0x00100010, 'PN', text('Doe^Jane'))]);
+  let asked = 0;
+  const src: ByteSource = {
+    length: ds.length,
+    view: (at, n) => {
+      asked += n;
+      return ds.subarray(at, at + n);
+    },
+  };
+  assert.equal(collect(src, LE_EXPLICIT).length, 3);
+  assert.ok(asked <= 3 * 12, `read ${asked} bytes`);
+});
