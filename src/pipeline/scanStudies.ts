@@ -83,7 +83,7 @@ export async function unresolvedScanOf(
 ): Promise<string | undefined> {
   const { Instance, Scan, ScanExpected } = db.entities;
   const hit = await db.source.getRepository(ScanExpected).findOne({ where: { scanId: In(scanIds), sopInstanceUid } });
-  if (hit) return hit.scanId;
+  if (hit?.scanId) return hit.scanId;
   const row = await db.source.getRepository(Instance).findOne({ where: { sopInstanceUid }, select: { header: true } });
   const refs = row ? referencedMppsUids(JSON.parse(row.header) as Record<string, unknown>) : [];
   if (!refs.length) return undefined;
