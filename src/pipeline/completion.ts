@@ -8,7 +8,8 @@ import { DATA_DIRS } from '../domain/paths.js';
 import { isValidUid } from '../domain/uid.js';
 import { seriesGroupKey, studyGroupKey, type StudyGroup } from '../domain/grouping.js';
 import { Archiver } from './archive.js';
-import { writeFileAtomic, type ScanRequests } from './scanRequests.js';
+import type { ScanRequests } from './scanRequests.js';
+import { writeFileAtomic } from '../storage/atomicWrite.js';
 
 export interface SeriesSummary {
   seriesInstanceUID: string;

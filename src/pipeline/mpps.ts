@@ -22,7 +22,8 @@ import {
   type MppsDataset,
   type MppsStatus,
 } from '../domain/mpps.js';
-import { writeFileAtomic, type ScanRequests } from './scanRequests.js';
+import type { ScanRequests } from './scanRequests.js';
+import { writeFileAtomic } from '../storage/atomicWrite.js';
 
 const { DicomDict, DicomMetaDictionary } = dcmjs.data;
 const EXPLICIT_VR_LE = '1.2.840.10008.1.2.1';
