@@ -4,26 +4,15 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { randomUUID } from 'node:crypto';
+import writeFileAtomicLib from 'write-file-atomic';
 
-/** Writes a file so that readers see the old or the new content, never a mix: temp file, fsync, rename, dir fsync. */
+/**
+ * write-file-atomic writes a temp file, fsyncs it and renames it over `file`; it does not fsync the directory, so the
+ * rename itself could be lost to a power loss: that last step is ours.
+ */
 export function writeFileAtomic(file: string, data: string | Buffer): void {
-  const dir = path.dirname(file);
-  const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${randomUUID().slice(0, 8)}.tmp`);
-  const fd = fs.openSync(tmp, 'w', 0o644);
-  try {
-    fs.writeSync(fd, typeof data === 'string' ? Buffer.from(data, 'utf8') : data);
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-  try {
-    fs.renameSync(tmp, file);
-  } catch (err) {
-    fs.rmSync(tmp, { force: true });
-    throw err;
-  }
-  const dfd = fs.openSync(dir, 'r');
+  writeFileAtomicLib.sync(file, data, { fsync: true, mode: 0o644 });
+  const dfd = fs.openSync(path.dirname(file), 'r');
   try {
     fs.fsyncSync(dfd);
   } finally {
