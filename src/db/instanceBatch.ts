@@ -31,9 +31,27 @@ export async function insertInstanceBatch(db: Database, groups: GroupRows[], row
       }
     };
     if (groups.length) {
-      await insert(Patient, unique(groups.map((g) => g.patient), (p) => p.patientId));
-      await insert(Study, unique(groups.map((g) => g.study), (s) => s.studyInstanceUid));
-      await insert(Series, unique(groups.map((g) => g.series), (s) => s.seriesInstanceUid));
+      await insert(
+        Patient,
+        unique(
+          groups.map((g) => g.patient),
+          (p) => p.patientId,
+        ),
+      );
+      await insert(
+        Study,
+        unique(
+          groups.map((g) => g.study),
+          (s) => s.studyInstanceUid,
+        ),
+      );
+      await insert(
+        Series,
+        unique(
+          groups.map((g) => g.series),
+          (s) => s.seriesInstanceUid,
+        ),
+      );
     }
     if (rows.length) await insert(Instance, rows);
   });

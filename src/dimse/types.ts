@@ -22,6 +22,8 @@ export interface StoreRequestInfo {
 export interface DimseResult {
   status: number;
   comment?: string;
+  /** Work that goes on after the answer (a store's index row): the association's release waits for it. */
+  after?: Promise<unknown>;
 }
 
 /**

@@ -103,7 +103,7 @@ export class IndexWriter {
         retryMs = FIRST_RETRY_MS;
         for (const e of group) this.done(e);
       } catch (err) {
-        for (const e of group) if (!e.attempted) ((e.attempted = true), e.settleFirst(err));
+        for (const e of group) this.attempted(e, err);
         this.log.error('cannot index received instances; retrying', {
           instances: group.length,
           retryInSeconds: retryMs / 1000,
@@ -118,9 +118,15 @@ export class IndexWriter {
 
   private done(e: Entry): void {
     if (this.pending.get(e.sop) === e) this.pending.delete(e.sop);
-    if (!e.attempted) ((e.attempted = true), e.settleFirst(undefined));
+    this.attempted(e, undefined);
     e.settle();
     this.opts.onCommitted(e);
+  }
+
+  private attempted(e: Entry, err: unknown): void {
+    if (e.attempted) return;
+    e.attempted = true;
+    e.settleFirst(err);
   }
 
   /** Final names (one fsync per directory for the whole group), then the rows in one transaction. */

@@ -217,7 +217,7 @@ export class Ingest extends EventEmitter {
       // The file is durable and sealed: Success now; the final name and the row follow (IndexWriter), and recovery
       // redoes them after a crash.
       this.debugStored(header, uids.sop);
-      return { status: DicomStatus.Success, instance };
+      return { status: DicomStatus.Success, instance, after: job.firstAttempt };
     }
     // An import reports what the index holds: it waits for the row (or the first failure to write it).
     const err = await job.firstAttempt;

@@ -119,7 +119,7 @@ export function checkSealedFile(file: string): SealCheck {
     }
     const digests: Buffer[] = [];
     const buf = Buffer.allocUnsafe(SEGMENT_BYTES);
-    for (let done = 0; done < seal.datasetLength; ) {
+    for (let done = 0; done < seal.datasetLength;) {
       const want = Math.min(SEGMENT_BYTES, seal.datasetLength - done);
       let got = 0;
       while (got < want) {

@@ -8,7 +8,7 @@ import { DB_KINDS, needDb } from '../helpers/db.js';
 import { needPeer, run, PYDICOM_DATA } from '../helpers/peers.js';
 import { startTestNode, type TestNode } from '../helpers/node.js';
 import { generateStudy, type GeneratedInstance } from '../helpers/dicomgen.js';
-import { datasetBytes, listFiles } from '../helpers/files.js';
+import { datasetBytes, listFiles, waitFor } from '../helpers/files.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'scannode-receive-'));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -63,11 +63,11 @@ for (const kind of DB_KINDS) {
         .getRepository(db.entities.Study)
         .findOneBy({ studyInstanceUid: study[0]!.studyInstanceUid });
       assert.equal(studyRow?.accessionNumber, 'ACC1');
-      const assoc = await db.source.getRepository(db.entities.Association).find({ where: { callingAe: 'STORESCU' } });
-      assert.ok(
-        assoc.some((a) => a.instancesReceived === 10 && a.accepted),
-        'association audited with its count',
-      );
+      // The audit row is written once the connection has closed, which may be just after storescu has exited.
+      await waitFor('association audited with its count', async () => {
+        const assoc = await db.source.getRepository(db.entities.Association).find({ where: { callingAe: 'STORESCU' } });
+        return assoc.some((a) => a.instancesReceived === 10 && a.accepted);
+      });
     });
 
     test('4 KiB PDUs (each data set in ~130 P-DATA-TF PDUs, cut anywhere by the socket) and an echo in between', async (t) => {
