@@ -14,7 +14,6 @@ import type { Logger } from '../logging/logger.js';
 import { DATA_DIRS } from '../domain/paths.js';
 import { int, str, type Header } from '../storage/header.js';
 import { moveNoReplace, sameDataset } from '../storage/files.js';
-import type { DirSync } from '../storage/spoolWriter.js';
 
 export interface IndexJob {
   sop: string;
@@ -60,7 +59,8 @@ export class IndexWriter {
     private readonly db: Database,
     private readonly dataDir: string,
     private readonly log: Logger,
-    private readonly dirs: DirSync[],
+    /** The directories whose names the group changes (each fsynced once per group). */
+    private readonly dirs: Array<{ sync(): Promise<void> }>,
     private readonly opts: IndexWriterOptions,
   ) {
     this.sleep = opts.sleep ?? ((ms, signal) => delay(ms, undefined, { signal }).catch(() => undefined));

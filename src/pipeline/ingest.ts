@@ -60,7 +60,7 @@ export class Ingest extends EventEmitter {
     this.incomingDir = path.join(dataDir, DATA_DIRS.incoming);
     this.dirSync = new DirSync(this.incomingDir, true);
     this.pool = new SpoolPool(path.join(dataDir, DATA_DIRS.pool), opts.poolSize ?? 32, log);
-    this.writer = new IndexWriter(db, dataDir, log, [this.dirSync, new DirSync(this.pool.dir, true)], {
+    this.writer = new IndexWriter(db, dataDir, log, [this.dirSync, { sync: () => this.pool.syncDir() }], {
       onCommitted: (job) => this.committed(job),
     });
     this.findPath = preparedStatements(db.source, db.entities.Instance).selectOneBy('sopInstanceUid', [
