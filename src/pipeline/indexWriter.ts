@@ -98,10 +98,11 @@ export class IndexWriter {
       this.wake = new AbortController();
       const group = this.queue.slice(0, MAX_GROUP);
       try {
-        await this.write(group);
-        this.queue.splice(0, group.length);
+        const committed = await this.write(group);
+        this.queue.splice(0, group.length, ...group.filter((e) => !committed.has(e)));
+        for (const e of committed) this.done(e);
+        if (committed.size < group.length) throw new Error('a file could not be moved to its spool name');
         retryMs = FIRST_RETRY_MS;
-        for (const e of group) this.done(e);
       } catch (err) {
         for (const e of group) this.attempted(e, err);
         this.log.error('cannot index received instances; retrying', {
@@ -129,10 +130,20 @@ export class IndexWriter {
     e.settleFirst(err);
   }
 
-  /** Final names (one fsync per directory for the whole group), then the rows in one transaction. */
-  private async write(group: Entry[]): Promise<void> {
+  /**
+   * Final names (one fsync per directory for the whole group), then the rows in one transaction. Returns the entries
+   * committed (all but those whose file could not be moved).
+   */
+  private async write(group: Entry[]): Promise<Set<Entry>> {
     const moved = group.filter((e) => !e.placed);
-    for (const e of moved) this.place(e);
+    for (const e of moved) {
+      try {
+        this.place(e);
+      } catch (err) {
+        // This one waits for the next attempt; the others of the group go on.
+        this.log.error('cannot move a received file to its spool name', { sop: e.sop, err: String(err) });
+      }
+    }
     if (moved.length) await Promise.all(this.dirs.map((d) => d.sync()));
     const rows = group.filter((e) => e.placed);
     const groups = rows.filter((e) => !this.knownSeries.has(e.row.seriesInstanceUid)).map((e) => e.groups);
@@ -142,6 +153,7 @@ export class IndexWriter {
       rows.map((e) => e.row),
     );
     for (const g of groups) this.knownSeries.add(g.series.seriesInstanceUid);
+    return new Set(rows);
   }
 
   /** Moves one file to its final name; a file already there (a crash's leftover, a race) is kept if identical. */
