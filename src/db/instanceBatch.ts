@@ -5,6 +5,7 @@
  */
 import type { EntityTarget, ObjectLiteral } from 'typeorm';
 import type { Database } from './dataSource.js';
+import { preparedStatements } from './prepared.js';
 import type { InstanceRow, PatientRow, SeriesRow, StudyRow } from './entities.js';
 
 export interface GroupRows {
@@ -16,8 +17,12 @@ export interface GroupRows {
 /** Rows per INSERT statement (bound parameters stay far below SQLite's and PostgreSQL's limits). */
 const CHUNK = 200;
 
+const statements = new WeakMap<Database, ReturnType<typeof preparedStatements>>();
+
 export async function insertInstanceBatch(db: Database, groups: GroupRows[], rows: InstanceRow[]): Promise<void> {
   const { Patient, Study, Series, Instance } = db.entities;
+  let instanceSql = statements.get(db);
+  if (!instanceSql) statements.set(db, (instanceSql = preparedStatements(db.source, Instance)));
   await db.source.transaction(async (m) => {
     const insert = async <T extends ObjectLiteral>(entity: EntityTarget<T>, values: T[]) => {
       for (let i = 0; i < values.length; i += CHUNK) {
@@ -53,7 +58,8 @@ export async function insertInstanceBatch(db: Database, groups: GroupRows[], row
         ),
       );
     }
-    if (rows.length) await insert(Instance, rows);
+    // The instance rows (every image) with SQL built once; the rarer group rows above through the query builder.
+    for (const row of rows) await instanceSql.insertIgnore(row, (sql, values) => m.query(sql, values));
   });
 }
 

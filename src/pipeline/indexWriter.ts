@@ -1,8 +1,11 @@
 /**
  * After the answer: each acknowledged spool file is moved to its final name (incoming/<SOP>.dcm, never replacing)
  * and its index rows written, group-committed: everything that finished while the previous group was being written
- * goes in the next one (one directory fsync, one transaction). A failed group (database down) is retried, 1 s
- * doubling to 30 s, or at once when new work arrives; its files are durable meanwhile and recovery would redo it.
+ * goes in the next one (one transaction). A failed group (database down) is retried, 1 s doubling to 30 s, or at
+ * once when new work arrives; its files are durable meanwhile and recovery would redo it.
+ * No fsync here: the file's bytes and seal are already flushed, and a link is atomic, so after a crash the file is
+ * under its pool name, its final name or both, and start-up recovery resolves every case. A row may therefore name a
+ * file whose final name is not durable yet; recovery places the pool copy before it looks at rows.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -59,8 +62,6 @@ export class IndexWriter {
     private readonly db: Database,
     private readonly dataDir: string,
     private readonly log: Logger,
-    /** The directories whose names the group changes (each fsynced once per group). */
-    private readonly dirs: Array<{ sync(): Promise<void> }>,
     private readonly opts: IndexWriterOptions,
   ) {
     this.sleep = opts.sleep ?? ((ms, signal) => delay(ms, undefined, { signal }).catch(() => undefined));
@@ -131,7 +132,7 @@ export class IndexWriter {
   }
 
   /**
-   * Final names (one fsync per directory for the whole group), then the rows in one transaction. Returns the entries
+   * Final names, then the rows in one transaction. Returns the entries
    * committed (all but those whose file could not be moved).
    */
   private async write(group: Entry[]): Promise<Set<Entry>> {
@@ -144,7 +145,6 @@ export class IndexWriter {
         this.log.error('cannot move a received file to its spool name', { sop: e.sop, err: String(err) });
       }
     }
-    if (moved.length) await Promise.all(this.dirs.map((d) => d.sync()));
     const rows = group.filter((e) => e.placed);
     const groups = rows.filter((e) => !this.knownSeries.has(e.row.seriesInstanceUid)).map((e) => e.groups);
     await insertInstanceBatch(

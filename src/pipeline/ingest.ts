@@ -11,7 +11,7 @@ import { DicomStatus, DimseError, hex } from '../domain/status.js';
 import { InvalidUidError, isValidUid, requireUid } from '../domain/uid.js';
 import { pixelDataTruncation } from '../domain/pixelData.js';
 import { isStorageSopClass } from '../domain/sopClass.js';
-import { DirSync, SpoolWriter, storageError, type SpooledFile } from '../storage/spoolWriter.js';
+import { SpoolWriter, storageError, type SpooledFile } from '../storage/spoolWriter.js';
 import { parseHeader, parseHeaderFromFile, str, type Header } from '../storage/header.js';
 import { sameDataset } from '../storage/files.js';
 import { SpoolPool } from '../storage/spoolPool.js';
@@ -39,8 +39,6 @@ export interface IngestedInstance {
  * Emits 'instance' (IngestedInstance) after each commit.
  */
 export class Ingest extends EventEmitter {
-  private readonly incomingDir: string;
-  private readonly dirSync: DirSync;
   private readonly pool: SpoolPool;
   private readonly writer: IndexWriter;
   private readonly locks = new Map<string, Promise<unknown>>();
@@ -57,10 +55,8 @@ export class Ingest extends EventEmitter {
   ) {
     super();
     for (const d of Object.values(DATA_DIRS)) fs.mkdirSync(path.join(dataDir, d), { recursive: true });
-    this.incomingDir = path.join(dataDir, DATA_DIRS.incoming);
-    this.dirSync = new DirSync(this.incomingDir, true);
     this.pool = new SpoolPool(path.join(dataDir, DATA_DIRS.pool), opts.poolSize ?? 32, log);
-    this.writer = new IndexWriter(db, dataDir, log, [this.dirSync, { sync: () => this.pool.syncDir() }], {
+    this.writer = new IndexWriter(db, dataDir, log, {
       onCommitted: (job) => this.committed(job),
     });
     this.findPath = preparedStatements(db.source, db.entities.Instance).selectOneBy('sopInstanceUid', [
@@ -367,11 +363,10 @@ export class Ingest extends EventEmitter {
     await Promise.all([...this.pendingWrites]);
   }
 
-  /** After the last store and import: writes the rows still queued, empties the pool, releases the directories. */
+  /** After the last store and import: writes the rows still queued and empties the pool. */
   async close(): Promise<void> {
     await this.writer.stop();
     await this.pool.stop();
-    await this.dirSync.close();
   }
 }
 
