@@ -142,15 +142,19 @@ export class SpoolWriter {
    */
   async finish(): Promise<SpooledFile> {
     this.flush();
-    const sealing = this.hasher.finish();
-    sealing.catch(() => undefined);
-    await this.settled();
+    // The meta goes out as soon as the seal is known, beside the last batches still being written.
+    const sealed = this.hasher.finish().then(async (seal) => {
+      await this.opened;
+      if (this.error || this.fd === undefined) return;
+      writeSeal(this.header, encodeSeal(seal));
+      await writeAll(this.fd, [this.header], this.header.length, 0);
+    });
+    const [, meta] = await Promise.allSettled([this.settled(), sealed]);
     const fd = this.fd;
     this.fd = undefined;
     try {
+      if (meta.status === 'rejected') this.fail(meta.reason);
       if (this.error) throw this.error;
-      writeSeal(this.header, encodeSeal(await sealing));
-      await writeAll(fd!, [this.header], this.header.length, 0);
       await fdatasync(fd!);
     } catch (err) {
       if (fd !== undefined) await close(fd).catch(() => undefined);
@@ -158,7 +162,7 @@ export class SpoolWriter {
       await fs.promises.rm(this.tmpPath, { force: true }).catch(() => undefined);
       throw storageError(err);
     }
-    // Durable once fsynced: the close need not hold up the answer (a file may be renamed while open).
+    // Durable once flushed: the close need not hold up the answer (a file may be renamed while open).
     fs.close(fd!, () => undefined);
     return this.received();
   }
