@@ -142,13 +142,11 @@ export class SpoolWriter {
    */
   async finish(): Promise<SpooledFile> {
     this.flush();
-    // The meta goes out as soon as the seal is known, beside the last batches still being written.
-    const sealed = this.hasher.finish().then(async (seal) => {
-      await this.opened;
-      if (this.error || this.fd === undefined) return;
-      writeSeal(this.header, encodeSeal(seal));
-      await writeAll(this.fd, [this.header], this.header.length, 0);
-    });
+    // The sealed meta goes out beside the last batches still being written.
+    writeSeal(this.header, encodeSeal(this.hasher.finish()));
+    const sealed = this.opened.then(() =>
+      this.error || this.fd === undefined ? undefined : writeAll(this.fd, [this.header], this.header.length, 0),
+    );
     const [, meta] = await Promise.allSettled([this.settled(), sealed]);
     const fd = this.fd;
     this.fd = undefined;

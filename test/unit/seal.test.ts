@@ -4,12 +4,13 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
-import { checkSealedFile, readSeal, SEGMENT_BYTES } from '../../src/storage/seal.js';
+import { checkSealedFile, readSeal } from '../../src/storage/seal.js';
 import { SpoolWriter } from '../../src/storage/spoolWriter.js';
 import { datasetOffset } from '../../src/storage/files.js';
 import { generateStudy } from '../helpers/dicomgen.js';
 import { datasetBytes } from '../helpers/files.js';
 
+const MIB = 1 << 20;
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'scannode-seal-'));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
@@ -31,10 +32,10 @@ async function spool(dataset: Buffer, chunk = 7_919): Promise<string> {
   return file;
 }
 
-/** A real image's data set followed by a few MiB of noise: several hash segments, the last one partial. */
+/** A real image's data set followed by a few MiB of noise (more than one read when the seal is checked). */
 function bigDataset(): Buffer {
   const [img] = generateStudy({ dir: path.join(tmp, 'src'), series: 1, perSeries: 1, rows: 64, columns: 64 });
-  const noise = Buffer.alloc(2 * SEGMENT_BYTES + 12_345);
+  const noise = Buffer.alloc(2 * MIB + 12_345);
   for (let i = 0; i < noise.length; i++) noise[i] = (i * 31 + (i >> 9)) & 0xff;
   return Buffer.concat([datasetBytes(img!.file), noise]);
 }
@@ -46,7 +47,7 @@ test('a spooled file carries its seal and checks out, with the data set byte-ide
   assert.ok(check.ok, check.ok ? '' : check.reason);
   assert.equal(check.seal.datasetLength, data.length);
   assert.ok(datasetBytes(file).equals(data));
-  // The same bytes in other chunk sizes give the same seal (segments are cut by offset, not by write).
+  // The same bytes in other chunk sizes give the same seal.
   const other = await spool(data, 65_536 + 3);
   assert.ok(readSeal(fs.readFileSync(other))!.digest.equals(check.seal.digest));
 });
@@ -60,7 +61,7 @@ test('a file cut short is torn', async () => {
 });
 
 test('a file zero-filled past a point (same length) is torn', async () => {
-  for (const at of [SEGMENT_BYTES + 10, 2 * SEGMENT_BYTES + 5_000]) {
+  for (const at of [MIB + 10, 2 * MIB + 5_000]) {
     const file = await spool(bigDataset());
     const size = fs.statSync(file).size;
     const fd = fs.openSync(file, 'r+');
@@ -83,7 +84,7 @@ test('a file whose meta never reached the disk (zeros where the seal goes) has n
 test('one changed byte in the middle of the data set is caught', async () => {
   const file = await spool(bigDataset());
   const buf = fs.readFileSync(file);
-  const at = datasetOffset(buf) + SEGMENT_BYTES + 777;
+  const at = datasetOffset(buf) + MIB + 777;
   buf[at] = buf[at]! ^ 0x01;
   fs.writeFileSync(file, buf);
   const check = checkSealedFile(file);
