@@ -98,12 +98,14 @@ export class Ingest extends EventEmitter {
         const durable = file.fresh
           ? writer.finish().then(async (f) => (await this.pool.syncDir(), f))
           : writer.finish();
-        // The header is checked on the main thread while the thread pool flushes and fsyncs the file.
+        // The header is checked on the main thread while the thread pool writes and flushes the file.
         const checked = this.check(writer.received(), req.transferSyntaxUid, req.sopInstanceUid);
         let spooled: SpooledFile;
         try {
           spooled = await durable;
         } catch (err) {
+          // Not acknowledged: nothing of it may be recovered later.
+          fs.rmSync(file.path, { force: true });
           return this.failed(req.sopInstanceUid, err);
         }
         return this.place(spooled, checked, {
