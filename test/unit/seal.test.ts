@@ -49,7 +49,7 @@ test('a spooled file carries its seal and checks out, with the data set byte-ide
   assert.ok(datasetBytes(file).equals(data));
   // The same bytes in other chunk sizes give the same seal.
   const other = await spool(data, 65_536 + 3);
-  assert.ok(readSeal(fs.readFileSync(other))!.digest.equals(check.seal.digest));
+  assert.equal(readSeal(fs.readFileSync(other))!.crc32, check.seal.crc32);
 });
 
 test('a file cut short is torn', async () => {
