@@ -6,13 +6,19 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import type { Logger } from '../logging/logger.js';
 import { DirSync, type PoolFile } from './spoolWriter.js';
+
+const open = promisify(fs.open);
+const fsync = promisify(fs.fsync);
+const close = promisify(fs.close);
 
 let counter = 0;
 
 export class SpoolPool {
-  private readonly ready: string[] = [];
+  /** Ready files, each kept open: the store that takes one writes through that descriptor and closes it. */
+  private readonly ready: Array<{ path: string; fd: number }> = [];
   private refilling: Promise<void> | undefined;
   private started = false;
   private stopped = false;
@@ -39,7 +45,7 @@ export class SpoolPool {
     this.start();
     const ready = this.ready.pop();
     this.refill();
-    if (ready) return { path: ready, fresh: false };
+    if (ready) return { ...ready, fresh: false };
     return { path: this.newName(), fresh: true };
   }
 
@@ -61,34 +67,48 @@ export class SpoolPool {
 
   private async fill(): Promise<void> {
     const want = this.size - this.ready.length;
-    const made = await Promise.all(
+    const settled = await Promise.allSettled(
       Array.from({ length: want }, async () => {
         const file = this.newName();
-        const fh = await fs.promises.open(file, 'wx');
+        const fd = await open(file, 'wx');
         try {
-          await fh.sync();
-        } finally {
-          await fh.close();
+          await fsync(fd);
+        } catch (err) {
+          fs.close(fd, () => undefined);
+          throw err;
         }
-        return file;
+        return { path: file, fd };
       }),
     );
-    await this.dirSync.sync();
-    if (this.stopped) {
-      await Promise.all(made.map((f) => fs.promises.rm(f, { force: true })));
-      return;
+    const made = settled.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+    const failed = settled.find((r) => r.status === 'rejected');
+    try {
+      await this.dirSync.sync();
+    } catch (err) {
+      await discard(made);
+      throw err;
     }
+    if (this.stopped) return void (await discard(made));
     this.ready.push(...made);
+    if (failed) throw failed.reason;
   }
 
   /** Stops refilling and removes the files not handed out (a clean stop leaves no pool behind). */
   async stop(): Promise<void> {
     this.stopped = true;
     await this.refilling;
-    const unused = this.ready.splice(0);
-    await Promise.all(unused.map((f) => fs.promises.rm(f, { force: true })));
+    await discard(this.ready.splice(0));
     await this.dirSync.close();
   }
+}
+
+async function discard(files: Array<{ path: string; fd: number }>): Promise<void> {
+  await Promise.all(
+    files.map(async (f) => {
+      await close(f.fd).catch(() => undefined);
+      await fs.promises.rm(f.path, { force: true });
+    }),
+  );
 }
 
 /**

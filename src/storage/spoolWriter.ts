@@ -20,6 +20,8 @@ const MAX_IN_FLIGHT = 8 * 1024 * 1024;
 /** Where a C-STORE's data set goes (handed out by the spool pool). */
 export interface PoolFile {
   path: string;
+  /** The pool keeps its ready files open: the writer takes over this descriptor (and closes it). */
+  fd?: number;
   /** Created just now because the pool was empty: its name is durable only after the pool directory's fsync. */
   fresh: boolean;
 }
@@ -80,7 +82,9 @@ export class SpoolWriter {
     this.headParts.push(this.header);
     this.headBytes = this.header.length;
     // Opened off the main thread while the data set is still on its way (a blocking open waits behind other fsyncs).
-    this.opened = open(this.tmpPath, file.fresh ? 'wx' : 'r+').then(
+    this.opened = (
+      file.fd !== undefined ? Promise.resolve(file.fd) : open(this.tmpPath, file.fresh ? 'wx' : 'r+')
+    ).then(
       (fd) => {
         this.fd = fd;
       },
