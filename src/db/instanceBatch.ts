@@ -23,6 +23,10 @@ export async function insertInstanceBatch(db: Database, groups: GroupRows[], row
   const { Patient, Study, Series, Instance } = db.entities;
   let instanceSql = statements.get(db);
   if (!instanceSql) statements.set(db, (instanceSql = preparedStatements(db.source, Instance)));
+  if (groups.length === 0 && rows.length === 1) {
+    // A group of one (one sender at a time): its own statement commits it, without BEGIN / COMMIT around it.
+    return instanceSql.insertIgnore(rows[0]!, (sql, values) => db.source.query(sql, values));
+  }
   await db.source.transaction(async (m) => {
     const insert = async <T extends ObjectLiteral>(entity: EntityTarget<T>, values: T[]) => {
       for (let i = 0; i < values.length; i += CHUNK) {
