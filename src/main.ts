@@ -88,7 +88,10 @@ export class ScannodeNode {
       activeAssociations: () => this.dicom?.activeAssociations ?? 0,
     });
     this.metrics = metrics;
-    const ingest = new Ingest(this.db, dataDir, this.log, { onConflict: config.dicom.onConflict });
+    const ingest = new Ingest(this.db, dataDir, this.log, {
+      onConflict: config.dicom.onConflict,
+      poolSize: config.spool.poolSize,
+    });
     this.ingest = ingest;
     await ingest.recover();
     // The archive's part of recovery, after the spool's: cheap checks now, the walk of site/raw later if needed.

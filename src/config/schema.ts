@@ -186,6 +186,13 @@ const archive = z
   })
   .prefault({});
 
+const spool = z
+  .strictObject({
+    /** Empty spool files kept ready (created and fsynced in the background); 0: each C-STORE creates its own. */
+    poolSize: z.number().int().min(0).max(4096).default(32),
+  })
+  .prefault({});
+
 const log = z
   .strictObject({
     level: z.enum(['error', 'warn', 'info', 'debug']).default('info'),
@@ -205,6 +212,7 @@ export const configSchema = z.strictObject({
   http,
   import: importSection,
   archive,
+  spool,
   log,
 });
 

@@ -21,11 +21,16 @@ export function preparedStatements(source: DataSource, entity: EntityTarget<Obje
   const insertSql =
     `INSERT INTO ${table} (${columns.map((c) => driver.escape(c.databaseName)).join(', ')}) ` +
     `VALUES (${columns.map((c, i) => driver.createParameter(c.propertyName, i)).join(', ')})`;
+  const values = (row: ObjectLiteral) =>
+    columns.map((c) => driver.preparePersistentValue(c.getEntityValue(row, true), c) as unknown);
   return {
     /** Inserts one row (a duplicate key rejects with the driver's unique-violation error, as `insert` does). */
     async insert(row: ObjectLiteral): Promise<void> {
-      const values = columns.map((c) => driver.preparePersistentValue(c.getEntityValue(row, true), c) as unknown);
-      await source.query(insertSql, values);
+      await source.query(insertSql, values(row));
+    },
+    /** Inserts one row unless its key is there already, through `query` (a transaction's manager). */
+    async insertIgnore(row: ObjectLiteral, query: (sql: string, values: unknown[]) => Promise<unknown>): Promise<void> {
+      await query(`${insertSql} ON CONFLICT DO NOTHING`, values(row));
     },
     /** `SELECT <properties> FROM table WHERE <key> = ?`: the first row's raw values, by property name, or null. */
     selectOneBy<K extends string>(key: string, properties: readonly K[]) {

@@ -131,6 +131,7 @@ function store(host: ServiceHost, rq: Request): DatasetSink | undefined {
     else host.stats.failures++;
     host.stats.bytes += bytes;
     respond(host, rq, result, extra);
+    if (result.after) host.track(result.after);
     try {
       host.handlers.storeCompleted?.({
         association: host.info,

@@ -22,12 +22,15 @@ export interface StoreRequestInfo {
 export interface DimseResult {
   status: number;
   comment?: string;
+  /** Work that goes on after the answer (a store's index row): the association's release waits for it. */
+  after?: Promise<unknown>;
 }
 
 /**
  * Receives one C-STORE data set as it streams off the socket. `write` is called synchronously in PDU order and must
- * not block for long; `finish` resolves with the status to answer once the data is durable and indexed; `abort` is
- * called instead of `finish` when the association dies mid-transfer.
+ * not block for long; `finish` resolves with the status to answer once the data is durable (work that follows, such
+ * as its index row, in `DimseResult.after`); `abort` is called instead of `finish` when the association dies
+ * mid-transfer.
  */
 export interface StoreSink {
   write(chunk: Buffer): void;

@@ -5,6 +5,10 @@ import { requireUid } from './uid.js';
 export const DATA_DIRS = {
   incoming: 'incoming',
   conflicts: 'incoming/conflicts',
+  /** Empty spool files made ahead (storage/spoolPool.ts); a C-STORE writes into one. */
+  pool: 'incoming/.pool',
+  /** Spool files recovery found unsealed or not matching their seal: never indexed, kept for an operator. */
+  torn: 'incoming/torn',
   scanner: 'scanner',
   activeScans: 'active-scans',
   finishedScans: 'finished-scans',

@@ -2,7 +2,6 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { EventEmitter } from 'node:events';
 import type { Database } from '../db/dataSource.js';
-import { isUniqueViolation } from '../db/dataSource.js';
 import { preparedStatements } from '../db/prepared.js';
 import type { InstanceRow } from '../db/entities.js';
 import type { Logger } from '../logging/logger.js';
@@ -12,13 +11,18 @@ import { DicomStatus, DimseError, hex } from '../domain/status.js';
 import { InvalidUidError, isValidUid, requireUid } from '../domain/uid.js';
 import { pixelDataTruncation } from '../domain/pixelData.js';
 import { isStorageSopClass } from '../domain/sopClass.js';
-import { DirSync, SpoolWriter, storageError, type SpooledFile } from '../storage/spoolWriter.js';
-import { parseHeader, parseHeaderFromFile, str, int, type Header } from '../storage/header.js';
-import { compareDatasets, fsyncDir, moveNoReplace } from '../storage/files.js';
+import { SpoolWriter, storageError, type SpooledFile } from '../storage/spoolWriter.js';
+import { parseHeader, parseHeaderFromFile, str, type Header } from '../storage/header.js';
+import { compareDatasets, fsyncDir } from '../storage/files.js';
+import { SpoolPool } from '../storage/spoolPool.js';
 import { dropInstanceRow } from '../db/archiveRows.js';
+import { IndexWriter, indexRows, type IndexJob } from './indexWriter.js';
+import { recoverSpool, type SpoolRecoveryCounts } from './spoolRecovery.js';
 
 export interface IngestOptions {
   onConflict: 'refuse' | 'quarantine';
+  /** spool.poolSize: empty spool files kept ready (0: each store creates its own). */
+  poolSize?: number;
 }
 
 export interface IngestedInstance {
@@ -30,19 +34,18 @@ export interface IngestedInstance {
 }
 
 /**
- * One image's way in: spool file (fsynced) -> header checked -> moved to incoming/<SOP>.dcm without overwriting ->
- * directory fsynced -> row committed -> Success. Used by the C-STORE SCP and by imports alike.
+ * One image's way in. C-STORE: data set written into a pool file, sealed, one fdatasync -> header checked, duplicate
+ * looked up -> Success; then (IndexWriter) moved to incoming/<SOP>.dcm and its row group-committed. Import: its
+ * fsynced copy goes through the same IndexWriter, and `commit` answers once the row is written.
  * Emits 'instance' (IngestedInstance) after each commit.
  */
 export class Ingest extends EventEmitter {
-  private readonly incomingDir: string;
-  private readonly dirSync: DirSync;
+  private readonly pool: SpoolPool;
+  private readonly writer: IndexWriter;
   private readonly locks = new Map<string, Promise<unknown>>();
-  private readonly knownSeries = new Set<string>();
   private readonly pendingWrites = new Set<Promise<void>>();
   /** SOP Instance UIDs that another store of the same UID was waiting on: their early lookup is stale. */
   private readonly locksHeld = new Set<string>();
-  private readonly instanceSql: ReturnType<typeof preparedStatements>;
   private readonly findPath: (sop: string) => Promise<{ path: unknown } | null>;
 
   constructor(
@@ -53,10 +56,13 @@ export class Ingest extends EventEmitter {
   ) {
     super();
     for (const d of Object.values(DATA_DIRS)) fs.mkdirSync(path.join(dataDir, d), { recursive: true });
-    this.incomingDir = path.join(dataDir, DATA_DIRS.incoming);
-    this.dirSync = new DirSync(this.incomingDir, true);
-    this.instanceSql = preparedStatements(db.source, db.entities.Instance);
-    this.findPath = this.instanceSql.selectOneBy('sopInstanceUid', ['path'] as const);
+    this.pool = new SpoolPool(path.join(dataDir, DATA_DIRS.pool), opts.poolSize ?? 32, log);
+    this.writer = new IndexWriter(db, dataDir, log, {
+      onCommitted: (job) => this.committed(job),
+    });
+    this.findPath = preparedStatements(db.source, db.entities.Instance).selectOneBy('sopInstanceUid', [
+      'path',
+    ] as const);
   }
 
   /** The C-STORE SCP's storage hook. */
@@ -75,7 +81,8 @@ export class Ingest extends EventEmitter {
     // Nobody awaits it when the store is aborted or refused: a database error then must not become an unhandled
     // rejection (which ends the process). `store` awaits the same promise and answers its failure.
     existing.catch(() => undefined);
-    const writer = new SpoolWriter(this.incomingDir, req.sopInstanceUid, {
+    const file = this.pool.take();
+    const writer = new SpoolWriter(file, {
       sopClassUid: req.sopClassUid,
       sopInstanceUid: req.sopInstanceUid,
       transferSyntaxUid: req.transferSyntaxUid,
@@ -88,13 +95,18 @@ export class Ingest extends EventEmitter {
         this.log.warn('C-STORE aborted, partial data removed', { sop: req.sopInstanceUid, reason });
       },
       finish: async (): Promise<DimseResult> => {
-        const durable = writer.finish();
-        // The header is checked on the main thread while the thread pool flushes and fsyncs the file.
+        // A file the pool did not have ready is a new name: its directory's fsync joins the one flush.
+        const durable = file.fresh
+          ? writer.finish().then(async (f) => (await this.pool.syncDir(), f))
+          : writer.finish();
+        // The header is checked on the main thread while the thread pool writes and flushes the file.
         const checked = this.check(writer.received(), req.transferSyntaxUid, req.sopInstanceUid);
         let spooled: SpooledFile;
         try {
           spooled = await durable;
         } catch (err) {
+          // Not acknowledged: nothing of it may be recovered later.
+          fs.rmSync(file.path, { force: true });
           return this.failed(req.sopInstanceUid, err);
         }
         return this.place(spooled, checked, {
@@ -180,12 +192,15 @@ export class Ingest extends EventEmitter {
     }
     const relative = spoolPath(uids.sop);
     const target = insideDataDir(this.dataDir, relative);
+    // Acknowledged but not indexed yet: its row is in the next group, and its file is what is stored.
+    const pending = this.writer.pendingFile(uids.sop);
+    if (pending) return this.duplicate(spooled.tmpPath, pending, uids, ctx.source);
     if (existing) {
       const storedPath = insideDataDir(this.dataDir, existing.path);
       if (fs.existsSync(storedPath)) return this.duplicate(spooled.tmpPath, storedPath, uids, ctx.source);
       // The row's file is gone (an operator removed site/raw/<Study> to re-send it, a retention job): this copy is
-      // stored again, never discarded. The stale row goes first; until the new one is written the spool file alone
-      // is the truth, and start-up recovery indexes a spool file without a row.
+      // stored again, never discarded. The stale row goes first (the writer's insert keeps rows already there); until
+      // the new one is written the spool file alone is the truth, and start-up recovery indexes it.
       try {
         await dropInstanceRow(this.db, uids.sop);
       } catch (err) {
@@ -195,79 +210,66 @@ export class Ingest extends EventEmitter {
       }
       this.log.warn('stored file missing: the instance is stored again', { sop: uids.sop, was: existing.path });
     }
-    try {
-      if (moveNoReplace(spooled.tmpPath, target) === 'exists') {
-        // A spool file without its row (a crash between rename and commit): the row is written below.
-        if (!(await compareDatasets(spooled.tmpPath, target)))
-          return await this.duplicate(spooled.tmpPath, target, uids, ctx.source);
-        fs.rmSync(spooled.tmpPath, { force: true });
-      }
-    } catch (err) {
-      fs.rmSync(spooled.tmpPath, { force: true });
-      return this.failed(uids.sop, storageError(err));
+    // A spool file without a row (its group committed after the lookup ran, or recovery could not index it): the
+    // same data gets its row through the writer; other data is a conflict.
+    if (fs.existsSync(target) && !(await compareDatasets(spooled.tmpPath, target))) {
+      return this.duplicate(spooled.tmpPath, target, uids, ctx.source);
     }
-    // The directory fsync (making the move durable) and the row's commit run together; Success waits for both. A row
-    // whose file did not survive a crash belongs to an instance that was never acknowledged: recovery drops it.
-    const durable = this.dirSync.sync().then(
-      () => undefined,
-      (err: unknown) => err,
+    const { row, groups } = indexRows(
+      header,
+      uids,
+      {
+        path: relative,
+        size: spooled.metaLength + spooled.datasetLength,
+        transferSyntaxUid: ctx.transferSyntaxUid,
+      },
+      { source: ctx.source, callingAe: ctx.callingAe ?? null },
     );
-    const row: InstanceRow = {
-      sopInstanceUid: uids.sop,
-      sopClassUid: uids.sopClass,
-      transferSyntaxUid: ctx.transferSyntaxUid,
-      studyInstanceUid: uids.study,
-      seriesInstanceUid: uids.series,
-      instanceNumber: int(header, 'InstanceNumber') ?? null,
-      path: relative,
-      size: spooled.metaLength + spooled.datasetLength,
-      state: 'spooled',
-      source: ctx.source,
-      callingAe: ctx.callingAe ?? null,
-      receivedAt: new Date(),
-      archivedAt: null,
-      header: JSON.stringify(header),
-    };
-    const dirError = await Promise.all([durable, this.index(header, uids, row)]).then(([d]) => d);
-    if (dirError) return this.failed(uids.sop, storageError(dirError));
-    return this.stored(header, uids, ctx.source);
-  }
-
-  private async index(header: Header, uids: { study: string; series: string }, row: InstanceRow): Promise<void> {
-    try {
-      await this.indexGroup(header, uids);
-      await this.instanceSql.insert(row);
-    } catch (err) {
-      if (!isUniqueViolation(err)) {
-        // The file stays in the spool; the start-up recovery indexes it. The sender must not think it is stored.
-        this.log.error('cannot index instance', { sop: row.sopInstanceUid, err: String(err) });
-        throw new DimseError(DicomStatus.ProcessingFailure, 'database unavailable');
-      }
+    const job = this.writer.add({ sop: uids.sop, file: spooled.tmpPath, target, row, groups });
+    const instance = this.instanceOf(uids, ctx.source, false);
+    if (ctx.source === 'dimse') {
+      // The file is durable and sealed: Success now; the final name and the row follow (IndexWriter), and recovery
+      // redoes them after a crash.
+      this.debugStored(header, uids.sop);
+      return { status: DicomStatus.Success, instance, after: job.firstAttempt };
     }
+    // An import reports what the index holds: it waits for the row (or the first failure to write it).
+    const err = await job.firstAttempt;
+    if (err) return this.failed(uids.sop, new DimseError(DicomStatus.ProcessingFailure, 'database unavailable'));
+    this.debugStored(header, uids.sop);
+    return { status: DicomStatus.Success, instance };
   }
 
-  private stored(
-    header: Header,
+  /** The rows of an acknowledged instance are committed: the rest of the pipeline hears of it now. */
+  private committed(job: IndexJob): void {
+    const r = job.row;
+    const uids = { sop: r.sopInstanceUid, study: r.studyInstanceUid, series: r.seriesInstanceUid };
+    this.emit('instance', this.instanceOf(uids, r.source, false));
+  }
+
+  private instanceOf(
     uids: { sop: string; study: string; series: string },
     source: InstanceRow['source'],
-  ): DimseResult & { instance: IngestedInstance } {
-    const instance: IngestedInstance = {
+    duplicate: boolean,
+  ): IngestedInstance {
+    return {
       sopInstanceUid: uids.sop,
       studyInstanceUid: uids.study,
       seriesInstanceUid: uids.series,
       source,
-      duplicate: false,
+      duplicate,
     };
+  }
+
+  private debugStored(header: Header, sop: string): void {
     // winston formats a line before its transports drop it by level: skip that work per image unless debugging.
     if (this.log.isDebugEnabled()) {
       this.log.debug('instance stored', {
-        sop: uids.sop,
+        sop,
         patientId: str(header, 'PatientID'),
         patientName: str(header, 'PatientName'),
       });
     }
-    this.emit('instance', instance);
-    return { status: DicomStatus.Success, instance };
   }
 
   /** Same SOP Instance UID again: identical data is stored once; different data never overwrites. */
@@ -312,41 +314,6 @@ export class Ingest extends EventEmitter {
     };
   }
 
-  /** Patient / study / series rows, written once per series (the first instance of a series pays for it). */
-  private async indexGroup(header: Header, uids: { study: string; series: string }): Promise<void> {
-    if (this.knownSeries.has(uids.series)) return;
-    const { Patient, Study, Series } = this.db.entities;
-    const now = new Date();
-    const patientId = (str(header, 'PatientID') ?? '').slice(0, 64);
-    const ignore = async (entity: typeof Patient | typeof Study | typeof Series, values: object) =>
-      this.db.source.createQueryBuilder().insert().into(entity).values(values).orIgnore().execute();
-    await ignore(Patient, {
-      patientId,
-      patientName: str(header, 'PatientName')?.slice(0, 324) ?? null,
-      birthDate: str(header, 'PatientBirthDate')?.slice(0, 8) ?? null,
-      sex: str(header, 'PatientSex')?.slice(0, 16) ?? null,
-      createdAt: now,
-    });
-    await ignore(Study, {
-      studyInstanceUid: uids.study,
-      patientId,
-      accessionNumber: str(header, 'AccessionNumber')?.slice(0, 64) ?? null,
-      studyDate: str(header, 'StudyDate')?.slice(0, 8) ?? null,
-      studyTime: str(header, 'StudyTime')?.slice(0, 16) ?? null,
-      studyDescription: str(header, 'StudyDescription')?.slice(0, 128) ?? null,
-      createdAt: now,
-    });
-    await ignore(Series, {
-      seriesInstanceUid: uids.series,
-      studyInstanceUid: uids.study,
-      seriesNumber: int(header, 'SeriesNumber') ?? null,
-      modality: str(header, 'Modality')?.slice(0, 16) ?? null,
-      seriesDescription: str(header, 'SeriesDescription')?.slice(0, 128) ?? null,
-      createdAt: now,
-    });
-    this.knownSeries.add(uids.series);
-  }
-
   private failed(sop: string | undefined, err: unknown): DimseResult {
     const e = err instanceof DimseError ? err : storageError(err);
     this.log.warn('C-STORE failed', { sop, status: hex(e.status), reason: e.message });
@@ -376,67 +343,13 @@ export class Ingest extends EventEmitter {
   }
 
   /**
-   * Start-up recovery of the spool: a `.part` file is an unfinished transfer (never acknowledged) and is removed;
-   * a `<SOP>.dcm` file without its row gets its row.
+   * Start-up recovery of the spool (spoolRecovery.ts), then the pool starts filling. Not for a process that runs
+   * beside a daemon (`scannode import`).
    */
-  async recover(): Promise<{ indexed: number; removed: number }> {
-    let indexed = 0;
-    let removed = 0;
-    const repo = this.db.source.getRepository(this.db.entities.Instance);
-    for (const name of fs.readdirSync(this.incomingDir)) {
-      const file = path.join(this.incomingDir, name);
-      if (name.endsWith('.part') && !ownedByAnotherLiveProcess(name)) {
-        fs.rmSync(file, { force: true });
-        removed++;
-        continue;
-      }
-      if (!name.endsWith('.dcm')) continue;
-      const sop = name.slice(0, -4);
-      if (!isValidUid(sop) || (await repo.existsBy({ sopInstanceUid: sop }))) continue;
-      try {
-        const header = parseHeaderFromFile(file);
-        const size = fs.statSync(file).size;
-        const uids = {
-          sop: requireUid('SOPInstanceUID', header.SOPInstanceUID),
-          study: requireUid('StudyInstanceUID', header.StudyInstanceUID),
-          series: requireUid('SeriesInstanceUID', header.SeriesInstanceUID),
-          sopClass: requireUid('SOPClassUID', header.SOPClassUID),
-        };
-        await this.indexGroup(header, uids);
-        await repo.insert({
-          sopInstanceUid: uids.sop,
-          sopClassUid: uids.sopClass,
-          transferSyntaxUid: str(header, 'TransferSyntaxUID') ?? '',
-          studyInstanceUid: uids.study,
-          seriesInstanceUid: uids.series,
-          instanceNumber: int(header, 'InstanceNumber') ?? null,
-          path: spoolPath(uids.sop),
-          size,
-          state: 'spooled',
-          source: 'recovered',
-          callingAe: null,
-          receivedAt: new Date(),
-          archivedAt: null,
-          header: JSON.stringify(header),
-        });
-        indexed++;
-      } catch (err) {
-        this.log.error('spool file cannot be indexed, left in place', { file: name, err: String(err) });
-      }
-    }
-    // The row and the directory fsync are written together, so a crash can leave a row whose file never became
-    // durable. That instance was never acknowledged (Success waits for both): the row goes, the sender re-sends.
-    let orphans = 0;
-    const spooled = await repo.find({ where: { state: 'spooled' }, select: { sopInstanceUid: true, path: true } });
-    for (const row of spooled) {
-      if (fs.existsSync(insideDataDir(this.dataDir, row.path))) continue;
-      await repo.delete({ sopInstanceUid: row.sopInstanceUid });
-      orphans++;
-    }
-    if (indexed || removed || orphans) {
-      this.log.info('spool recovered', { indexed, removedPartial: removed, rowsWithoutFile: orphans });
-    }
-    return { indexed, removed };
+  async recover(): Promise<SpoolRecoveryCounts> {
+    const counts = await recoverSpool(this.db, this.dataDir, this.log);
+    this.pool.start();
+    return counts;
   }
 
   /** The association audit row. */
@@ -471,25 +384,10 @@ export class Ingest extends EventEmitter {
     await Promise.all([...this.pendingWrites]);
   }
 
-  /** After the last store and import: releases the spool directory. */
-  close(): Promise<void> {
-    return this.dirSync.close();
-  }
-}
-
-/**
- * Spool temporaries are named `...<pid>-<n>.part`. One that belongs to another process still running (a
- * `scannode import` beside the daemon) is that process's transfer in flight, not debris of a crash.
- */
-function ownedByAnotherLiveProcess(name: string): boolean {
-  const m = /[.-](\d+)-\d+\.part$/.exec(name);
-  const pid = m ? Number(m[1]) : NaN;
-  if (!Number.isInteger(pid) || pid === process.pid || pid <= 1) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  /** After the last store and import: writes the rows still queued and empties the pool. */
+  async close(): Promise<void> {
+    await this.writer.stop();
+    await this.pool.stop();
   }
 }
 

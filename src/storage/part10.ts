@@ -14,6 +14,12 @@ export interface MetaInfo {
   sourceAeTitle?: string;
 }
 
+/** The meta carries a seal (see seal.ts): its last element, (0002,0102), reserved as zeros until `writeSeal`. */
+export interface SealSlot {
+  creatorUid: string;
+  bytes: number;
+}
+
 function element(group: number, elem: number, vr: string, value: Buffer): Buffer {
   const long = vr === 'OB' || vr === 'UN' || vr === 'SQ' || vr === 'UT';
   const header = Buffer.alloc(long ? 12 : 8);
@@ -30,7 +36,7 @@ function str(value: string, pad: '\0' | ' '): Buffer {
   return Buffer.from(value.length % 2 ? value + pad : value, 'latin1');
 }
 
-export function buildPart10Header(meta: MetaInfo): Buffer {
+export function buildPart10Header(meta: MetaInfo, seal?: SealSlot): Buffer {
   const elements = [
     element(0x0002, 0x0001, 'OB', Buffer.from([0x00, 0x01])),
     element(0x0002, 0x0002, 'UI', str(meta.sopClassUid, '\0')),
@@ -40,6 +46,10 @@ export function buildPart10Header(meta: MetaInfo): Buffer {
     element(0x0002, 0x0013, 'SH', str(IMPLEMENTATION_VERSION, ' ')),
   ];
   if (meta.sourceAeTitle) elements.push(element(0x0002, 0x0016, 'AE', str(meta.sourceAeTitle, ' ')));
+  if (seal) {
+    elements.push(element(0x0002, 0x0100, 'UI', str(seal.creatorUid, '\0')));
+    elements.push(element(0x0002, 0x0102, 'OB', Buffer.alloc(seal.bytes)));
+  }
   const body = Buffer.concat(elements);
   const groupLength = Buffer.alloc(4);
   groupLength.writeUInt32LE(body.length, 0);
@@ -49,4 +59,9 @@ export function buildPart10Header(meta: MetaInfo): Buffer {
     element(0x0002, 0x0000, 'UL', groupLength),
     body,
   ]);
+}
+
+/** Fills the seal slot of a header built with one (its last `value.length` bytes). */
+export function writeSeal(header: Buffer, value: Buffer): void {
+  value.copy(header, header.length - value.length);
 }

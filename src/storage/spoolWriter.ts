@@ -1,11 +1,11 @@
 import fs from 'node:fs';
-import path from 'node:path';
 import { promisify } from 'node:util';
-import { buildPart10Header, type MetaInfo } from './part10.js';
+import { buildPart10Header, writeSeal, type MetaInfo } from './part10.js';
+import { encodeSeal, SealHasher, SEAL_BYTES, SEAL_CREATOR_UID } from './seal.js';
 import { HEAD_BYTES } from './header.js';
 import { DicomStatus, DimseError } from '../domain/status.js';
 
-const fsync = promisify(fs.fsync);
+const fdatasync = promisify(fs.fdatasync);
 const close = promisify(fs.close);
 const open = promisify(fs.open);
 
@@ -17,10 +17,17 @@ const FLUSH_BYTES = 256 * 1024;
 /** Above this much written-but-not-yet-flushed data, write synchronously so memory stays flat on a fast sender. */
 const MAX_IN_FLIGHT = 8 * 1024 * 1024;
 
-let counter = 0;
+/** Where a C-STORE's data set goes (handed out by the spool pool). */
+export interface PoolFile {
+  path: string;
+  /** The pool keeps its ready files open: the writer takes over this descriptor (and closes it). */
+  fd?: number;
+  /** Created just now because the pool was empty: its name is durable only after the pool directory's fsync. */
+  fresh: boolean;
+}
 
 export interface SpooledFile {
-  /** Absolute path of the fsynced temporary file (`*.part`). */
+  /** Absolute path of the flushed file (a pool file, or an import's `*.part`). */
   tmpPath: string;
   /** Length of preamble + file meta in front of the data set. */
   metaLength: number;
@@ -33,8 +40,9 @@ export interface SpooledFile {
 }
 
 /**
- * Streams one data set into `<dir>/<name>.<n>.part`: the Part 10 preamble and meta first, then the bytes as they come,
- * written in 256 KiB batches by the thread pool while the rest still arrives, then fsynced off the main thread.
+ * Streams one data set into a spool pool file: the bytes as they come, written in 256 KiB batches by the thread pool
+ * while the rest still arrives, hashed for the seal (seal.ts), then the Part 10 preamble and sealed meta in front, then
+ * one fdatasync off the main thread.
  * A write error (ENOSPC) is kept and reported by `finish` as A700; the partial file is removed.
  */
 export class SpoolWriter {
@@ -58,18 +66,25 @@ export class SpoolWriter {
   private readonly batches = new Set<Promise<void>>();
   private inFlight = 0;
   private readonly metaLength: number;
+  private readonly header: Buffer;
+  private readonly hasher = new SealHasher();
   readonly tmpPath: string;
 
-  constructor(dir: string, name: string, meta: MetaInfo) {
-    this.tmpPath = path.join(dir, `${name}.${process.pid}-${++counter}.part`);
-    const header = buildPart10Header(meta);
-    this.metaLength = header.length;
-    this.headParts.push(header);
-    this.headBytes = header.length;
-    this.pending.push(header);
-    this.pendingBytes = header.length;
+  /**
+   * `file`: a pool file (empty, its name already durable), or a new name to create when the pool had none. The
+   * data set is written after room left for the meta; the meta, with the seal filled in, is written last.
+   */
+  constructor(file: PoolFile, meta: MetaInfo) {
+    this.tmpPath = file.path;
+    this.header = buildPart10Header(meta, { creatorUid: SEAL_CREATOR_UID, bytes: SEAL_BYTES });
+    this.metaLength = this.header.length;
+    this.position = this.metaLength;
+    this.headParts.push(this.header);
+    this.headBytes = this.header.length;
     // Opened off the main thread while the data set is still on its way (a blocking open waits behind other fsyncs).
-    this.opened = open(this.tmpPath, 'wx').then(
+    this.opened = (
+      file.fd !== undefined ? Promise.resolve(file.fd) : open(this.tmpPath, file.fresh ? 'wx' : 'r+')
+    ).then(
       (fd) => {
         this.fd = fd;
       },
@@ -80,6 +95,7 @@ export class SpoolWriter {
   write(chunk: Buffer): void {
     if (this.error) return;
     this.datasetLength += chunk.length;
+    this.hasher.update(chunk);
     if (this.headBytes < HEAD_BYTES) {
       const take = chunk.subarray(0, HEAD_BYTES - this.headBytes);
       this.headParts.push(take);
@@ -124,22 +140,31 @@ export class SpoolWriter {
     this.error ??= err as Error;
   }
 
-  /** Flushes, fsyncs and closes; resolves with what the parser needs, or rejects with a DIMSE error. */
+  /**
+   * Writes the rest, then the sealed meta, then one fdatasync: the only flush before Success. Resolves with what the
+   * parser needs, or rejects with a DIMSE error.
+   */
   async finish(): Promise<SpooledFile> {
     this.flush();
-    await this.settled();
+    // The sealed meta goes out beside the last batches still being written.
+    writeSeal(this.header, encodeSeal(this.hasher.finish()));
+    const sealed = this.opened.then(() =>
+      this.error || this.fd === undefined ? undefined : writeAll(this.fd, [this.header], this.header.length, 0),
+    );
+    const [, meta] = await Promise.allSettled([this.settled(), sealed]);
     const fd = this.fd;
     this.fd = undefined;
     try {
+      if (meta.status === 'rejected') this.fail(meta.reason);
       if (this.error) throw this.error;
-      await fsync(fd!);
+      await fdatasync(fd!);
     } catch (err) {
       if (fd !== undefined) await close(fd).catch(() => undefined);
       // Removed before the failure is answered: nothing partial is left once the sender has its status.
       await fs.promises.rm(this.tmpPath, { force: true }).catch(() => undefined);
       throw storageError(err);
     }
-    // Durable once fsynced: the close need not hold up the answer (a file may be renamed while open).
+    // Durable once flushed: the close need not hold up the answer (a file may be renamed while open).
     fs.close(fd!, () => undefined);
     return this.received();
   }

@@ -14,7 +14,13 @@ export function listFiles(dir: string): string[] {
   return fs
     .readdirSync(dir, { recursive: true, withFileTypes: true })
     .filter((e) => e.isFile())
-    .map((e) => path.join(e.parentPath, e.name));
+    .map((e) => path.join(e.parentPath, e.name))
+    .filter((f) => !isEmptyPoolFile(f));
+}
+
+/** The spool pool's empty files made ahead (incoming/.pool) hold no image: not spool content for a test. */
+function isEmptyPoolFile(f: string): boolean {
+  return path.basename(path.dirname(f)) === '.pool' && fs.statSync(f, { throwIfNoEntry: false })?.size === 0;
 }
 
 /** Polls until fn() is truthy (no fixed sleeps in assertions); throws with `what` after the deadline. */

@@ -1,0 +1,132 @@
+/**
+ * Start-up recovery of the spool, before the listener opens. What a C-STORE left after its Success (final name, index
+ * row) is redone from the files:
+ * - pool files (incoming/.pool, not another live process's): empty ones are removed; a sealed one whose bytes match
+ *   its seal is moved to incoming/<SOP>.dcm; any other (no seal, wrong length, wrong checksum: a transfer cut short
+ *   or a torn write) goes to incoming/torn/ and is never indexed;
+ * - `.part` files (imports in flight) are removed: never acknowledged;
+ * - every incoming/<SOP>.dcm without its row gets it; a 'spooled' row whose file is gone is dropped.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Database } from '../db/dataSource.js';
+import { insertInstanceBatch } from '../db/instanceBatch.js';
+import type { Logger } from '../logging/logger.js';
+import { DATA_DIRS, insideDataDir, spoolPath } from '../domain/paths.js';
+import { isValidUid, requireUid } from '../domain/uid.js';
+import { parseHeaderFromFile, str } from '../storage/header.js';
+import { checkSealedFile } from '../storage/seal.js';
+import { compareDatasets, fsyncDir, moveNoReplace } from '../storage/files.js';
+import { ownedByAnotherLiveProcess } from '../storage/spoolPool.js';
+import { indexRows } from './indexWriter.js';
+
+export interface SpoolRecoveryCounts {
+  /** Spool files that got their index row. */
+  indexed: number;
+  /** Unfinished import copies and empty pool files removed. */
+  removed: number;
+  /** Pool files moved to incoming/torn. */
+  torn: number;
+}
+
+const GROUP = 200;
+
+export async function recoverSpool(db: Database, dataDir: string, log: Logger): Promise<SpoolRecoveryCounts> {
+  const incoming = path.join(dataDir, DATA_DIRS.incoming);
+  const counts: SpoolRecoveryCounts = { indexed: 0, removed: 0, torn: 0 };
+  const pool = path.join(dataDir, DATA_DIRS.pool);
+  const tornDir = path.join(dataDir, DATA_DIRS.torn);
+  let tornDirMade = false;
+  for (const name of fs.existsSync(pool) ? fs.readdirSync(pool) : []) {
+    if (ownedByAnotherLiveProcess(name)) continue;
+    const file = path.join(pool, name);
+    if (fs.statSync(file).size === 0) {
+      fs.rmSync(file, { force: true });
+      counts.removed++;
+      continue;
+    }
+    const check = checkSealedFile(file);
+    if (!check.ok) {
+      if (!tornDirMade) fs.mkdirSync(tornDir, { recursive: true });
+      tornDirMade = true;
+      const dest = path.join(tornDir, `${name}.${Date.now()}`);
+      fs.renameSync(file, dest);
+      counts.torn++;
+      log.warn('torn spool file set aside, not indexed', { file: path.relative(dataDir, dest), reason: check.reason });
+      continue;
+    }
+    try {
+      const sop = requireUid('SOPInstanceUID', parseHeaderFromFile(file).SOPInstanceUID);
+      const target = insideDataDir(dataDir, spoolPath(sop));
+      if (moveNoReplace(file, target) === 'exists') {
+        if (await compareDatasets(file, target)) fs.rmSync(file, { force: true });
+        else {
+          const dest = path.join(dataDir, DATA_DIRS.conflicts, `${sop}.${Date.now()}.dcm`);
+          fs.renameSync(file, dest);
+          log.warn('recovered spool file differs from the stored one with its UID: quarantined', {
+            sop,
+            file: path.relative(dataDir, dest),
+          });
+        }
+      }
+    } catch (err) {
+      log.error('sealed spool file cannot be read, left in the pool', { file: name, err: String(err) });
+    }
+  }
+  await Promise.all([fsyncDir(incoming), fs.existsSync(pool) ? fsyncDir(pool) : undefined]);
+  if (tornDirMade) await fsyncDir(tornDir);
+
+  const repo = db.source.getRepository(db.entities.Instance);
+  let rows: ReturnType<typeof indexRows>[] = [];
+  const flush = async () => {
+    if (!rows.length) return;
+    await insertInstanceBatch(
+      db,
+      rows.map((r) => r.groups),
+      rows.map((r) => r.row),
+    );
+    counts.indexed += rows.length;
+    rows = [];
+  };
+  for (const name of fs.readdirSync(incoming)) {
+    const file = path.join(incoming, name);
+    if (name.endsWith('.part') && !ownedByAnotherLiveProcess(name)) {
+      fs.rmSync(file, { force: true });
+      counts.removed++;
+      continue;
+    }
+    if (!name.endsWith('.dcm')) continue;
+    const sop = name.slice(0, -4);
+    if (!isValidUid(sop) || (await repo.existsBy({ sopInstanceUid: sop }))) continue;
+    try {
+      const header = parseHeaderFromFile(file);
+      const uids = {
+        sop: requireUid('SOPInstanceUID', header.SOPInstanceUID),
+        study: requireUid('StudyInstanceUID', header.StudyInstanceUID),
+        series: requireUid('SeriesInstanceUID', header.SeriesInstanceUID),
+        sopClass: requireUid('SOPClassUID', header.SOPClassUID),
+      };
+      const where = { path: spoolPath(uids.sop), size: fs.statSync(file).size };
+      const transferSyntaxUid = str(header, 'TransferSyntaxUID') ?? '';
+      rows.push(indexRows(header, uids, { ...where, transferSyntaxUid }, { source: 'recovered', callingAe: null }));
+      if (rows.length >= GROUP) await flush();
+    } catch (err) {
+      log.error('spool file cannot be indexed, left in place', { file: name, err: String(err) });
+    }
+  }
+  await flush();
+
+  // Rows are written only after their file's final name is durable: a 'spooled' row without its file does not come
+  // from a crash of the receive path. As before, the row goes (an archived copy is the archive recovery's).
+  let orphans = 0;
+  const spooled = await repo.find({ where: { state: 'spooled' }, select: { sopInstanceUid: true, path: true } });
+  for (const row of spooled) {
+    if (fs.existsSync(insideDataDir(dataDir, row.path))) continue;
+    await repo.delete({ sopInstanceUid: row.sopInstanceUid });
+    orphans++;
+  }
+  if (counts.indexed || counts.removed || counts.torn || orphans) {
+    log.info('spool recovered', { ...counts, rowsWithoutFile: orphans });
+  }
+  return counts;
+}
