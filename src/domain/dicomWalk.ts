@@ -16,7 +16,21 @@ export const SEQUENCE_DELIMITATION = 0xfffee0dd;
 export const PIXEL_DATA = 0x7fe00010;
 
 /** VRs whose explicit-VR header has two reserved bytes and a 32-bit length (PS3.5 7.1.2). */
-const LONG_VRS = new Set(['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'SQ', 'SV', 'UC', 'UN', 'UR', 'UT', 'UV']);
+export const LONG_VRS: ReadonlySet<string> = new Set([
+  'OB',
+  'OD',
+  'OF',
+  'OL',
+  'OV',
+  'OW',
+  'SQ',
+  'SV',
+  'UC',
+  'UN',
+  'UR',
+  'UT',
+  'UV',
+]);
 
 export interface WalkedElement {
   /** (group << 16 | element), unsigned. */

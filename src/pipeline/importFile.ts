@@ -13,6 +13,7 @@ import { DicomStatus, hex } from '../domain/status.js';
 import { classifyImportError, storeFailure, TransientImportError } from '../domain/importRules.js';
 import { HEAD_BYTES } from '../storage/header.js';
 import { datasetOffset } from '../storage/files.js';
+import { metaString, readMeta } from '../storage/part10.js';
 import { sameIdent, type DirRef, type EntryKind, type Ident, type TreeEntry } from './safeTree.js';
 import { entryIdent, moveIfSame, openRegular } from './treeEntries.js';
 
@@ -268,20 +269,7 @@ async function readEnds(fh: fs.promises.FileHandle, size: number): Promise<{ hea
 
 /** The Transfer Syntax UID (0002,0010) of a Part 10 file's meta header, or undefined. */
 export function metaTransferSyntax(buf: Buffer): string | undefined {
-  let p = 132;
-  while (p + 8 <= buf.length && buf.readUInt16LE(p) === 0x0002) {
-    const elem = buf.readUInt16LE(p + 2);
-    const vr = buf.toString('latin1', p + 4, p + 6);
-    const long = ['OB', 'OW', 'OF', 'SQ', 'UT', 'UN'].includes(vr);
-    const len = long ? buf.readUInt32LE(p + 8) : buf.readUInt16LE(p + 6);
-    const start = p + (long ? 12 : 8);
-    if (elem === 0x0010) {
-      const v = buf.toString('latin1', start, Math.min(start + len, buf.length)).replace(/[\0 ]+$/, '');
-      return v.length ? v : undefined;
-    }
-    p = start + len;
-  }
-  return undefined;
+  return metaString(readMeta(buf), 0x0010);
 }
 
 /**

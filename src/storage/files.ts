@@ -2,17 +2,11 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
+import { readMeta } from './part10.js';
 
-/** Where the data set starts in a Part 10 file: after the preamble, 'DICM' and every group 0002 element. */
+/** Where the data set starts in a Part 10 file: after the preamble, 'DICM' and every group 0002 element (0: not Part 10). */
 export function datasetOffset(buf: Buffer): number {
-  if (buf.length < 132 || buf.toString('latin1', 128, 132) !== 'DICM') return 0;
-  let p = 132;
-  while (p + 8 <= buf.length && buf.readUInt16LE(p) === 0x0002) {
-    const vr = buf.toString('latin1', p + 4, p + 6);
-    if (['OB', 'OW', 'OF', 'SQ', 'UT', 'UN'].includes(vr)) p += 12 + buf.readUInt32LE(p + 8);
-    else p += 8 + buf.readUInt16LE(p + 6);
-  }
-  return p;
+  return readMeta(buf)?.end ?? 0;
 }
 
 const CHUNK = 1 << 20;

@@ -11,6 +11,7 @@
 import fs from 'node:fs';
 import zlib from 'node:zlib';
 import { datasetOffset } from './files.js';
+import { metaString, readMeta } from './part10.js';
 
 /** Names the seal's format in (0002,0100); a new format gets a new UID. */
 export const SEAL_CREATOR_UID = '1.2.826.0.1.3680043.10.1561.1.1';
@@ -48,26 +49,12 @@ export class SealHasher {
 
 /** The seal recorded in a Part 10 meta (the file's first bytes), or undefined when it has none of ours. */
 export function readSeal(head: Buffer): Seal | undefined {
-  if (head.length < 132 || head.toString('latin1', 128, 132) !== 'DICM') return undefined;
-  let p = 132;
-  let creator: string | undefined;
-  while (p + 8 <= head.length && head.readUInt16LE(p) === 0x0002) {
-    const elem = head.readUInt16LE(p + 2);
-    const vr = head.toString('latin1', p + 4, p + 6);
-    const long = ['OB', 'OW', 'OF', 'SQ', 'UT', 'UN'].includes(vr);
-    const len = long ? head.readUInt32LE(p + 8) : head.readUInt16LE(p + 6);
-    const start = p + (long ? 12 : 8);
-    if (start + len > head.length) return undefined;
-    if (elem === 0x0100) creator = head.toString('latin1', start, start + len).replace(/\0+$/, '');
-    if (elem === 0x0102 && creator === SEAL_CREATOR_UID && len === SEAL_BYTES) {
-      const value = head.subarray(start, start + len);
-      // All zeros: the slot as reserved, never filled (the meta is written last).
-      if (value.every((b) => b === 0)) return undefined;
-      return { datasetLength: Number(value.readBigUInt64LE(0)), crc32: value.readUInt32LE(8) };
-    }
-    p = start + len;
-  }
-  return undefined;
+  const meta = readMeta(head);
+  const slot = meta?.elements.find((e) => e.element === 0x0102);
+  if (!slot || metaString(meta, 0x0100) !== SEAL_CREATOR_UID || slot.value.length !== SEAL_BYTES) return undefined;
+  // All zeros: the slot as reserved, never filled (the meta is written last).
+  if (slot.value.every((b) => b === 0)) return undefined;
+  return { datasetLength: Number(slot.value.readBigUInt64LE(0)), crc32: slot.value.readUInt32LE(8) };
 }
 
 export type SealCheck = { ok: true; seal: Seal; metaLength: number } | { ok: false; reason: string };
