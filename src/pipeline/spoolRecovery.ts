@@ -5,7 +5,8 @@
  *   its seal is moved to incoming/<SOP>.dcm; any other (no seal, wrong length, wrong checksum: a transfer cut short
  *   or a torn write) goes to incoming/torn/ and is never indexed;
  * - `.part` files (imports in flight) are removed: never acknowledged;
- * - every incoming/<SOP>.dcm without its row gets it; a 'spooled' row whose file is gone is dropped.
+ * - every incoming/<SOP>.dcm without its row gets it; a 'spooled' row whose file is gone is dropped, unless many are
+ *   (dataDir looks unmounted or emptied): then none is, and the log says so.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -30,6 +31,8 @@ export interface SpoolRecoveryCounts {
 }
 
 const GROUP = 200;
+/** Spooled rows without their file that a crash can explain; more (and most of them) is a missing volume. */
+const MASS_DROP = 10;
 
 export async function recoverSpool(db: Database, dataDir: string, log: Logger): Promise<SpoolRecoveryCounts> {
   const incoming = path.join(dataDir, DATA_DIRS.incoming);
@@ -118,15 +121,30 @@ export async function recoverSpool(db: Database, dataDir: string, log: Logger): 
 
   // Rows are written only after their file's final name is durable: a 'spooled' row without its file does not come
   // from a crash of the receive path. As before, the row goes (an archived copy is the archive recovery's).
-  let orphans = 0;
   const spooled = await repo.find({ where: { state: 'spooled' }, select: { sopInstanceUid: true, path: true } });
-  for (const row of spooled) {
-    if (fs.existsSync(insideDataDir(dataDir, row.path))) continue;
-    await repo.delete({ sopInstanceUid: row.sopInstanceUid });
-    orphans++;
+  const missing = spooled.filter((row) => !fs.existsSync(insideDataDir(dataDir, row.path)));
+  let orphans = 0;
+  if (looksUnmounted(missing.length, spooled.length)) {
+    // A crash leaves a few such rows at most. Many, or all of them: the data volume is not mounted yet, or incoming/
+    // was emptied by hand. The rows stay (a re-send of such an instance is stored again) and the operator is told.
+    log.error('many spooled rows have no file: dataDir looks unmounted or emptied; none is dropped', {
+      rowsWithoutFile: missing.length,
+      spooledRows: spooled.length,
+      dataDir,
+    });
+  } else {
+    for (const row of missing) {
+      await repo.delete({ sopInstanceUid: row.sopInstanceUid });
+      orphans++;
+    }
   }
   if (counts.indexed || counts.removed || counts.torn || orphans) {
     log.info('spool recovered', { ...counts, rowsWithoutFile: orphans });
   }
   return counts;
+}
+
+/** More than a crash can leave: over MASS_DROP rows without their file, and most of the spooled rows. */
+function looksUnmounted(missing: number, spooled: number): boolean {
+  return missing > MASS_DROP && missing * 2 > spooled;
 }

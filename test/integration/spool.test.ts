@@ -119,4 +119,42 @@ describe('spool durability', () => {
       }
     }
   });
+  test('spooled rows whose files are all gone (dataDir not mounted) are kept; a few, as a crash leaves, are dropped', async (t) => {
+    if (!needPeer(t, 'storescu')) return;
+    const study = generateStudy({ dir: path.join(tmp, 'unmounted'), series: 1, perSeries: 20 });
+    const node = await startTestNode();
+    try {
+      const r = await run('storescu', [
+        '-aec',
+        'SCANNODE',
+        '127.0.0.1',
+        String(node.port),
+        ...study.map((s) => s.file),
+      ]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal((await node.instances()).length, 20);
+      await node.stop();
+      // One file gone: what a crash can explain. Its row goes at the next start.
+      const spooled = (s: GeneratedInstance) => path.join(node.dataDir, 'incoming', `${s.sopInstanceUid}.dcm`);
+      const aside = path.join(tmp, 'aside');
+      fs.mkdirSync(aside, { recursive: true });
+      fs.renameSync(spooled(study[0]!), path.join(aside, 'one.dcm'));
+      await node.restart();
+      assert.equal((await node.instances()).length, 19, 'the row of the one missing file dropped');
+      await node.stop();
+      // Every file gone (the volume not mounted): no row is dropped, and the log says why.
+      for (const s of study.slice(1)) fs.renameSync(spooled(s), path.join(aside, `${s.sopInstanceUid}.dcm`));
+      await node.restart();
+      assert.equal((await node.instances()).length, 19, 'no row dropped');
+      const log = fs.readFileSync(path.join(node.dir, 'scannode.log'), 'utf8');
+      assert.match(log, /dataDir looks unmounted or emptied; none is dropped/);
+      // Mounted again: everything is where it was.
+      await node.stop();
+      for (const s of study.slice(1)) fs.renameSync(path.join(aside, `${s.sopInstanceUid}.dcm`), spooled(s));
+      await node.restart();
+      assert.equal((await node.instances()).length, 19);
+    } finally {
+      await node.destroy();
+    }
+  });
 });
