@@ -69,7 +69,8 @@ export async function startPeerBench(study: GeneratedInstance[]): Promise<PeerBe
   return { orthanc, storescpPort, scannodePort, studyUid, stop: () => orthanc.destroy() };
 }
 
-function scannodeConfig(base: string, port: number, extra: Record<string, unknown>): string {
+/** Writes a bench node's config.json (SQLite, HTTP on any port, warnings only) and returns its path. */
+export function scannodeConfig(base: string, port: number, extra: Record<string, unknown> = {}): string {
   const config = {
     dicom: { host: '127.0.0.1', port },
     dataDir: path.join(base, 'data'),

@@ -9,6 +9,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { startOrthanc } from '../helpers/orthanc.js';
 import { shimEnv } from './fsyncShim.js';
+import { scannodeConfig } from './peers.js';
 import {
   countFiles,
   countFilesRecursive,
@@ -86,15 +87,7 @@ async function startStorescp(kind: Receiver, base: string, ctx: BenchContext): P
 export async function startScannode(base: string, ctx: BenchContext, profileTag?: string): Promise<Receiving> {
   fs.mkdirSync(base, { recursive: true });
   const port = await freePort();
-  const config = {
-    dicom: { host: '127.0.0.1', port },
-    dataDir: path.join(base, 'data'),
-    database: { type: 'sqlite', path: 'db.sqlite' },
-    http: { port: 0 },
-    log: { level: 'warn' },
-  };
-  const cfgFile = path.join(base, 'config.json');
-  fs.writeFileSync(cfgFile, JSON.stringify(config, null, 2));
+  const cfgFile = scannodeConfig(base, port);
   const nodeArgs: string[] = [...ctx.nodeArgs];
   if (ctx.profile && profileTag !== undefined) {
     const dir = path.join(ctx.profDir, profileTag);
