@@ -5,6 +5,7 @@ import { ConfigError, DEFAULT_CONFIG_FILE, loadConfig, type LoadedConfig } from 
 import { ScannodeNode } from './main.js';
 import { echo, parsePeer } from './dimse/echo.js';
 import { openDatabase, type Database } from './db/dataSource.js';
+import { SCAN_STATES } from './db/scanEntities.js';
 import { createLogger } from './logging/logger.js';
 import { ScanRequests } from './pipeline/scanRequests.js';
 import type { ScanView } from './pipeline/scanViews.js';
@@ -131,8 +132,6 @@ program
   });
 
 // -- scan requests: open the database of the config directly; a running node picks the new file up --------------
-
-const SCAN_STATES = ['active', 'cancelled', 'finished', 'failed'] as const;
 
 async function withScans<T>(configFile: string, fn: (scans: ScanRequests) => Promise<T>): Promise<T> {
   return withDb(configFile, (db, loaded) => {

@@ -33,7 +33,16 @@ export interface MppsEventRow {
   dataset: string;
 }
 
-export type ScanState = 'active' | 'cancelled' | 'finished' | 'failed';
+/** The states of a scan request, declared once (metrics, HTTP filters and the CLI read this list). */
+export const SCAN_STATES = ['active', 'finished', 'failed', 'cancelled'] as const;
+export type ScanState = (typeof SCAN_STATES)[number];
+
+/** SQLite hands back MAX(datetime) as text in UTC without a zone; PostgreSQL a Date. */
+export function parseDbDate(v: string | Date): Date {
+  if (v instanceof Date) return v;
+  if (/[zZ]|[+-]\d\d:?\d\d$/.test(v)) return new Date(v);
+  return new Date(`${v.replace(' ', 'T')}Z`);
+}
 export type ScanSource = 'mpps' | 'cli' | 'file' | 'api';
 
 export interface ScanRow {

@@ -1,13 +1,11 @@
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import type { ScanState } from '../db/scanEntities.js';
+import { SCAN_STATES, type ScanState } from '../db/scanEntities.js';
 import { makeRequest } from '../domain/scanRequest.js';
 import { DATA_DIRS } from '../domain/paths.js';
 import type { ScanView } from '../pipeline/scanViews.js';
 import type { ScanProgress } from '../pipeline/reconcile.js';
 import { httpError, need, type HttpServices } from './common.js';
-
-const SCAN_STATES = ['active', 'finished', 'failed', 'cancelled'] as const;
 
 /** Query-string paging, shared by the list endpoints. */
 export const pagingProperties = {

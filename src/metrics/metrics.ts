@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Database } from '../db/dataSource.js';
 import type { RetrieveAttemptRow } from '../db/retrieveEntities.js';
-import type { ScanState } from '../db/scanEntities.js';
+import { SCAN_STATES } from '../db/scanEntities.js';
 import type { AssociationInfo, AssociationSummary } from '../dimse/types.js';
 import type { Logger } from '../logging/logger.js';
 
@@ -26,7 +26,6 @@ export interface StoreCompleted {
   durationMs: number;
 }
 
-export const SCAN_STATES: readonly ScanState[] = ['active', 'finished', 'failed', 'cancelled'];
 
 /** 1 ms .. 10 s: a small image on loopback takes a few ms, a large multi-frame over a WAN seconds. */
 export const CSTORE_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];

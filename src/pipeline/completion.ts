@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { In, IsNull, Not } from 'typeorm';
 import type { Database } from '../db/dataSource.js';
-import type { ScanRow } from '../db/scanEntities.js';
+import { parseDbDate, type ScanRow } from '../db/scanEntities.js';
 import type { Logger } from '../logging/logger.js';
 import { DATA_DIRS } from '../domain/paths.js';
 import { isValidUid } from '../domain/uid.js';
@@ -235,7 +235,7 @@ export class Completion {
           continue;
         }
         if (unresolved.length && (await this.mayBelongTo(r.study, unresolved))) continue;
-        const last = r.last instanceof Date ? r.last : parseDbDate(r.last);
+        const last = parseDbDate(r.last);
         if (now - last.getTime() < this.opts.quietPeriodSeconds * 1000) continue;
         const res = await this.archiver.archiveStudy(r.study);
         await this.group(r.study);
@@ -306,10 +306,4 @@ export class Completion {
       file: path.relative(this.dataDir, file),
     });
   }
-}
-
-/** SQLite hands back MAX(datetime) as text in UTC without a zone. */
-export function parseDbDate(v: string): Date {
-  if (/[zZ]|[+-]\d\d:?\d\d$/.test(v)) return new Date(v);
-  return new Date(`${v.replace(' ', 'T')}Z`);
 }

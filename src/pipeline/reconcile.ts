@@ -5,7 +5,7 @@
 import { In } from 'typeorm';
 import type { Database } from '../db/dataSource.js';
 import type { RetrieveAttemptRow } from '../db/retrieveEntities.js';
-import type { ScanRow } from '../db/scanEntities.js';
+import { parseDbDate, type ScanRow } from '../db/scanEntities.js';
 import type { Logger } from '../logging/logger.js';
 import { cFind, type ScuPeer } from '../dimse/scu.js';
 import {
@@ -18,7 +18,6 @@ import {
 import type { MppsStatus } from '../domain/mpps.js';
 import type { Completion } from './completion.js';
 import type { ScanRequests } from './scanRequests.js';
-import { parseDbDate } from './completion.js';
 import { ArchiveError } from './archive.js';
 import type { AwaitedImages } from './awaitedImages.js';
 import { Retriever, attemptFailed } from './retrieve.js';
@@ -339,7 +338,7 @@ export class Reconciler {
     const max = async (qb: { getRawOne<T>(): Promise<T | undefined> }) => {
       const r = await qb.getRawOne<{ last: string | Date | null }>();
       if (!r?.last) return undefined;
-      const d = r.last instanceof Date ? r.last : parseDbDate(r.last);
+      const d = parseDbDate(r.last);
       if (!Number.isFinite(d.getTime())) return undefined;
       last = Math.max(last, d.getTime());
       return d;
