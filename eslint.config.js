@@ -25,6 +25,13 @@ export default tseslint.config(
     },
   },
   {
+    // Files stay small enough to read in one sitting (issue 14): a source file over 450 lines fails the lint.
+    // Migrations and generated typings are exempt.
+    files: ['src/**/*.ts'],
+    ignores: ['src/db/migrations/**', 'src/types/**'],
+    rules: { 'max-lines': ['error', { max: 450 }] },
+  },
+  {
     // The status page's script runs in the browser as a classic script.
     files: ['src/http/ui/**/*.js'],
     languageOptions: { sourceType: 'script', globals: globals.browser },
