@@ -9,6 +9,7 @@ import { Completion } from './pipeline/completion.js';
 import { Reconciler } from './pipeline/reconcile.js';
 import { ScannerSending } from './pipeline/scannerSending.js';
 import { AwaitedImages } from './pipeline/awaitedImages.js';
+import { PassTriggers } from './pipeline/passTriggers.js';
 import { Scheduler } from './scheduler/scheduler.js';
 import { isSchedulerPaused } from './scheduler/pauseFlag.js';
 import path from 'node:path';
@@ -26,6 +27,25 @@ import fs from 'node:fs';
 import { IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION } from './storage/part10.js';
 import { VERSION } from './version.js';
 
+/** What a started node is made of (ScannodeNode's getters). */
+interface NodeParts {
+  db: Database;
+  metrics: Metrics;
+  ingest: Ingest;
+  archiver: Archiver;
+  archiveRecovery: ArchiveRecovery;
+  scans: ScanRequests;
+  mpps: MppsService;
+  completion: Completion;
+  scheduler: Scheduler;
+  sending: ScannerSending;
+  reconciler: Reconciler;
+  dicom: DicomServer;
+  importer: Importer;
+  inbox: InboxWatcher;
+  http: FastifyInstance;
+}
+
 export interface NodeOptions {
   /** Silence the console logger (tests). */
   quiet?: boolean;
@@ -42,23 +62,8 @@ export interface NodeOptions {
  */
 export class ScannodeNode {
   readonly log: Logger;
-  db: Database | undefined;
-  ingest: Ingest | undefined;
-  scans: ScanRequests | undefined;
-  mpps: MppsService | undefined;
-  dicom: DicomServer | undefined;
-  completion: Completion | undefined;
-  reconciler: Reconciler | undefined;
-  scheduler: Scheduler | undefined;
-  /** Which studies the scanner is still sending (its open associations). */
-  sending: ScannerSending | undefined;
-  importer: Importer | undefined;
-  inbox: InboxWatcher | undefined;
-  http: FastifyInstance | undefined;
-  /** prom-client metrics (src/metrics), created before the parts that report to it. */
-  metrics: Metrics | undefined;
-  archiver: Archiver | undefined;
-  archiveRecovery: ArchiveRecovery | undefined;
+  /** The parts, each set once start() has built it. */
+  private readonly parts: Partial<NodeParts> = {};
   /** The background walk of site/raw started at start-up (undefined when none was needed). */
   reindexing: Promise<WalkCounts | undefined> | undefined;
   private runMarker: { uncleanBefore: boolean; clear(): void } | undefined;
@@ -76,103 +81,131 @@ export class ScannodeNode {
     this.now = opts.now ?? (() => new Date());
   }
 
+  get db(): Database {
+    return this.part('db');
+  }
+  get ingest(): Ingest {
+    return this.part('ingest');
+  }
+  get scans(): ScanRequests {
+    return this.part('scans');
+  }
+  get mpps(): MppsService {
+    return this.part('mpps');
+  }
+  get dicom(): DicomServer {
+    return this.part('dicom');
+  }
+  get completion(): Completion {
+    return this.part('completion');
+  }
+  get reconciler(): Reconciler {
+    return this.part('reconciler');
+  }
+  get scheduler(): Scheduler {
+    return this.part('scheduler');
+  }
+  /** Which studies the scanner is still sending (its open associations). */
+  get sending(): ScannerSending {
+    return this.part('sending');
+  }
+  get importer(): Importer {
+    return this.part('importer');
+  }
+  /** The inbox watcher; undefined when import.watchInbox is off. */
+  get inbox(): InboxWatcher | undefined {
+    this.part('importer');
+    return this.parts.inbox;
+  }
+  get http(): FastifyInstance {
+    return this.part('http');
+  }
+  /** prom-client metrics (src/metrics), created before the parts that report to it. */
+  get metrics(): Metrics {
+    return this.part('metrics');
+  }
+  /** The one Archiver of this process: completion, imports and the archive recovery share it. */
+  get archiver(): Archiver {
+    return this.part('archiver');
+  }
+  get archiveRecovery(): ArchiveRecovery {
+    return this.part('archiveRecovery');
+  }
+
+  /** A part of the node; before start() has built it, a clear error rather than undefined. */
+  private part<K extends keyof NodeParts>(name: K): NonNullable<NodeParts[K]> {
+    const value = this.parts[name];
+    if (value === undefined) throw new Error(`scannode node not started: no ${name} yet`);
+    return value as NonNullable<NodeParts[K]>;
+  }
+
   async start(): Promise<void> {
     const { config, dataDir } = this.loaded;
+    const p = this.parts;
     this.log.info('scannode starting', { version: VERSION, node: process.version, config: this.loaded.file, dataDir });
-    this.db = await openDatabase(config.database, dataDir);
-    this.log.info('database ready', { type: this.db.type });
-    const metrics = new Metrics({
-      db: this.db,
+    const db = (p.db = await openDatabase(config.database, dataDir));
+    this.log.info('database ready', { type: db.type });
+    const metrics = (p.metrics = new Metrics({
+      db,
       dataDir,
       log: this.log,
-      activeAssociations: () => this.dicom?.activeAssociations ?? 0,
-    });
-    this.metrics = metrics;
-    const ingest = new Ingest(this.db, dataDir, this.log, {
+      activeAssociations: () => p.dicom?.activeAssociations ?? 0,
+    }));
+    const ingest = (p.ingest = new Ingest(db, dataDir, this.log, {
       onConflict: config.dicom.onConflict,
       poolSize: config.spool.poolSize,
-    });
-    this.ingest = ingest;
+    }));
     await ingest.recover();
     // The archive's part of recovery, after the spool's: cheap checks now, the walk of site/raw later if needed.
-    const archiver = new Archiver(this.db, dataDir, this.log);
-    this.archiver = archiver;
-    const archiveRecovery = new ArchiveRecovery(this.db, dataDir, this.log, archiver);
-    this.archiveRecovery = archiveRecovery;
+    const archiver = (p.archiver = new Archiver(db, dataDir, this.log));
+    const archiveRecovery = (p.archiveRecovery = new ArchiveRecovery(db, dataDir, this.log, archiver));
     await archiveRecovery.quick();
     this.runMarker = startRunMarker(dataDir);
     const walkArchive = await this.archiveWalkNeeded();
-    const scans = new ScanRequests(this.db, dataDir, this.log);
-    this.scans = scans;
+    const scans = (p.scans = new ScanRequests(db, dataDir, this.log));
     await scans.start();
     ingest.on('instance', (i: IngestedInstance) => void scans.onInstance(i));
     ingest.on('instance', () => this.changes.emit('change'));
-    const mpps = new MppsService(this.db, dataDir, this.log, scans);
-    this.mpps = mpps;
-    const db = this.db;
+    const mpps = (p.mpps = new MppsService(db, dataDir, this.log, scans));
     const { completion: cc, retrieve: rc } = config;
-    const completion = new Completion(
+    const completion = (p.completion = new Completion(
       db,
       dataDir,
       this.log,
       scans,
-      {
-        quietPeriodSeconds: cc.quietPeriodSeconds,
-        now: this.now,
-        grouping: cc.grouping,
-      },
+      { quietPeriodSeconds: cc.quietPeriodSeconds, now: this.now, grouping: cc.grouping },
       archiver,
-    );
-    this.completion = completion;
-    // Events that complete something start a pass at once: the scanner's last association storing an active study
-    // closes, the last image a waiting scan missed arrives, an N-SET (below), a wake-up the reconciler asked for.
-    const sending = new ScannerSending(config.scanner.aeTitle, (studies) => {
-      Promise.all(studies.map((s) => scans.isActiveStudy(s))).then(
-        (active) => active.some(Boolean) && this.scheduler?.triggerNow(),
-        () => undefined,
-      );
-    });
-    this.sending = sending;
+    ));
+    // The job reaches the reconciler, built next, only once the scheduler runs.
+    const scheduler = (p.scheduler = new Scheduler({
+      cron: config.scheduler.cron,
+      enabled: config.scheduler.enabled,
+      job: metrics.timeJob(() => this.reconciler.reconcileAll()),
+      log: this.log,
+      isPaused: () => isSchedulerPaused(db),
+    }));
     const awaited = new AwaitedImages();
-    const reconciler = new Reconciler(db, this.log, scans, completion, {
+    const triggers = new PassTriggers({ isActiveStudy: (s) => scans.isActiveStudy(s), awaited, scheduler });
+    const sending = (p.sending = new ScannerSending(config.scanner.aeTitle, (studies) =>
+      triggers.scannerStopped(studies),
+    ));
+    const reconciler = (p.reconciler = new Reconciler(db, this.log, scans, completion, {
       scanner: config.scanner,
       aeTitle: config.dicom.aeTitle,
       completeness: { ...cc, ...rc },
       findTimeoutMs: rc.findTimeoutSeconds * 1000,
       moveTimeoutMs: rc.moveTimeoutSeconds * 1000,
       now: this.now,
-      wake: () => this.scheduler?.triggerNow(),
+      wake: () => triggers.wake(),
       scannerSending: (study) => sending.isSending(study),
       awaited,
       onRetrieveAttempt: (row) => metrics.retrieveAttempt(row),
-    });
-    this.reconciler = reconciler;
-    const scheduler = new Scheduler({
-      cron: config.scheduler.cron,
-      enabled: config.scheduler.enabled,
-      job: metrics.timeJob(() => reconciler.reconcileAll()),
-      log: this.log,
-      isPaused: () => isSchedulerPaused(db),
-    });
-    this.scheduler = scheduler;
-    // Images of an active scan's study reconcile it as soon as they pause (a burst, a series); the last missing one at
-    // once.
+    }));
     ingest.on('instance', (i: IngestedInstance) => {
       sending.instance(i);
-      if (i.duplicate) return;
-      if (awaited.arrived(i)) return scheduler.triggerNow();
-      scans.isActiveStudy(i.studyInstanceUid).then(
-        (yes) => yes && scheduler.triggerWhenQuiet(),
-        () => undefined,
-      );
+      triggers.imageStored(i);
     });
-    const nSet: typeof mpps.nSet = async (req) => {
-      const rsp = await mpps.nSet(req);
-      scheduler.triggerNow();
-      this.changes.emit('change');
-      return rsp;
-    };
-    this.dicom = new DicomServer(
+    const dicom = (p.dicom = new DicomServer(
       {
         ...config.dicom,
         implementationClassUid: IMPLEMENTATION_CLASS_UID,
@@ -189,7 +222,12 @@ export class ScannodeNode {
           this.changes.emit('change');
           return rsp;
         },
-        nSet,
+        nSet: async (req) => {
+          const rsp = await mpps.nSet(req);
+          triggers.nSetDone();
+          this.changes.emit('change');
+          return rsp;
+        },
         associationClosed: (s) => {
           metrics.associationClosed(s);
           ingest.recordAssociation(s);
@@ -199,30 +237,28 @@ export class ScannodeNode {
         storeCompleted: (e) => metrics.storeCompleted(e),
       },
       this.log,
-    );
-    await this.dicom.listen();
+    ));
+    await dicom.listen();
     scheduler.start();
     // Imports (inbox watcher, REST) and the HTTP server, after the DICOM listener.
     const ic = config.import;
-    const importer = new Importer(db, ingest, archiver, dataDir, this.log, {
+    const importer = (p.importer = new Importer(db, ingest, archiver, dataDir, this.log, {
       concurrency: ic.concurrency,
       retryBaseMs: ic.retrySeconds * 1000,
       retryMaxMs: ic.retryMaxSeconds * 1000,
       maxAttempts: ic.maxAttempts,
       now: this.now,
-    });
-    this.importer = importer;
+    }));
     await importer.markInterrupted();
     importer.startRetries();
     if (ic.watchInbox) {
-      this.inbox = new InboxWatcher(importer, path.join(dataDir, DATA_DIRS.inbox), this.log, {
+      p.inbox = new InboxWatcher(importer, path.join(dataDir, DATA_DIRS.inbox), this.log, {
         stableMs: ic.stableSeconds * 1000,
         rescanMs: ic.rescanSeconds * 1000,
       });
-      this.inbox.start();
+      p.inbox.start();
     }
-    const dicom = this.dicom;
-    this.http = await startHttp({
+    p.http = await startHttp({
       http: config.http,
       dataDir,
       log: this.log,
@@ -232,7 +268,7 @@ export class ScannodeNode {
       scheduler: () => scheduler.state,
       dicom,
       aeTitle: config.dicom.aeTitle,
-      metrics: this.metrics?.registry,
+      metrics: metrics.registry,
       progress: (id) => reconciler.progress(id),
       summaryFile: (state, scan) => completion.summaryFile(state, scan),
       onChange: (listener) => {
@@ -257,7 +293,7 @@ export class ScannodeNode {
     if (this.runMarker?.uncleanBefore) return 'the last run did not stop cleanly';
     const site = path.join(this.loaded.dataDir, DATA_DIRS.site);
     const archiveHasFiles = fs.existsSync(site) && fs.readdirSync(site).length > 0;
-    const db = this.db!;
+    const db = this.db;
     if (archiveHasFiles && !(await db.source.getRepository(db.entities.Instance).exists()))
       return 'the index is empty while site/raw is not';
     return undefined;
@@ -283,17 +319,19 @@ export class ScannodeNode {
   }
 
   private async doStop(): Promise<void> {
+    const p = this.parts;
+    // The reverse of start(); each part only if start() got that far.
     const steps: Array<[string, () => Promise<void> | undefined]> = [
-      ['HTTP server', () => this.http?.close()],
-      ['scheduler', () => (this.reconciler?.stop(), this.scheduler?.stop())],
-      ['archive walk', async () => void (this.archiveRecovery?.stop(), await this.reindexing)],
-      ['DICOM listener', () => this.dicom?.close()],
-      ['association audit', () => this.ingest?.drain()],
+      ['HTTP server', () => p.http?.close()],
+      ['scheduler', () => (p.reconciler?.stop(), p.scheduler?.stop())],
+      ['archive walk', async () => void (p.archiveRecovery?.stop(), await this.reindexing)],
+      ['DICOM listener', () => p.dicom?.close()],
+      ['association audit', () => p.ingest?.drain()],
       // Both flags are set at once: the batch in flight stops after the files it holds (state interrupted).
-      ['imports', async () => void (await Promise.all([this.inbox?.stop(), this.importer?.stop()]))],
-      ['scan request watcher', () => this.scans?.stop()],
-      ['spool', () => this.ingest?.close()],
-      ['database', () => this.db?.close()],
+      ['imports', async () => void (await Promise.all([p.inbox?.stop(), p.importer?.stop()]))],
+      ['scan request watcher', () => p.scans?.stop()],
+      ['spool', () => p.ingest?.close()],
+      ['database', () => p.db?.close()],
     ];
     for (const [name, step] of steps) {
       try {

@@ -9,6 +9,7 @@ import { scanJson } from './scans.js';
 import { associationJson } from './studies.js';
 import { importJson } from './imports.js';
 import { VERSION } from '../version.js';
+import { Mutex } from 'async-mutex';
 
 /** The status page's files (copied next to the compiled module by `npm run build`). */
 const UI_DIR = fileURLToPath(new URL('./ui/', import.meta.url));
@@ -122,9 +123,9 @@ export async function registerStatusRoutes(app: FastifyInstance, s: HttpServices
     reply.sse.sendHeaders();
     open.add(reply);
     // Snapshots are queued so that each is written whole and in order.
-    let chain = Promise.resolve();
+    const sends = new Mutex();
     const unsubscribe = live.subscribe((json) => {
-      chain = chain.then(() => reply.sse.send({ event: 'status', data: json })).catch(() => undefined);
+      sends.runExclusive(() => reply.sse.send({ event: 'status', data: json })).catch(() => undefined);
     });
     reply.sse.onClose(() => {
       unsubscribe();

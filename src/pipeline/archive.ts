@@ -6,6 +6,7 @@ import type { Logger } from '../logging/logger.js';
 import { archivePath, DATA_DIRS, insideDataDir } from '../domain/paths.js';
 import { compareDatasets, fsyncDir, linkOrCopy, mkdirDurable } from '../storage/files.js';
 import { markArchived } from '../db/archiveRows.js';
+import { KeyedMutex } from '../scheduler/keyedMutex.js';
 
 export interface ArchiveResult {
   archived: number;
@@ -47,7 +48,7 @@ async function exists(p: string): Promise<boolean> {
  * names removed. A run that stopped anywhere in between is finished by the next run or by the start-up recovery.
  */
 export class Archiver {
-  private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly locks = new KeyedMutex();
   /** What went wrong last (logged once per change), undefined while archiving works. */
   private problem: string | undefined;
 
@@ -58,16 +59,8 @@ export class Archiver {
   ) {}
 
   /** Runs fn while no other archiving or re-indexing of the same study runs in this process. */
-  async withStudy<T>(study: string, fn: () => Promise<T>): Promise<T> {
-    const prev = this.locks.get(study) ?? Promise.resolve();
-    const run = prev.then(fn, fn);
-    const settled = run.catch(() => undefined);
-    this.locks.set(study, settled);
-    try {
-      return await run;
-    } finally {
-      if (this.locks.get(study) === settled) this.locks.delete(study);
-    }
+  withStudy<T>(study: string, fn: () => Promise<T>): Promise<T> {
+    return this.locks.run(study, fn);
   }
 
   archiveStudy(studyInstanceUid: string): Promise<ArchiveResult> {

@@ -5,6 +5,7 @@ import type { ImportBatchRow } from '../db/importEntities.js';
 import type { ImportRequest } from './importer.js';
 import { nameText } from '../domain/fileNames.js';
 import { treeSignature } from './treeEntries.js';
+import { Loop } from '../scheduler/loop.js';
 
 /** sendit's convention: a folder named `*.tmp` or `*.tmp<anything>` is still being written. */
 export const IN_PROGRESS = /\.tmp[^/\\]*$/i;
@@ -40,10 +41,9 @@ export interface InboxWatcherOptions {
 export class InboxWatcher {
   private readonly seen = new Map<string, { sig: string; since: number }>();
   private watcher: fs.FSWatcher | undefined;
-  private timer: NodeJS.Timeout | undefined;
   private soon: NodeJS.Timeout | undefined;
-  private scanning: Promise<void> | undefined;
-  private again = false;
+  /** Scans of the inbox: never two at once; a wake-up during one asks for one more. */
+  private readonly scans: Loop;
   private stopped = false;
   private readonly now: () => number;
 
@@ -54,6 +54,11 @@ export class InboxWatcher {
     private readonly opts: InboxWatcherOptions,
   ) {
     this.now = opts.now ?? Date.now;
+    this.scans = new Loop<void>({
+      run: () => this.scan(),
+      onError: (err) => this.log.error('inbox scan failed', { err: String(err) }),
+      every: { ms: opts.rescanMs, arg: undefined },
+    });
   }
 
   start(): void {
@@ -66,28 +71,13 @@ export class InboxWatcher {
     } catch (err) {
       this.log.warn('cannot watch the inbox; relying on the periodic rescan', { err: String(err) });
     }
-    this.timer = setInterval(() => void this.kick(), this.opts.rescanMs);
+    this.scans.start();
     void this.kick();
   }
 
   /** Runs a scan now (or right after the one running). Resolves when the inbox is idle again. */
   kick(): Promise<void> {
-    if (this.stopped) return Promise.resolve();
-    if (this.scanning) {
-      this.again = true;
-      return this.scanning;
-    }
-    this.scanning = (async () => {
-      do {
-        this.again = false;
-        try {
-          await this.scan();
-        } catch (err) {
-          this.log.error('inbox scan failed', { err: String(err) });
-        }
-      } while (this.again && !this.stopped);
-    })().finally(() => (this.scanning = undefined));
-    return this.scanning;
+    return this.scans.notify();
   }
 
   private kickSoon(ms: number): void {
@@ -101,9 +91,8 @@ export class InboxWatcher {
   async stop(): Promise<void> {
     this.stopped = true;
     this.watcher?.close();
-    clearInterval(this.timer);
     clearTimeout(this.soon);
-    await this.scanning;
+    await this.scans.stop();
   }
 
   private stable(key: string, sig: string, newestMtime: number): boolean {

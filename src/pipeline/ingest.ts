@@ -18,6 +18,7 @@ import { SpoolPool } from '../storage/spoolPool.js';
 import { dropInstanceRow } from '../db/archiveRows.js';
 import { IndexWriter, indexRows, type IndexJob } from './indexWriter.js';
 import { recoverSpool, type SpoolRecoveryCounts } from './spoolRecovery.js';
+import { KeyedMutex } from '../scheduler/keyedMutex.js';
 
 export interface IngestOptions {
   onConflict: 'refuse' | 'quarantine';
@@ -42,7 +43,7 @@ export interface IngestedInstance {
 export class Ingest extends EventEmitter {
   private readonly pool: SpoolPool;
   private readonly writer: IndexWriter;
-  private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly locks = new KeyedMutex();
   private readonly pendingWrites = new Set<Promise<void>>();
   /** SOP Instance UIDs that another store of the same UID was waiting on: their early lookup is stale. */
   private readonly locksHeld = new Set<string>();
@@ -326,19 +327,11 @@ export class Ingest extends EventEmitter {
   }
 
   private async withLock<T>(key: string, fn: () => Promise<T>): Promise<T> {
-    const contended = this.locks.has(key);
-    if (contended) this.locksHeld.add(key);
-    const prev = this.locks.get(key) ?? Promise.resolve();
-    const run = prev.then(fn, fn);
-    const settled = run.catch(() => undefined);
-    this.locks.set(key, settled);
+    if (this.locks.has(key)) this.locksHeld.add(key);
     try {
-      return await run;
+      return await this.locks.run(key, fn);
     } finally {
-      if (this.locks.get(key) === settled) {
-        this.locks.delete(key);
-        this.locksHeld.delete(key);
-      }
+      if (!this.locks.has(key)) this.locksHeld.delete(key);
     }
   }
 

@@ -24,6 +24,7 @@ import {
 } from '../domain/mpps.js';
 import type { ScanRequests } from './scanRequests.js';
 import { writeFileAtomic } from '../storage/atomicWrite.js';
+import { Mutex } from 'async-mutex';
 
 const { DicomDict, DicomMetaDictionary } = dcmjs.data;
 const EXPLICIT_VR_LE = '1.2.840.10008.1.2.1';
@@ -44,7 +45,7 @@ function toJson(ds: MppsDataset): string {
  * updated. Requests are handled one at a time: MPPS traffic is a few messages per procedure.
  */
 export class MppsService {
-  private chain: Promise<unknown> = Promise.resolve();
+  private readonly mutex = new Mutex();
   private readonly dir: string;
 
   constructor(
@@ -61,9 +62,7 @@ export class MppsService {
   readonly nSet = (req: NRequest): Promise<NResponse> => this.serial(() => this.set(req));
 
   private serial<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.chain.then(fn, fn);
-    this.chain = run.catch(() => undefined);
-    return run;
+    return this.mutex.runExclusive(fn);
   }
 
   private checkSopClass(req: NRequest): void {

@@ -16,6 +16,7 @@ import {
   type ScanRequestSpec,
 } from '../domain/scanRequest.js';
 import { writeFileAtomic } from '../storage/atomicWrite.js';
+import { Loop } from '../scheduler/loop.js';
 
 export interface RequestWatcherOptions {
   /** Safety-net rescan of active-scans/ (fs.watch misses events on some file systems). */
@@ -71,7 +72,8 @@ export class RequestWatcher {
   readonly dir: string;
   private readonly problemDir: string;
   private watcher: fs.FSWatcher | undefined;
-  private timer: NodeJS.Timeout | undefined;
+  /** The periodic rescan: never two at once, one more at most while one runs. */
+  private readonly rescans: Loop;
   private readonly pending = new Map<string, NodeJS.Timeout>();
   /** Request files known to be on disk while running: when one disappears, someone removed it. */
   private readonly seen = new Set<string>();
@@ -91,6 +93,12 @@ export class RequestWatcher {
     this.problemDir = path.join(dataDir, DATA_DIRS.problem);
     this.rescanMs = opts.rescanMs ?? 10_000;
     this.settleMs = opts.settleMs ?? 300;
+    this.rescans = new Loop<void>({
+      run: () => this.rules.exclusive(() => this.rescan(false)),
+      onError: (err) => this.log.error('active-scans rescan failed', { err: String(err) }),
+      every: { ms: this.rescanMs, arg: undefined },
+      unref: true,
+    });
   }
 
   // -- life cycle ------------------------------------------------------------------------------------------------
@@ -102,12 +110,7 @@ export class RequestWatcher {
     this.running = true;
     await this.rules.exclusive(() => this.rescan(true));
     this.watch();
-    this.timer = setInterval(() => {
-      this.rules
-        .exclusive(() => this.rescan(false))
-        .catch((err: unknown) => this.log.error('active-scans rescan failed', { err: String(err) }));
-    }, this.rescanMs);
-    this.timer.unref();
+    this.rescans.start();
   }
 
   /** Stops watching; work already queued with the rules still runs (the caller awaits it). */
@@ -115,7 +118,8 @@ export class RequestWatcher {
     this.running = false;
     this.watcher?.close();
     this.watcher = undefined;
-    if (this.timer) clearInterval(this.timer);
+    // The rescan in flight runs inside `exclusive`, which the caller awaits.
+    void this.rescans.stop();
     for (const t of this.pending.values()) clearTimeout(t);
     this.pending.clear();
   }

@@ -6,6 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { IsNull } from 'typeorm';
+import { Mutex } from 'async-mutex';
 import type { Database } from '../db/dataSource.js';
 import type { ScanRow, ScanSource, ScanState } from '../db/scanEntities.js';
 import type { Logger } from '../logging/logger.js';
@@ -27,7 +28,7 @@ export type { RequestWatcherOptions as ScanRequestsOptions };
  * files runs one at a time.
  */
 export class ScanRequests {
-  private chain: Promise<unknown> = Promise.resolve();
+  private readonly mutex = new Mutex();
   private readonly files: RequestWatcher;
   /** Active scans created by an MPPS whose StudyInstanceUID is not known yet. */
   private readonly unresolved = new Set<string>();
@@ -75,9 +76,7 @@ export class ScanRequests {
 
   /** Runs fn after everything queued before it; a failure is logged and rethrown to the caller only. */
   private serial<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.chain.then(fn, fn);
-    this.chain = run.catch(() => undefined);
-    return run;
+    return this.mutex.runExclusive(fn);
   }
 
   // -- life cycle ------------------------------------------------------------------------------------------------
@@ -90,7 +89,7 @@ export class ScanRequests {
 
   async stop(): Promise<void> {
     this.files.stop();
-    await this.chain;
+    await this.mutex.waitForUnlock();
   }
 
   // -- request files ---------------------------------------------------------------------------------------------

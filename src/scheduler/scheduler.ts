@@ -1,6 +1,7 @@
 /** Owns when reconcile passes run: cron ticks and triggers (debounced, when quiet, now), never two at once. */
 import cron from 'node-cron';
 import type { Logger } from '../logging/logger.js';
+import { Loop } from './loop.js';
 
 export type RunReason = 'tick' | 'trigger';
 
@@ -44,6 +45,12 @@ export interface SchedulerState {
 const DEFAULT_DEBOUNCE_MS = 200;
 const DEFAULT_QUIET_MS = 250;
 
+/** What a pass of the loop is asked with: runNow() skips the pause check. */
+interface PassRequest {
+  reason: RunReason;
+  force: boolean;
+}
+
 /**
  * Runs the reconcile job on a cron schedule, and soon after a trigger (an image arrived, an MPPS N-SET).
  * Runs never overlap: a tick during a run is skipped (the tick is only a safety net), while a trigger during a run
@@ -62,12 +69,13 @@ export class Scheduler {
   /** The effective state last logged, so a state change is logged once. */
   private announced: boolean;
   private flagError: string | undefined;
-  /** The run in progress, resolved when it ends (never rejects). */
-  private current: Promise<void> | undefined;
+  /** Runs passes one at a time; a trigger during a run queues exactly one follow-up there. */
+  private readonly loop: Loop<PassRequest>;
+  /** The job is running (not just the pause flag being read before it). */
+  private executing = false;
   private currentStartedAt = 0;
   /** A tick or trigger reading the pause flag, about to run. */
   private deciding: Promise<boolean> | undefined;
-  private followUp = false;
   private debounce: ReturnType<typeof setTimeout> | undefined;
   private quiet: ReturnType<typeof setTimeout> | undefined;
   private readonly quietMs: number;
@@ -84,6 +92,12 @@ export class Scheduler {
     this.quietMs = opts.quietMs ?? DEFAULT_QUIET_MS;
     this.pausedHere = !opts.enabled;
     this.announced = this.pausedHere;
+    this.loop = new Loop<PassRequest>({
+      run: (req) => this.pass(req),
+      // pass() catches the job's errors; this is only a safety net.
+      onError: (err) => this.opts.log.error(`scheduler pass failed: ${String(err)}`),
+      merge: (queued, next) => ({ reason: queued.reason, force: queued.force || next.force }),
+    });
   }
 
   /** Registers the cron task. A second call does nothing. */
@@ -99,10 +113,7 @@ export class Scheduler {
   /** "Run soon": bursts within debounceMs coalesce into one run; during a run, one follow-up run after it. */
   trigger(): void {
     if (this.stopped || this.pausedHere) return;
-    if (this.current) {
-      this.followUp = true;
-      return;
-    }
+    if (this.executing) return this.followUp();
     if (this.debounce) return;
     this.debounce = setTimeout(() => {
       this.debounce = undefined;
@@ -117,10 +128,7 @@ export class Scheduler {
    */
   triggerNow(): void {
     if (this.stopped || this.pausedHere) return;
-    if (this.current) {
-      this.followUp = true;
-      return;
-    }
+    if (this.executing) return this.followUp();
     this.cancelPending();
     void this.attempt('trigger');
   }
@@ -136,7 +144,7 @@ export class Scheduler {
     this.quiet = setTimeout(() => {
       this.quiet = undefined;
       // The pause already coalesced the stream: no debounce window on top.
-      if (this.current) this.followUp = true;
+      if (this.executing) this.followUp();
       else if (!this.debounce) void this.attempt('trigger');
     }, this.quietMs);
   }
@@ -156,7 +164,7 @@ export class Scheduler {
     const next = this.stopped ? null : (this.task?.getNextRun?.() ?? null);
     return {
       paused: this.pausedHere || this.pausedFlag,
-      running: this.current !== undefined,
+      running: this.executing,
       ...(this.lastRunAt && { lastRunAt: this.lastRunAt }),
       ...(this.lastRunMs !== undefined && { lastRunMs: this.lastRunMs }),
       ...(next && { nextRunAt: next }),
@@ -175,7 +183,7 @@ export class Scheduler {
     }
     // A tick reading the pause flag uses the database: let it finish before the caller closes it.
     await this.deciding;
-    await this.current;
+    await this.loop.stop();
   }
 
   /**
@@ -183,36 +191,46 @@ export class Scheduler {
    * ends. Does nothing after stop().
    */
   runNow(): Promise<void> {
-    if (this.current) return this.current;
+    const current = this.executing ? this.loop.current : undefined;
+    if (current) return current;
     if (this.stopped) return Promise.resolve();
-    return this.begin('trigger');
+    return this.loop.notify({ reason: 'trigger', force: true });
+  }
+
+  /** One run after the one going, however many triggers ask for it meanwhile. */
+  private followUp(): void {
+    void this.loop.notify({ reason: 'trigger', force: false });
   }
 
   private cancelPending(): void {
-    this.followUp = false;
+    this.loop.dropQueued();
     if (this.debounce) clearTimeout(this.debounce);
     this.debounce = undefined;
     if (this.quiet) clearTimeout(this.quiet);
     this.quiet = undefined;
   }
 
-  private async attempt(reason: RunReason): Promise<void> {
+  private attempt(reason: RunReason): void {
     if (this.stopped) return;
-    if (this.current) return this.overlap(reason);
+    if (this.executing) return this.overlap(reason);
     // Another tick or trigger is about to run: this one would only repeat it.
-    if (this.deciding) return;
-    this.deciding = this.isPaused();
-    const paused = await this.deciding.finally(() => (this.deciding = undefined));
-    if (paused || this.stopped) return;
-    if (this.current) return this.overlap(reason); // runNow() started one meanwhile
-    await this.begin(reason);
+    if (this.deciding || this.loop.pending) return;
+    void this.loop.notify({ reason, force: false });
+  }
+
+  /** One pass of the loop: the pause check (unless forced), then the job. */
+  private async pass({ reason, force }: PassRequest): Promise<void> {
+    if (this.stopped) return;
+    if (!force) {
+      this.deciding = this.isPaused();
+      const paused = await this.deciding.finally(() => (this.deciding = undefined));
+      if (paused || this.stopped) return;
+    }
+    await this.execute(reason);
   }
 
   private overlap(reason: RunReason): void {
-    if (reason === 'trigger') {
-      this.followUp = true;
-      return;
-    }
+    if (reason === 'trigger') return this.followUp();
     this.skipped++;
     const runningMs = this.now().getTime() - this.currentStartedAt;
     this.opts.log.warn(
@@ -245,22 +263,10 @@ export class Scheduler {
     this.opts.log.info(paused ? `scheduler paused (by ${by})` : `scheduler resumed (by ${by})`);
   }
 
-  private begin(reason: RunReason): Promise<void> {
-    const run = this.execute(reason).finally(() => {
-      this.current = undefined;
-      if (this.followUp && !this.stopped && !this.pausedHere) {
-        this.followUp = false;
-        void this.attempt('trigger');
-      }
-    });
-    this.current = run;
-    return run;
-  }
-
   private async execute(reason: RunReason): Promise<void> {
     const started = this.now();
     this.currentStartedAt = started.getTime();
-    this.followUp = false;
+    this.executing = true;
     this.runs++;
     try {
       await this.opts.job(reason);
@@ -274,6 +280,7 @@ export class Scheduler {
     } finally {
       this.lastRunAt = started;
       this.lastRunMs = this.now().getTime() - started.getTime();
+      this.executing = false;
     }
   }
 }
