@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import { SCAN_STATES, type ScanState } from '../db/scanEntities.js';
 import { makeRequest } from '../domain/scanRequest.js';
 import { DATA_DIRS } from '../domain/paths.js';
-import type { ScanView } from '../pipeline/scanViews.js';
+import type { ScanView } from '../db/scanViews.js';
 import type { ScanProgress } from '../pipeline/reconcile.js';
 import { httpError, need, type HttpServices } from './common.js';
 

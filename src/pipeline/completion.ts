@@ -7,7 +7,7 @@ import type { Logger } from '../logging/logger.js';
 import { DATA_DIRS } from '../domain/paths.js';
 import { isValidUid } from '../domain/uid.js';
 import { seriesGroupKey, studyGroupKey, type StudyGroup } from '../domain/grouping.js';
-import { Archiver } from './archive.js';
+import type { Archiver } from './archive.js';
 import type { ScanRequests } from './scanRequests.js';
 import { writeFileAtomic } from '../storage/atomicWrite.js';
 
@@ -66,18 +66,14 @@ export interface CompletionOptions {
  * summary) and images of studies no request names, after the quiet period.
  */
 export class Completion {
-  private readonly archiver: Archiver;
-
   constructor(
     private readonly db: Database,
     private readonly dataDir: string,
     private readonly log: Logger,
     private readonly scans: ScanRequests,
     private readonly opts: CompletionOptions,
-    archiver?: Archiver,
-  ) {
-    this.archiver = archiver ?? new Archiver(db, dataDir, log);
-  }
+    private readonly archiver: Archiver,
+  ) {}
 
   summaryFile(state: 'finished' | 'failed', scan: Pick<ScanRow, 'studyInstanceUid' | 'fileName' | 'id'>): string {
     const dir = state === 'finished' ? DATA_DIRS.finishedScans : DATA_DIRS.failedScans;
@@ -113,19 +109,7 @@ export class Completion {
     const file = this.summaryFile(outcome.state, scan);
     fs.mkdirSync(path.dirname(file), { recursive: true });
     writeFileAtomic(file, `${JSON.stringify(summary, null, 2)}\n`);
-    await this.scans.exclusive(async () => {
-      const repo = this.db.source.getRepository(this.db.entities.Scan);
-      const row = await repo.findOne({ where: { id: scan.id } });
-      // The file first: a crash before the row update leaves an active row without a file, which start-up restores
-      // and the next run completes again; the other way round a stray file would become a new request.
-      this.scans.releaseFile(row?.fileName ?? scan.fileName);
-      if (row && row.state === 'active') {
-        await repo.update(
-          { id: scan.id },
-          { state: outcome.state, reason: outcome.reason?.slice(0, 512) ?? null, completedAt: now, updatedAt: now },
-        );
-      }
-    });
+    await this.scans.end(scan, outcome.state, outcome.reason, now);
     const meta = { scan: scan.id, study: scan.studyInstanceUid ?? undefined, file: path.relative(this.dataDir, file) };
     if (outcome.state === 'finished') this.log.info('scan finished', { ...meta, archived: summary.archived });
     else this.log.warn('scan failed', { ...meta, reason: outcome.reason });

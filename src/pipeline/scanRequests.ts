@@ -8,6 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { IsNull } from 'typeorm';
 import type { Database } from '../db/dataSource.js';
 import type { ScanRow, ScanSource, ScanState } from '../db/scanEntities.js';
+import { insertExpected, markEnded, moveExpected } from '../db/scanStore.js';
 import type { Logger } from '../logging/logger.js';
 import { isValidUid } from '../domain/uid.js';
 import type { ExpectedSeries, MppsSummary } from '../domain/mpps.js';
@@ -15,7 +16,7 @@ import { requestFileContent, requestFileName, type ScanRequestSpec } from '../do
 import type { IngestedInstance } from './ingest.js';
 import { ActiveStudies, studyFromReceivedImages, unresolvedScanOf } from './scanStudies.js';
 import { RequestWatcher, type RequestWatcherOptions } from './requestWatcher.js';
-import { describeScan, listScans, scanPage, scanViews, type ScanView } from './scanViews.js';
+import { describeScan, listScans, scanPage, scanViews, type ScanView } from '../db/scanViews.js';
 
 export type { RequestWatcherOptions as ScanRequestsOptions };
 
@@ -257,15 +258,7 @@ export class ScanRequests {
         mppsUid,
       })),
     );
-    for (let i = 0; i < rows.length; i += 200) {
-      await this.db.source
-        .createQueryBuilder()
-        .insert()
-        .into(this.db.entities.ScanExpected)
-        .values(rows.slice(i, i + 200))
-        .orIgnore()
-        .execute();
-    }
+    await insertExpected(this.db, rows);
     let current: ScanRow = scan;
     if (!current.studyInstanceUid && study) current = await this.resolve(current, study, 'MPPS');
     else if (!current.studyInstanceUid) {
@@ -280,20 +273,10 @@ export class ScanRequests {
   private async resolve(scan: ScanRow, study: string, how: string): Promise<ScanRow> {
     if (!isValidUid(study)) return scan;
     this.unresolved.delete(scan.id);
-    const { MppsStep, ScanExpected } = this.db.entities;
+    const { MppsStep } = this.db.entities;
     const other = await this.scans.findOne({ where: { state: 'active', studyInstanceUid: study } });
     if (other && other.id !== scan.id) {
-      const expected = await this.db.source.getRepository(ScanExpected).find({ where: { scanId: scan.id } });
-      if (expected.length) {
-        await this.db.source
-          .createQueryBuilder()
-          .insert()
-          .into(ScanExpected)
-          .values(expected.map((e) => ({ ...e, scanId: other.id })))
-          .orIgnore()
-          .execute();
-      }
-      await this.db.source.getRepository(ScanExpected).delete({ scanId: scan.id });
+      await moveExpected(this.db, scan.id, other.id);
       await this.db.source
         .getRepository(MppsStep)
         .update({ scanId: scan.id }, { scanId: other.id, studyInstanceUid: study });
@@ -343,14 +326,23 @@ export class ScanRequests {
 
   // -- for completion and the reconciler -------------------------------------------------------------------------
 
-  /** Runs fn in turn with every other change to requests (so no watcher event sees a half-done change). */
-  exclusive<T>(fn: () => Promise<T>): Promise<T> {
-    return this.serial(fn);
-  }
-
-  /** Inside `exclusive`: removes a request's file from active-scans/ without that counting as a cancel. */
-  releaseFile(name: string | null): void {
-    this.files.remove(name);
+  /**
+   * Completion ended a scan (in turn with every other change to requests): its file leaves active-scans/ without that
+   * counting as a cancel, then the row, if still active, takes the outcome. Both can be repeated. The file first: a
+   * crash before the row update leaves an active row without a file, which start-up restores and the next run
+   * completes again; the other way round a stray file would become a new request.
+   */
+  end(
+    scan: Pick<ScanRow, 'id' | 'fileName'>,
+    state: 'finished' | 'failed',
+    reason: string | undefined,
+    now: Date,
+  ): Promise<void> {
+    return this.serial(async () => {
+      const row = await this.scans.findOne({ where: { id: scan.id } });
+      this.files.remove(row?.fileName ?? scan.fileName);
+      if (row && row.state === 'active') await markEnded(this.db, scan.id, state, reason, now);
+    });
   }
 
   /** The reconciler found the study of a request that named an accession number or a patient. */

@@ -3,8 +3,8 @@
  * steps and per-series progress (expected by the MPPS, received by scannode). Reads only; nothing here changes a row.
  */
 import { In } from 'typeorm';
-import type { Database } from '../db/dataSource.js';
-import type { MppsStepRow, ScanRow, ScanState } from '../db/scanEntities.js';
+import type { Database } from './dataSource.js';
+import type { MppsStepRow, ScanRow, ScanState } from './scanEntities.js';
 import { isValidUid } from '../domain/uid.js';
 import { expectedInstances, type MppsStatus } from '../domain/mpps.js';
 
