@@ -45,3 +45,14 @@ export async function markEnded(
     .getRepository(db.entities.Scan)
     .update({ id: scanId }, { state, reason: reason?.slice(0, 512) ?? null, completedAt: now, updatedAt: now });
 }
+
+/** How many scans are in each state (states without a scan are absent); the count as the driver returns it. */
+export async function scanCountsByState(db: Database): Promise<Array<{ state: string; n: unknown }>> {
+  return db.source
+    .getRepository(db.entities.Scan)
+    .createQueryBuilder('s')
+    .select('s.state', 'state')
+    .addSelect('COUNT(*)', 'n')
+    .groupBy('s.state')
+    .getRawMany<{ state: string; n: unknown }>();
+}

@@ -14,7 +14,7 @@ import { isValidUid } from '../domain/uid.js';
 import type { ExpectedSeries, MppsSummary } from '../domain/mpps.js';
 import { requestFileContent, requestFileName, type ScanRequestSpec } from '../domain/scanRequest.js';
 import type { IngestedInstance } from './ingest.js';
-import { ActiveStudies, studyFromReceivedImages, unresolvedScanOf } from './scanStudies.js';
+import { ActiveStudies, studyFromReceivedImages, unresolvedScanOf } from '../db/scanStudies.js';
 import { RequestWatcher, type RequestWatcherOptions } from './requestWatcher.js';
 import { describeScan, listScans, scanPage, scanViews, type ScanView } from '../db/scanViews.js';
 
