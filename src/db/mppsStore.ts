@@ -1,4 +1,7 @@
-/** MPPS steps' data access: a step and its event written together (N-CREATE, N-SET), a step read by its UID. */
+/**
+ * MPPS steps' data access: a step and its event written together (N-CREATE, N-SET), a step read by its UID, the
+ * steps' link to their scan request.
+ */
 import type { Database } from './dataSource.js';
 import type { MppsEventRow, MppsStepRow } from './scanEntities.js';
 
@@ -29,4 +32,26 @@ export async function updateMppsStep(
     await m.update(db.entities.MppsStep, { sopInstanceUid }, change);
     await m.insert(db.entities.MppsEvent, event);
   });
+}
+
+/** The status of one step, or null when it is unknown. */
+export async function mppsStatusOf(db: Database, sopInstanceUid: string): Promise<string | null> {
+  const step = await db.source
+    .getRepository(db.entities.MppsStep)
+    .findOne({ where: { sopInstanceUid }, select: { status: true } });
+  return step?.status ?? null;
+}
+
+/** A step now belongs to a scan request. */
+export async function linkMppsStep(db: Database, sopInstanceUid: string, scanId: string): Promise<void> {
+  await db.source.getRepository(db.entities.MppsStep).update({ sopInstanceUid }, { scanId });
+}
+
+/** The steps of a scan: moved to another scan and/or given the study that scan resolved to. */
+export async function updateStepsOfScan(
+  db: Database,
+  scanId: string,
+  change: Partial<Pick<MppsStepRow, 'scanId' | 'studyInstanceUid'>>,
+): Promise<void> {
+  await db.source.getRepository(db.entities.MppsStep).update({ scanId }, change);
 }

@@ -1,6 +1,64 @@
-/** Scan rows' data access: the expected instances of a scan (the one chunked insert, moving them to another scan). */
+/**
+ * Scan rows' data access: the rows themselves (found by id, file, study or what a request asks for), their end, the
+ * counts per state, and the expected instances of a scan (the one chunked insert, moving them to another scan).
+ */
+import { In, IsNull, Not } from 'typeorm';
 import type { Database } from './dataSource.js';
-import type { ScanExpectedRow } from './scanEntities.js';
+import type { ScanExpectedRow, ScanRow } from './scanEntities.js';
+import type { ScanRequestSpec } from '../domain/scanRequest.js';
+
+const scansOf = (db: Database) => db.source.getRepository(db.entities.Scan);
+
+export async function findScan(db: Database, id: string): Promise<ScanRow | null> {
+  return scansOf(db).findOne({ where: { id } });
+}
+
+export async function activeScans(db: Database): Promise<ScanRow[]> {
+  return scansOf(db).find({ where: { state: 'active' } });
+}
+
+export async function activeScanByFile(db: Database, fileName: string): Promise<ScanRow | null> {
+  return scansOf(db).findOne({ where: { state: 'active', fileName } });
+}
+
+export async function activeScanOfStudy(db: Database, studyInstanceUid: string): Promise<ScanRow | null> {
+  return scansOf(db).findOne({ where: { state: 'active', studyInstanceUid } });
+}
+
+/** Active scans whose study is not known yet. */
+export async function unresolvedActiveScans(db: Database): Promise<ScanRow[]> {
+  return scansOf(db).find({ where: { state: 'active', studyInstanceUid: IsNull() } });
+}
+
+/** The active request that already asks for what `spec` asks for: the same study, MPPS, accession or patient. */
+export async function activeScanFor(db: Database, spec: ScanRequestSpec): Promise<ScanRow | null> {
+  if (spec.studyInstanceUid) return activeScanOfStudy(db, spec.studyInstanceUid);
+  const unresolved = { state: 'active' as const, studyInstanceUid: IsNull() };
+  if (spec.mppsSopInstanceUid)
+    return scansOf(db).findOne({ where: { ...unresolved, mppsUid: spec.mppsSopInstanceUid } });
+  if (spec.accessionNumber)
+    return scansOf(db).findOne({ where: { ...unresolved, accessionNumber: spec.accessionNumber } });
+  return scansOf(db).findOne({
+    where: {
+      ...unresolved,
+      accessionNumber: IsNull(),
+      patientId: spec.patientId ?? IsNull(),
+      studyDate: spec.studyDate ?? IsNull(),
+    },
+  });
+}
+
+export async function insertScan(db: Database, row: ScanRow): Promise<void> {
+  await scansOf(db).insert(row);
+}
+
+export async function updateScan(db: Database, id: string, change: Partial<ScanRow>): Promise<void> {
+  await scansOf(db).update({ id }, change);
+}
+
+export async function deleteScan(db: Database, id: string): Promise<void> {
+  await scansOf(db).delete({ id });
+}
 
 /** Rows per INSERT: keeps the bound parameters of one statement well under every driver's limit. */
 const EXPECTED_CHUNK = 200;
@@ -41,18 +99,30 @@ export async function markEnded(
   reason: string | undefined,
   now: Date,
 ): Promise<void> {
-  await db.source
-    .getRepository(db.entities.Scan)
-    .update({ id: scanId }, { state, reason: reason?.slice(0, 512) ?? null, completedAt: now, updatedAt: now });
+  await scansOf(db).update(
+    { id: scanId },
+    { state, reason: reason?.slice(0, 512) ?? null, completedAt: now, updatedAt: now },
+  );
 }
 
 /** How many scans are in each state (states without a scan are absent); the count as the driver returns it. */
 export async function scanCountsByState(db: Database): Promise<Array<{ state: string; n: unknown }>> {
-  return db.source
-    .getRepository(db.entities.Scan)
+  return scansOf(db)
     .createQueryBuilder('s')
     .select('s.state', 'state')
     .addSelect('COUNT(*)', 'n')
     .groupBy('s.state')
     .getRawMany<{ state: string; n: unknown }>();
+}
+
+/** The scan of this study that ended last (finished or failed), if any. */
+export async function lastEndedScanOfStudy(db: Database, studyInstanceUid: string): Promise<ScanRow | null> {
+  return scansOf(db).findOne({
+    where: { studyInstanceUid, state: In(['finished', 'failed']), completedAt: Not(IsNull()) },
+    order: { completedAt: 'DESC' },
+  });
+}
+
+export async function retrieveAttemptCount(db: Database, scanId: string): Promise<number> {
+  return db.source.getRepository(db.entities.RetrieveAttempt).countBy({ scanId });
 }

@@ -1,8 +1,17 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { In, IsNull, Not } from 'typeorm';
 import type { Database } from '../db/dataSource.js';
 import { parseDbDate, type ScanRow } from '../db/scanEntities.js';
+import { activeScans, lastEndedScanOfStudy, retrieveAttemptCount } from '../db/scanStore.js';
+import {
+  archivedCount,
+  findStudy,
+  receivedPerSeries,
+  seriesByUids,
+  seriesOfStudy,
+  spooledStudies,
+  writeGroupKeys,
+} from '../db/studyStore.js';
 import type { Logger } from '../logging/logger.js';
 import { DATA_DIRS } from '../domain/paths.js';
 import { isValidUid } from '../domain/uid.js';
@@ -100,10 +109,8 @@ export class Completion {
       source: scan.source,
       scanId: scan.id,
       series: await this.seriesSummary(scan.studyInstanceUid, outcome.expected),
-      archived: scan.studyInstanceUid ? await this.archivedCount(scan.studyInstanceUid) : 0,
-      retrieveAttempts: await this.db.source
-        .getRepository(this.db.entities.RetrieveAttempt)
-        .countBy({ scanId: scan.id }),
+      archived: scan.studyInstanceUid ? await archivedCount(this.db, scan.studyInstanceUid) : 0,
+      retrieveAttempts: await retrieveAttemptCount(this.db, scan.id),
       ...(group ? { group } : {}),
     };
     const file = this.summaryFile(outcome.state, scan);
@@ -123,10 +130,9 @@ export class Completion {
    */
   async group(study: string): Promise<StudyGroup | undefined> {
     if (this.opts.grouping !== 'nidb') return undefined;
-    const { Study, Series } = this.db.entities;
-    const s = await this.db.source.getRepository(Study).findOne({ where: { studyInstanceUid: study } });
+    const s = await findStudy(this.db, study);
     if (!s) return undefined;
-    const series = await this.db.source.getRepository(Series).find({ where: { studyInstanceUid: study } });
+    const series = await seriesOfStudy(this.db, study);
     series.sort((a, b) => (a.seriesNumber ?? 1e9) - (b.seriesNumber ?? 1e9));
     const g = studyGroupKey({
       patientId: s.patientId,
@@ -135,42 +141,22 @@ export class Completion {
       studyTime: s.studyTime,
       studyInstanceUid: study,
     });
-    await this.db.source.getRepository(Study).update({ studyInstanceUid: study }, { groupKey: g.studyKey });
-    for (const x of series) {
-      await this.db.source
-        .getRepository(Series)
-        .update(
-          { seriesInstanceUid: x.seriesInstanceUid },
-          { groupKey: seriesGroupKey(g.studyKey, x.seriesNumber, x.seriesInstanceUid) },
-        );
-    }
+    await writeGroupKeys(
+      this.db,
+      study,
+      g.studyKey,
+      series.map((x) => ({
+        seriesInstanceUid: x.seriesInstanceUid,
+        groupKey: seriesGroupKey(g.studyKey, x.seriesNumber, x.seriesInstanceUid),
+      })),
+    );
     return g;
   }
 
-  private async archivedCount(study: string): Promise<number> {
-    return this.db.source
-      .getRepository(this.db.entities.Instance)
-      .countBy({ studyInstanceUid: study, state: 'archived' });
-  }
-
   private async seriesSummary(study: string | null, expected: Map<string, number>): Promise<SeriesSummary[]> {
-    const { Instance, Series } = this.db.entities;
-    const received = new Map<string, number>();
-    if (study) {
-      const rows = await this.db.source
-        .getRepository(Instance)
-        .createQueryBuilder('i')
-        .select('i.seriesInstanceUid', 'series')
-        .addSelect('COUNT(*)', 'n')
-        .where('i.studyInstanceUid = :study', { study })
-        .groupBy('i.seriesInstanceUid')
-        .getRawMany<{ series: string; n: string | number }>();
-      for (const r of rows) received.set(r.series, Number(r.n));
-    }
+    const received = study ? await receivedPerSeries(this.db, study) : new Map<string, number>();
     const uids = [...new Set([...expected.keys(), ...received.keys()])];
-    const meta = uids.length
-      ? await this.db.source.getRepository(Series).find({ where: { seriesInstanceUid: In(uids) } })
-      : [];
+    const meta = await seriesByUids(this.db, uids);
     const by = new Map(meta.map((m) => [m.seriesInstanceUid, m]));
     const out = uids.map((uid) => ({
       seriesInstanceUID: uid,
@@ -192,28 +178,16 @@ export class Completion {
    * summary updated; a study no request names is archived once no image came for the quiet period.
    */
   async sweep(): Promise<void> {
-    const { Instance, Scan } = this.db.entities;
-    const rows = await this.db.source
-      .getRepository(Instance)
-      .createQueryBuilder('i')
-      .select('i.studyInstanceUid', 'study')
-      .addSelect('MAX(i.receivedAt)', 'last')
-      .where('i.state = :s', { s: 'spooled' })
-      .groupBy('i.studyInstanceUid')
-      .getRawMany<{ study: string; last: string | Date }>();
+    const rows = await spooledStudies(this.db);
     if (!rows.length) return;
-    const scanRepo = this.db.source.getRepository(Scan);
-    const active = await scanRepo.find({ where: { state: 'active' } });
+    const active = await activeScans(this.db);
     const activeStudies = new Set(active.map((s) => s.studyInstanceUid).filter(Boolean));
     const unresolved = active.filter((s) => !s.studyInstanceUid);
     const now = this.opts.now().getTime();
     for (const r of rows) {
       if (activeStudies.has(r.study)) continue;
       try {
-        const ended = await scanRepo.findOne({
-          where: { studyInstanceUid: r.study, state: In(['finished', 'failed']), completedAt: Not(IsNull()) },
-          order: { completedAt: 'DESC' },
-        });
+        const ended = await lastEndedScanOfStudy(this.db, r.study);
         if (ended) {
           await this.late(ended);
           continue;
@@ -235,9 +209,7 @@ export class Completion {
 
   /** An active request that names no study yet may be for this one (same accession number or patient). */
   private async mayBelongTo(study: string, unresolved: ScanRow[]): Promise<boolean> {
-    const s = await this.db.source
-      .getRepository(this.db.entities.Study)
-      .findOne({ where: { studyInstanceUid: study } });
+    const s = await findStudy(this.db, study);
     if (!s) return false;
     return unresolved.some(
       (u) =>
@@ -277,7 +249,7 @@ export class Completion {
         retrieveAttempts: 0,
       }),
       series,
-      archived: await this.archivedCount(study),
+      archived: await archivedCount(this.db, study),
       ...(group ? { group } : {}),
       updatedAt: this.opts.now().toISOString(),
     };
