@@ -7,7 +7,7 @@ import { echo, parsePeer } from './dimse/echo.js';
 import { openDatabase, type Database } from './db/dataSource.js';
 import { SCAN_STATES } from './db/scanEntities.js';
 import { createLogger } from './logging/logger.js';
-import { ScanRequests } from './pipeline/scanRequests.js';
+import { ScanRequests } from './pipeline/scans/scanRequests.js';
 import { describeScan, listScans, type ScanView } from './db/scanViews.js';
 import { makeRequest } from './domain/scanRequest.js';
 import { isSchedulerPaused, schedulerPausedSince, setSchedulerPaused } from './scheduler/pauseFlag.js';

@@ -17,7 +17,7 @@ import { DATA_DIRS } from '../domain/paths.js';
 import { isValidUid } from '../domain/uid.js';
 import { seriesGroupKey, studyGroupKey, type StudyGroup } from '../domain/grouping.js';
 import type { Archiver } from './archive.js';
-import type { ScanRequests } from './scanRequests.js';
+import type { ScanRequests } from './scans/scanRequests.js';
 import { writeFileAtomic } from '../storage/atomicWrite.js';
 
 export interface SeriesSummary {

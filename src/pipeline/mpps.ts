@@ -23,7 +23,7 @@ import {
   type MppsDataset,
   type MppsStatus,
 } from '../domain/mpps.js';
-import type { ScanRequests } from './scanRequests.js';
+import type { ScanRequests } from './scans/scanRequests.js';
 import { writeFileAtomic } from '../storage/atomicWrite.js';
 
 const { DicomDict, DicomMetaDictionary } = dcmjs.data;

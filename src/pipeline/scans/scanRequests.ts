@@ -5,8 +5,8 @@
  * model in scanViews.ts; callers reach all three through this class.
  */
 import { randomUUID } from 'node:crypto';
-import type { Database } from '../db/dataSource.js';
-import type { ScanRow, ScanSource, ScanState } from '../db/scanEntities.js';
+import type { Database } from '../../db/dataSource.js';
+import type { ScanRow, ScanSource, ScanState } from '../../db/scanEntities.js';
 import {
   activeScanByFile,
   activeScanFor,
@@ -20,16 +20,16 @@ import {
   moveExpected,
   unresolvedActiveScans,
   updateScan,
-} from '../db/scanStore.js';
-import { linkMppsStep, mppsStatusOf, updateStepsOfScan } from '../db/mppsStore.js';
-import type { Logger } from '../logging/logger.js';
-import { isValidUid } from '../domain/uid.js';
-import type { ExpectedSeries, MppsSummary } from '../domain/mpps.js';
-import { requestFileContent, requestFileName, type ScanRequestSpec } from '../domain/scanRequest.js';
-import type { IngestedInstance } from './ingest.js';
-import { ActiveStudies, studyFromReceivedImages, unresolvedScanOf } from '../db/scanStudies.js';
+} from '../../db/scanStore.js';
+import { linkMppsStep, mppsStatusOf, updateStepsOfScan } from '../../db/mppsStore.js';
+import type { Logger } from '../../logging/logger.js';
+import { isValidUid } from '../../domain/uid.js';
+import type { ExpectedSeries, MppsSummary } from '../../domain/mpps.js';
+import { requestFileContent, requestFileName, type ScanRequestSpec } from '../../domain/scanRequest.js';
+import type { IngestedInstance } from '../ingest.js';
+import { ActiveStudies, studyFromReceivedImages, unresolvedScanOf } from '../../db/scanStudies.js';
 import { RequestWatcher, type RequestWatcherOptions } from './requestWatcher.js';
-import { describeScan, listScans, scanPage, scanViews, type ScanView } from '../db/scanViews.js';
+import { describeScan, listScans, scanPage, scanViews, type ScanView } from '../../db/scanViews.js';
 
 export type { RequestWatcherOptions as ScanRequestsOptions };
 
