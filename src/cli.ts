@@ -7,8 +7,8 @@ import { echo, parsePeer } from './dimse/echo.js';
 import { openDatabase, type Database } from './db/dataSource.js';
 import { SCAN_STATES } from './db/scanEntities.js';
 import { createLogger } from './logging/logger.js';
-import { ScanRequests } from './pipeline/scanRequests.js';
-import type { ScanView } from './pipeline/scanViews.js';
+import { ScanRequests } from './pipeline/scans/scanRequests.js';
+import { describeScan, listScans, type ScanView } from './db/scanViews.js';
 import { makeRequest } from './domain/scanRequest.js';
 import { isSchedulerPaused, schedulerPausedSince, setSchedulerPaused } from './scheduler/pauseFlag.js';
 import { runImportCommand, runImportRetry } from './importCommand.js';
@@ -133,6 +133,7 @@ program
 
 // -- scan requests: open the database of the config directly; a running node picks the new file up --------------
 
+/** For `scan add`: the request side (row and file), not started, so no watcher runs here. */
 async function withScans<T>(configFile: string, fn: (scans: ScanRequests) => Promise<T>): Promise<T> {
   return withDb(configFile, (db, loaded) => {
     const log = createLogger({ level: loaded.config.log.level === 'debug' ? 'debug' : 'warn' });
@@ -196,8 +197,8 @@ scan
   .addOption(new Option('--state <state>', 'only this state').choices(SCAN_STATES))
   .addOption(configOption())
   .action(async (opts: { state?: (typeof SCAN_STATES)[number]; config: string }) => {
-    await withScans(opts.config, async (scans) => {
-      const views = await scans.list(opts.state);
+    await withDb(opts.config, async (db) => {
+      const views = await listScans(db, opts.state);
       for (const v of views) process.stdout.write(`${scanLine(v)}\n`);
       if (!views.length) process.stdout.write('no scans\n');
     });
@@ -209,8 +210,8 @@ scan
   .argument('<uid>', 'StudyInstanceUID (or scan id)')
   .addOption(configOption())
   .action(async (uid: string, opts: { config: string }) => {
-    const found = await withScans(opts.config, async (scans) => {
-      const v = await scans.describe(uid);
+    const found = await withDb(opts.config, async (db) => {
+      const v = await describeScan(db, uid);
       if (!v) return false;
       const out = [
         `study:        ${v.studyInstanceUid ?? '(not known yet)'}`,

@@ -4,7 +4,7 @@ import { DicomServer } from './dimse/server.js';
 import { createLogger, type Logger } from './logging/logger.js';
 import { Ingest, type IngestedInstance } from './pipeline/ingest.js';
 import { MppsService } from './pipeline/mpps.js';
-import { ScanRequests } from './pipeline/scanRequests.js';
+import { ScanRequests } from './pipeline/scans/scanRequests.js';
 import { Completion } from './pipeline/completion.js';
 import { Reconciler } from './pipeline/reconcile.js';
 import { ScannerSending } from './pipeline/scannerSending.js';

@@ -2,7 +2,7 @@ import type { Config } from '../config/schema.js';
 import type { Database } from '../db/dataSource.js';
 import type { Logger } from '../logging/logger.js';
 import type { Importer } from '../pipeline/importer.js';
-import type { ScanRequests } from '../pipeline/scanRequests.js';
+import type { ScanRequests } from '../pipeline/scans/scanRequests.js';
 import type { SchedulerState } from '../scheduler/scheduler.js';
 import type { Registry } from 'prom-client';
 import type { ScanRow } from '../db/scanEntities.js';

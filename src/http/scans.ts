@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import { SCAN_STATES, type ScanState } from '../db/scanEntities.js';
 import { makeRequest } from '../domain/scanRequest.js';
 import { DATA_DIRS } from '../domain/paths.js';
-import type { ScanView } from '../pipeline/scanViews.js';
+import { retrieveAttemptsOf, type ScanView } from '../db/scanViews.js';
 import type { ScanProgress } from '../pipeline/reconcile.js';
 import { httpError, need, type HttpServices } from './common.js';
 
@@ -107,11 +107,7 @@ export function registerScanRoutes(app: FastifyInstance, s: HttpServices): void 
     const db = need(s.db, 'database');
     const view = await scans.describe(req.params.key);
     if (!view) throw httpError(404, `no scan request for ${req.params.key}`);
-    const attempts = await db.source.getRepository(db.entities.RetrieveAttempt).find({
-      where: { scanId: view.id },
-      order: { startedAt: 'DESC' },
-      take: 100,
-    });
+    const attempts = await retrieveAttemptsOf(db, view.id, 100);
     const study = view.studyInstanceUid;
     const ended = view.state === 'finished' || view.state === 'failed';
     return {

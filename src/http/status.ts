@@ -10,6 +10,7 @@ import { associationJson } from './studies.js';
 import { importJson } from './imports.js';
 import { VERSION } from '../version.js';
 import { Mutex } from 'async-mutex';
+import { recentAssociations } from '../db/studyViews.js';
 
 /** The status page's files (copied next to the compiled module by `npm run build`). */
 const UI_DIR = fileURLToPath(new URL('./ui/', import.meta.url));
@@ -38,7 +39,7 @@ export async function statusSnapshot(s: HttpServices) {
     scans.page({ state: 'active', limit: ACTIVE_LIMIT, offset: 0 }),
     scans.page({ state: 'finished', limit: RECENT, offset: 0 }),
     scans.page({ state: 'failed', limit: RECENT, offset: 0 }),
-    db.source.getRepository(db.entities.Association).find({ order: { endedAt: 'DESC', id: 'ASC' }, take: RECENT }),
+    recentAssociations(db, RECENT),
     diskSpace(s.dataDir),
     s.importer.batches.list({ limit: RECENT_IMPORTS, offset: 0 }),
   ]);

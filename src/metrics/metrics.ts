@@ -3,6 +3,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { Database } from '../db/dataSource.js';
 import type { RetrieveAttemptRow } from '../db/retrieveEntities.js';
 import { SCAN_STATES } from '../db/scanEntities.js';
+import { scanCountsByState } from '../db/scanStore.js';
 import type { AssociationInfo, AssociationSummary } from '../dimse/types.js';
 import type { Logger } from '../logging/logger.js';
 
@@ -25,7 +26,6 @@ export interface StoreCompleted {
   bytes: number;
   durationMs: number;
 }
-
 
 /** 1 ms .. 10 s: a small image on loopback takes a few ms, a large multi-frame over a WAN seconds. */
 export const CSTORE_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -278,13 +278,7 @@ export class Metrics {
     const db = this.db;
     if (!db) return;
     try {
-      const rows = await db.source
-        .getRepository(db.entities.Scan)
-        .createQueryBuilder('s')
-        .select('s.state', 'state')
-        .addSelect('COUNT(*)', 'n')
-        .groupBy('s.state')
-        .getRawMany<{ state: string; n: unknown }>();
+      const rows = await scanCountsByState(db);
       const counts = new Map(rows.map((r) => [r.state, toNumber(r.n)]));
       for (const state of SCAN_STATES) this.scans.set({ state }, counts.get(state) ?? 0);
       this.recovered('scans');

@@ -1,14 +1,23 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { In, IsNull, Not } from 'typeorm';
 import type { Database } from '../db/dataSource.js';
 import { parseDbDate, type ScanRow } from '../db/scanEntities.js';
+import { activeScans, lastEndedScanOfStudy, retrieveAttemptCount } from '../db/scanStore.js';
+import {
+  archivedCount,
+  findStudy,
+  receivedPerSeries,
+  seriesByUids,
+  seriesOfStudy,
+  spooledStudies,
+  writeGroupKeys,
+} from '../db/studyStore.js';
 import type { Logger } from '../logging/logger.js';
 import { DATA_DIRS } from '../domain/paths.js';
 import { isValidUid } from '../domain/uid.js';
 import { seriesGroupKey, studyGroupKey, type StudyGroup } from '../domain/grouping.js';
-import { Archiver } from './archive.js';
-import type { ScanRequests } from './scanRequests.js';
+import type { Archiver } from './archive.js';
+import type { ScanRequests } from './scans/scanRequests.js';
 import { writeFileAtomic } from '../storage/atomicWrite.js';
 
 export interface SeriesSummary {
@@ -66,18 +75,14 @@ export interface CompletionOptions {
  * summary) and images of studies no request names, after the quiet period.
  */
 export class Completion {
-  private readonly archiver: Archiver;
-
   constructor(
     private readonly db: Database,
     private readonly dataDir: string,
     private readonly log: Logger,
     private readonly scans: ScanRequests,
     private readonly opts: CompletionOptions,
-    archiver?: Archiver,
-  ) {
-    this.archiver = archiver ?? new Archiver(db, dataDir, log);
-  }
+    private readonly archiver: Archiver,
+  ) {}
 
   summaryFile(state: 'finished' | 'failed', scan: Pick<ScanRow, 'studyInstanceUid' | 'fileName' | 'id'>): string {
     const dir = state === 'finished' ? DATA_DIRS.finishedScans : DATA_DIRS.failedScans;
@@ -104,28 +109,14 @@ export class Completion {
       source: scan.source,
       scanId: scan.id,
       series: await this.seriesSummary(scan.studyInstanceUid, outcome.expected),
-      archived: scan.studyInstanceUid ? await this.archivedCount(scan.studyInstanceUid) : 0,
-      retrieveAttempts: await this.db.source
-        .getRepository(this.db.entities.RetrieveAttempt)
-        .countBy({ scanId: scan.id }),
+      archived: scan.studyInstanceUid ? await archivedCount(this.db, scan.studyInstanceUid) : 0,
+      retrieveAttempts: await retrieveAttemptCount(this.db, scan.id),
       ...(group ? { group } : {}),
     };
     const file = this.summaryFile(outcome.state, scan);
     fs.mkdirSync(path.dirname(file), { recursive: true });
     writeFileAtomic(file, `${JSON.stringify(summary, null, 2)}\n`);
-    await this.scans.exclusive(async () => {
-      const repo = this.db.source.getRepository(this.db.entities.Scan);
-      const row = await repo.findOne({ where: { id: scan.id } });
-      // The file first: a crash before the row update leaves an active row without a file, which start-up restores
-      // and the next run completes again; the other way round a stray file would become a new request.
-      this.scans.releaseFile(row?.fileName ?? scan.fileName);
-      if (row && row.state === 'active') {
-        await repo.update(
-          { id: scan.id },
-          { state: outcome.state, reason: outcome.reason?.slice(0, 512) ?? null, completedAt: now, updatedAt: now },
-        );
-      }
-    });
+    await this.scans.end(scan, outcome.state, outcome.reason, now);
     const meta = { scan: scan.id, study: scan.studyInstanceUid ?? undefined, file: path.relative(this.dataDir, file) };
     if (outcome.state === 'finished') this.log.info('scan finished', { ...meta, archived: summary.archived });
     else this.log.warn('scan failed', { ...meta, reason: outcome.reason });
@@ -139,10 +130,9 @@ export class Completion {
    */
   async group(study: string): Promise<StudyGroup | undefined> {
     if (this.opts.grouping !== 'nidb') return undefined;
-    const { Study, Series } = this.db.entities;
-    const s = await this.db.source.getRepository(Study).findOne({ where: { studyInstanceUid: study } });
+    const s = await findStudy(this.db, study);
     if (!s) return undefined;
-    const series = await this.db.source.getRepository(Series).find({ where: { studyInstanceUid: study } });
+    const series = await seriesOfStudy(this.db, study);
     series.sort((a, b) => (a.seriesNumber ?? 1e9) - (b.seriesNumber ?? 1e9));
     const g = studyGroupKey({
       patientId: s.patientId,
@@ -151,42 +141,22 @@ export class Completion {
       studyTime: s.studyTime,
       studyInstanceUid: study,
     });
-    await this.db.source.getRepository(Study).update({ studyInstanceUid: study }, { groupKey: g.studyKey });
-    for (const x of series) {
-      await this.db.source
-        .getRepository(Series)
-        .update(
-          { seriesInstanceUid: x.seriesInstanceUid },
-          { groupKey: seriesGroupKey(g.studyKey, x.seriesNumber, x.seriesInstanceUid) },
-        );
-    }
+    await writeGroupKeys(
+      this.db,
+      study,
+      g.studyKey,
+      series.map((x) => ({
+        seriesInstanceUid: x.seriesInstanceUid,
+        groupKey: seriesGroupKey(g.studyKey, x.seriesNumber, x.seriesInstanceUid),
+      })),
+    );
     return g;
   }
 
-  private async archivedCount(study: string): Promise<number> {
-    return this.db.source
-      .getRepository(this.db.entities.Instance)
-      .countBy({ studyInstanceUid: study, state: 'archived' });
-  }
-
   private async seriesSummary(study: string | null, expected: Map<string, number>): Promise<SeriesSummary[]> {
-    const { Instance, Series } = this.db.entities;
-    const received = new Map<string, number>();
-    if (study) {
-      const rows = await this.db.source
-        .getRepository(Instance)
-        .createQueryBuilder('i')
-        .select('i.seriesInstanceUid', 'series')
-        .addSelect('COUNT(*)', 'n')
-        .where('i.studyInstanceUid = :study', { study })
-        .groupBy('i.seriesInstanceUid')
-        .getRawMany<{ series: string; n: string | number }>();
-      for (const r of rows) received.set(r.series, Number(r.n));
-    }
+    const received = study ? await receivedPerSeries(this.db, study) : new Map<string, number>();
     const uids = [...new Set([...expected.keys(), ...received.keys()])];
-    const meta = uids.length
-      ? await this.db.source.getRepository(Series).find({ where: { seriesInstanceUid: In(uids) } })
-      : [];
+    const meta = await seriesByUids(this.db, uids);
     const by = new Map(meta.map((m) => [m.seriesInstanceUid, m]));
     const out = uids.map((uid) => ({
       seriesInstanceUID: uid,
@@ -208,28 +178,16 @@ export class Completion {
    * summary updated; a study no request names is archived once no image came for the quiet period.
    */
   async sweep(): Promise<void> {
-    const { Instance, Scan } = this.db.entities;
-    const rows = await this.db.source
-      .getRepository(Instance)
-      .createQueryBuilder('i')
-      .select('i.studyInstanceUid', 'study')
-      .addSelect('MAX(i.receivedAt)', 'last')
-      .where('i.state = :s', { s: 'spooled' })
-      .groupBy('i.studyInstanceUid')
-      .getRawMany<{ study: string; last: string | Date }>();
+    const rows = await spooledStudies(this.db);
     if (!rows.length) return;
-    const scanRepo = this.db.source.getRepository(Scan);
-    const active = await scanRepo.find({ where: { state: 'active' } });
+    const active = await activeScans(this.db);
     const activeStudies = new Set(active.map((s) => s.studyInstanceUid).filter(Boolean));
     const unresolved = active.filter((s) => !s.studyInstanceUid);
     const now = this.opts.now().getTime();
     for (const r of rows) {
       if (activeStudies.has(r.study)) continue;
       try {
-        const ended = await scanRepo.findOne({
-          where: { studyInstanceUid: r.study, state: In(['finished', 'failed']), completedAt: Not(IsNull()) },
-          order: { completedAt: 'DESC' },
-        });
+        const ended = await lastEndedScanOfStudy(this.db, r.study);
         if (ended) {
           await this.late(ended);
           continue;
@@ -251,9 +209,7 @@ export class Completion {
 
   /** An active request that names no study yet may be for this one (same accession number or patient). */
   private async mayBelongTo(study: string, unresolved: ScanRow[]): Promise<boolean> {
-    const s = await this.db.source
-      .getRepository(this.db.entities.Study)
-      .findOne({ where: { studyInstanceUid: study } });
+    const s = await findStudy(this.db, study);
     if (!s) return false;
     return unresolved.some(
       (u) =>
@@ -293,7 +249,7 @@ export class Completion {
         retrieveAttempts: 0,
       }),
       series,
-      archived: await this.archivedCount(study),
+      archived: await archivedCount(this.db, study),
       ...(group ? { group } : {}),
       updatedAt: this.opts.now().toISOString(),
     };

@@ -4,6 +4,7 @@ import { randomUUID } from 'node:crypto';
 import dcmjs from 'dcmjs';
 import type { Database } from '../db/dataSource.js';
 import type { MppsStepRow } from '../db/scanEntities.js';
+import { findMppsStep, insertMppsStep, mppsStepExists, updateMppsStep } from '../db/mppsStore.js';
 import type { NRequest, NResponse } from '../dimse/types.js';
 import type { Logger } from '../logging/logger.js';
 import { DATA_DIRS } from '../domain/paths.js';
@@ -22,7 +23,7 @@ import {
   type MppsDataset,
   type MppsStatus,
 } from '../domain/mpps.js';
-import type { ScanRequests } from './scanRequests.js';
+import type { ScanRequests } from './scans/scanRequests.js';
 import { writeFileAtomic } from '../storage/atomicWrite.js';
 import { Mutex } from 'async-mutex';
 
@@ -74,8 +75,7 @@ export class MppsService {
   private async create(req: NRequest): Promise<NResponse> {
     this.checkSopClass(req);
     const uid = checkCreate(req.sopInstanceUid, req.dataset, newUid);
-    const steps = this.db.source.getRepository(this.db.entities.MppsStep);
-    if (await steps.existsBy({ sopInstanceUid: uid })) {
+    if (await mppsStepExists(this.db, uid)) {
       throw new DimseError(DicomStatus.DuplicateSopInstance, `MPPS instance ${uid} already exists`);
     }
     const now = new Date();
@@ -98,10 +98,7 @@ export class MppsService {
       endedAt: null,
       dataset: toJson(stored),
     };
-    await this.db.source.transaction(async (m) => {
-      await m.insert(this.db.entities.MppsStep, row);
-      await m.insert(this.db.entities.MppsEvent, this.event(uid, 'N-CREATE', null, 'IN PROGRESS', req, now));
-    });
+    await insertMppsStep(this.db, row, this.event(uid, 'N-CREATE', null, 'IN PROGRESS', req, now));
     this.log.info('MPPS IN PROGRESS', {
       mpps: uid,
       study: summary.studyInstanceUids[0],
@@ -114,8 +111,7 @@ export class MppsService {
 
   private async set(req: NRequest): Promise<NResponse> {
     this.checkSopClass(req);
-    const steps = this.db.source.getRepository(this.db.entities.MppsStep);
-    const step = req.sopInstanceUid ? await steps.findOneBy({ sopInstanceUid: req.sopInstanceUid }) : null;
+    const step = req.sopInstanceUid ? await findMppsStep(this.db, req.sopInstanceUid) : null;
     const before = step?.status;
     const next = checkSet(before, req.dataset);
     const uid = step!.sopInstanceUid;
@@ -127,20 +123,18 @@ export class MppsService {
     );
     this.writeFile(uid, merged);
     const summary = summarize(merged, next);
-    await this.db.source.transaction(async (m) => {
-      await m.update(
-        this.db.entities.MppsStep,
-        { sopInstanceUid: uid },
-        {
-          status: next,
-          ...this.columns(summary),
-          updatedAt: now,
-          endedAt: isFinal(next) ? now : null,
-          dataset: toJson(merged),
-        },
-      );
-      await m.insert(this.db.entities.MppsEvent, this.event(uid, 'N-SET', before ?? null, next, req, now));
-    });
+    await updateMppsStep(
+      this.db,
+      uid,
+      {
+        status: next,
+        ...this.columns(summary),
+        updatedAt: now,
+        endedAt: isFinal(next) ? now : null,
+        dataset: toJson(merged),
+      },
+      this.event(uid, 'N-SET', before ?? null, next, req, now),
+    );
     if (next !== before) {
       this.log.info(`MPPS ${next}`, {
         mpps: uid,

@@ -17,7 +17,7 @@ import {
 } from '../domain/completeness.js';
 import type { MppsStatus } from '../domain/mpps.js';
 import type { Completion } from './completion.js';
-import type { ScanRequests } from './scanRequests.js';
+import type { ScanRequests } from './scans/scanRequests.js';
 import { ArchiveError } from './archive.js';
 import type { AwaitedImages } from './awaitedImages.js';
 import { Retriever, attemptFailed } from './retrieve.js';

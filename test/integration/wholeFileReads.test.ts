@@ -6,7 +6,7 @@ import { after, test } from 'node:test';
 import { startTestNode } from '../helpers/node.js';
 import { waitFor } from '../helpers/waitFor.js';
 import { newUid } from '../helpers/dicomgen.js';
-import { ScanRequests } from '../../src/pipeline/scanRequests.js';
+import { ScanRequests } from '../../src/pipeline/scans/scanRequests.js';
 import { compareDatasets } from '../../src/storage/files.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'scannode-reads-'));

@@ -3,7 +3,7 @@
  * received image asks), and the study of a request made by an MPPS that named none, read from the images stored.
  */
 import { In } from 'typeorm';
-import type { Database } from '../db/dataSource.js';
+import type { Database } from './dataSource.js';
 import { referencedMppsUids } from '../domain/mpps.js';
 
 /** How long the set of active studies is trusted before it is read again (see `ActiveStudies`). */

@@ -3,8 +3,9 @@
  * steps and per-series progress (expected by the MPPS, received by scannode). Reads only; nothing here changes a row.
  */
 import { In } from 'typeorm';
-import type { Database } from '../db/dataSource.js';
-import type { MppsStepRow, ScanRow, ScanState } from '../db/scanEntities.js';
+import type { Database } from './dataSource.js';
+import type { MppsStepRow, ScanRow, ScanState } from './scanEntities.js';
+import type { RetrieveAttemptRow } from './retrieveEntities.js';
 import { isValidUid } from '../domain/uid.js';
 import { expectedInstances, type MppsStatus } from '../domain/mpps.js';
 
@@ -174,5 +175,14 @@ export async function scanViews(db: Database, scans: ScanRow[]): Promise<ScanVie
       })),
       series,
     };
+  });
+}
+
+/** A scan's retrieve attempts, newest first (at most `limit`). */
+export async function retrieveAttemptsOf(db: Database, scanId: string, limit: number): Promise<RetrieveAttemptRow[]> {
+  return db.source.getRepository(db.entities.RetrieveAttempt).find({
+    where: { scanId },
+    order: { startedAt: 'DESC' },
+    take: limit,
   });
 }

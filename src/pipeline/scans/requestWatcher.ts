@@ -6,17 +6,17 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import type { ScanRow } from '../db/scanEntities.js';
-import type { Logger } from '../logging/logger.js';
-import { DATA_DIRS } from '../domain/paths.js';
+import type { ScanRow } from '../../db/scanEntities.js';
+import type { Logger } from '../../logging/logger.js';
+import { DATA_DIRS } from '../../domain/paths.js';
 import {
   isRequestFileName,
   parseRequestFile,
   REQUEST_FILE_LIMIT,
   type ScanRequestSpec,
-} from '../domain/scanRequest.js';
-import { writeFileAtomic } from '../storage/atomicWrite.js';
-import { Loop } from '../scheduler/loop.js';
+} from '../../domain/scanRequest.js';
+import { writeFileAtomic } from '../../storage/atomicWrite.js';
+import { Loop } from '../../scheduler/loop.js';
 
 export interface RequestWatcherOptions {
   /** Safety-net rescan of active-scans/ (fs.watch misses events on some file systems). */

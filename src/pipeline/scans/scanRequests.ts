@@ -5,18 +5,32 @@
  * model in scanViews.ts; callers reach all three through this class.
  */
 import { randomUUID } from 'node:crypto';
-import { IsNull } from 'typeorm';
 import { Mutex } from 'async-mutex';
-import type { Database } from '../db/dataSource.js';
-import type { ScanRow, ScanSource, ScanState } from '../db/scanEntities.js';
-import type { Logger } from '../logging/logger.js';
-import { isValidUid } from '../domain/uid.js';
-import type { ExpectedSeries, MppsSummary } from '../domain/mpps.js';
-import { requestFileContent, requestFileName, type ScanRequestSpec } from '../domain/scanRequest.js';
-import type { IngestedInstance } from './ingest.js';
-import { ActiveStudies, studyFromReceivedImages, unresolvedScanOf } from './scanStudies.js';
+import type { Database } from '../../db/dataSource.js';
+import type { ScanRow, ScanSource, ScanState } from '../../db/scanEntities.js';
+import {
+  activeScanByFile,
+  activeScanFor,
+  activeScanOfStudy,
+  activeScans,
+  deleteScan,
+  findScan,
+  insertExpected,
+  insertScan,
+  markEnded,
+  moveExpected,
+  unresolvedActiveScans,
+  updateScan,
+} from '../../db/scanStore.js';
+import { linkMppsStep, mppsStatusOf, updateStepsOfScan } from '../../db/mppsStore.js';
+import type { Logger } from '../../logging/logger.js';
+import { isValidUid } from '../../domain/uid.js';
+import type { ExpectedSeries, MppsSummary } from '../../domain/mpps.js';
+import { requestFileContent, requestFileName, type ScanRequestSpec } from '../../domain/scanRequest.js';
+import type { IngestedInstance } from '../ingest.js';
+import { ActiveStudies, studyFromReceivedImages, unresolvedScanOf } from '../../db/scanStudies.js';
 import { RequestWatcher, type RequestWatcherOptions } from './requestWatcher.js';
-import { describeScan, listScans, scanPage, scanViews, type ScanView } from './scanViews.js';
+import { describeScan, listScans, scanPage, scanViews, type ScanView } from '../../db/scanViews.js';
 
 export type { RequestWatcherOptions as ScanRequestsOptions };
 
@@ -45,8 +59,8 @@ export class ScanRequests {
       dataDir,
       {
         exclusive: (fn) => this.serial(fn),
-        activeRequests: () => this.scans.find({ where: { state: 'active' } }),
-        activeRequest: (fileName) => this.scans.findOne({ where: { state: 'active', fileName } }),
+        activeRequests: () => activeScans(this.db),
+        activeRequest: (fileName) => activeScanByFile(this.db, fileName),
         addFromFile: async (spec) => (await this.addNow(spec, 'file')).scan,
         cancel: (row, reason) => this.cancel(row, reason),
         writeFile: (row) => this.writeRequestFile(row),
@@ -59,10 +73,6 @@ export class ScanRequests {
   /** The `active-scans/` folder. */
   get dir(): string {
     return this.files.dir;
-  }
-
-  private get scans() {
-    return this.db.source.getRepository(this.db.entities.Scan);
   }
 
   /** Every received image asks whether its study has an active request. */
@@ -82,7 +92,7 @@ export class ScanRequests {
   // -- life cycle ------------------------------------------------------------------------------------------------
 
   async start(): Promise<void> {
-    const unresolved = await this.scans.find({ where: { state: 'active', studyInstanceUid: IsNull() } });
+    const unresolved = await unresolvedActiveScans(this.db);
     for (const s of unresolved) if (s.mppsUid) this.unresolved.add(s.id);
     await this.files.start();
   }
@@ -96,13 +106,7 @@ export class ScanRequests {
 
   private async writeRequestFile(row: ScanRow): Promise<void> {
     if (!row.fileName || row.state !== 'active') return;
-    let mppsStatus: string | null = null;
-    if (row.mppsUid) {
-      const step = await this.db.source
-        .getRepository(this.db.entities.MppsStep)
-        .findOne({ where: { sopInstanceUid: row.mppsUid }, select: { status: true } });
-      mppsStatus = step?.status ?? null;
-    }
+    const mppsStatus = row.mppsUid ? await mppsStatusOf(this.db, row.mppsUid) : null;
     this.files.write(
       row.fileName,
       requestFileContent({
@@ -126,26 +130,8 @@ export class ScanRequests {
     return this.serial(() => this.addNow(spec, source));
   }
 
-  private async findActive(spec: ScanRequestSpec): Promise<ScanRow | null> {
-    if (spec.studyInstanceUid)
-      return this.scans.findOne({ where: { state: 'active', studyInstanceUid: spec.studyInstanceUid } });
-    const unresolved = { state: 'active' as const, studyInstanceUid: IsNull() };
-    if (spec.mppsSopInstanceUid)
-      return this.scans.findOne({ where: { ...unresolved, mppsUid: spec.mppsSopInstanceUid } });
-    if (spec.accessionNumber)
-      return this.scans.findOne({ where: { ...unresolved, accessionNumber: spec.accessionNumber } });
-    return this.scans.findOne({
-      where: {
-        ...unresolved,
-        accessionNumber: IsNull(),
-        patientId: spec.patientId ?? IsNull(),
-        studyDate: spec.studyDate ?? IsNull(),
-      },
-    });
-  }
-
   private async addNow(spec: ScanRequestSpec, source: ScanSource): Promise<{ scan: ScanRow; created: boolean }> {
-    const existing = await this.findActive(spec);
+    const existing = await activeScanFor(this.db, spec);
     if (existing) {
       if (existing.fileName) this.files.markSeen(existing.fileName);
       if (existing.fileName && !this.files.exists(existing.fileName)) await this.writeRequestFile(existing);
@@ -167,7 +153,7 @@ export class ScanRequests {
       updatedAt: now,
       completedAt: null,
     };
-    await this.scans.insert(row);
+    await insertScan(this.db, row);
     this.activeStudiesChanged();
     await this.writeRequestFile(row);
     if (!row.studyInstanceUid && row.mppsUid) this.unresolved.add(row.id);
@@ -189,7 +175,7 @@ export class ScanRequests {
 
   private async cancel(row: ScanRow, reason: string): Promise<void> {
     const now = new Date();
-    await this.scans.update({ id: row.id }, { state: 'cancelled', reason, updatedAt: now });
+    await updateScan(this.db, row.id, { state: 'cancelled', reason, updatedAt: now });
     this.unresolved.delete(row.id);
     if (row.fileName) this.files.forget(row.fileName);
     this.log.info('scan cancelled', { scan: row.id, study: row.studyInstanceUid ?? undefined, reason });
@@ -216,7 +202,7 @@ export class ScanRequests {
   }): Promise<string> {
     const { mppsUid, summary } = input;
     const study = summary.studyInstanceUids[0] ?? null;
-    let scan = input.scanId ? await this.scans.findOne({ where: { id: input.scanId } }) : null;
+    let scan = input.scanId ? await findScan(this.db, input.scanId) : null;
     if (!scan) {
       scan = (
         await this.addNow(
@@ -235,18 +221,13 @@ export class ScanRequests {
     }
     scan.mppsUid = mppsUid;
     scan.updatedAt = new Date();
-    await this.scans.update(
-      { id: scan.id },
-      {
-        mppsUid,
-        updatedAt: scan.updatedAt,
-        accessionNumber: scan.accessionNumber?.slice(0, 64) ?? null,
-        patientId: scan.patientId?.slice(0, 64) ?? null,
-      },
-    );
-    await this.db.source
-      .getRepository(this.db.entities.MppsStep)
-      .update({ sopInstanceUid: mppsUid }, { scanId: scan.id });
+    await updateScan(this.db, scan.id, {
+      mppsUid,
+      updatedAt: scan.updatedAt,
+      accessionNumber: scan.accessionNumber?.slice(0, 64) ?? null,
+      patientId: scan.patientId?.slice(0, 64) ?? null,
+    });
+    await linkMppsStep(this.db, mppsUid, scan.id);
     const rows = input.expected.flatMap((s) =>
       s.instances.map((i) => ({
         scanId: scan.id,
@@ -256,15 +237,7 @@ export class ScanRequests {
         mppsUid,
       })),
     );
-    for (let i = 0; i < rows.length; i += 200) {
-      await this.db.source
-        .createQueryBuilder()
-        .insert()
-        .into(this.db.entities.ScanExpected)
-        .values(rows.slice(i, i + 200))
-        .orIgnore()
-        .execute();
-    }
+    await insertExpected(this.db, rows);
     let current: ScanRow = scan;
     if (!current.studyInstanceUid && study) current = await this.resolve(current, study, 'MPPS');
     else if (!current.studyInstanceUid) {
@@ -279,25 +252,12 @@ export class ScanRequests {
   private async resolve(scan: ScanRow, study: string, how: string): Promise<ScanRow> {
     if (!isValidUid(study)) return scan;
     this.unresolved.delete(scan.id);
-    const { MppsStep, ScanExpected } = this.db.entities;
-    const other = await this.scans.findOne({ where: { state: 'active', studyInstanceUid: study } });
+    const other = await activeScanOfStudy(this.db, study);
     if (other && other.id !== scan.id) {
-      const expected = await this.db.source.getRepository(ScanExpected).find({ where: { scanId: scan.id } });
-      if (expected.length) {
-        await this.db.source
-          .createQueryBuilder()
-          .insert()
-          .into(ScanExpected)
-          .values(expected.map((e) => ({ ...e, scanId: other.id })))
-          .orIgnore()
-          .execute();
-      }
-      await this.db.source.getRepository(ScanExpected).delete({ scanId: scan.id });
-      await this.db.source
-        .getRepository(MppsStep)
-        .update({ scanId: scan.id }, { scanId: other.id, studyInstanceUid: study });
-      await this.scans.update({ id: other.id }, { mppsUid: scan.mppsUid ?? other.mppsUid, updatedAt: new Date() });
-      await this.scans.delete({ id: scan.id });
+      await moveExpected(this.db, scan.id, other.id);
+      await updateStepsOfScan(this.db, scan.id, { scanId: other.id, studyInstanceUid: study });
+      await updateScan(this.db, other.id, { mppsUid: scan.mppsUid ?? other.mppsUid, updatedAt: new Date() });
+      await deleteScan(this.db, scan.id);
       this.files.remove(scan.fileName);
       this.log.info('scan request merged into the request for its study', {
         scan: scan.id,
@@ -305,16 +265,16 @@ export class ScanRequests {
         study,
         how,
       });
-      const merged = (await this.scans.findOne({ where: { id: other.id } }))!;
+      const merged = (await findScan(this.db, other.id))!;
       await this.writeRequestFile(merged);
       return merged;
     }
     const fileName = `${study}.json`;
     const oldName = scan.fileName;
     const updated: ScanRow = { ...scan, studyInstanceUid: study, fileName, updatedAt: new Date() };
-    await this.scans.update({ id: scan.id }, { studyInstanceUid: study, fileName, updatedAt: updated.updatedAt });
+    await updateScan(this.db, scan.id, { studyInstanceUid: study, fileName, updatedAt: updated.updatedAt });
     this.activeStudiesChanged();
-    await this.db.source.getRepository(MppsStep).update({ scanId: scan.id }, { studyInstanceUid: study });
+    await updateStepsOfScan(this.db, scan.id, { studyInstanceUid: study });
     await this.writeRequestFile(updated);
     if (oldName && oldName !== fileName) this.files.remove(oldName);
     this.log.info('scan request resolved to its study', { scan: scan.id, study, how, file: fileName });
@@ -330,7 +290,7 @@ export class ScanRequests {
         if (!ids.length) return;
         const scanId = await unresolvedScanOf(this.db, ids, inst.sopInstanceUid);
         if (!scanId) return;
-        const scan = await this.scans.findOne({ where: { id: scanId } });
+        const scan = await findScan(this.db, scanId);
         if (scan && scan.state === 'active' && !scan.studyInstanceUid) {
           await this.resolve(scan, inst.studyInstanceUid, 'received images');
         }
@@ -342,20 +302,29 @@ export class ScanRequests {
 
   // -- for completion and the reconciler -------------------------------------------------------------------------
 
-  /** Runs fn in turn with every other change to requests (so no watcher event sees a half-done change). */
-  exclusive<T>(fn: () => Promise<T>): Promise<T> {
-    return this.serial(fn);
-  }
-
-  /** Inside `exclusive`: removes a request's file from active-scans/ without that counting as a cancel. */
-  releaseFile(name: string | null): void {
-    this.files.remove(name);
+  /**
+   * Completion ended a scan (in turn with every other change to requests): its file leaves active-scans/ without that
+   * counting as a cancel, then the row, if still active, takes the outcome. Both can be repeated. The file first: a
+   * crash before the row update leaves an active row without a file, which start-up restores and the next run
+   * completes again; the other way round a stray file would become a new request.
+   */
+  end(
+    scan: Pick<ScanRow, 'id' | 'fileName'>,
+    state: 'finished' | 'failed',
+    reason: string | undefined,
+    now: Date,
+  ): Promise<void> {
+    return this.serial(async () => {
+      const row = await findScan(this.db, scan.id);
+      this.files.remove(row?.fileName ?? scan.fileName);
+      if (row && row.state === 'active') await markEnded(this.db, scan.id, state, reason, now);
+    });
   }
 
   /** The reconciler found the study of a request that named an accession number or a patient. */
   resolveStudy(scanId: string, study: string, how: string): Promise<ScanRow | undefined> {
     return this.serial(async () => {
-      const scan = await this.scans.findOne({ where: { id: scanId } });
+      const scan = await findScan(this.db, scanId);
       if (!scan || scan.state !== 'active' || scan.studyInstanceUid) return scan ?? undefined;
       return this.resolve(scan, study, how);
     });
