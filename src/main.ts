@@ -9,6 +9,7 @@ import { Completion } from './pipeline/completion.js';
 import { Reconciler } from './pipeline/reconcile.js';
 import { ScannerSending } from './pipeline/scannerSending.js';
 import { AwaitedImages } from './pipeline/awaitedImages.js';
+import { Commitments } from './pipeline/commitment.js';
 import { Scheduler } from './scheduler/scheduler.js';
 import { isSchedulerPaused } from './scheduler/pauseFlag.js';
 import path from 'node:path';
@@ -47,6 +48,7 @@ export class ScannodeNode {
   scans: ScanRequests | undefined;
   mpps: MppsService | undefined;
   dicom: DicomServer | undefined;
+  private commitments: Commitments | undefined;
   completion: Completion | undefined;
   reconciler: Reconciler | undefined;
   scheduler: Scheduler | undefined;
@@ -172,6 +174,12 @@ export class ScannodeNode {
       this.changes.emit('change');
       return rsp;
     };
+    const commitments = new Commitments(this.db, this.log, {
+      dataDir,
+      ourAe: config.dicom.aeTitle,
+      peerFor: (ae) => (ae === config.scanner.aeTitle ? config.scanner : undefined),
+    });
+    this.commitments = commitments;
     this.dicom = new DicomServer(
       {
         ...config.dicom,
@@ -190,6 +198,7 @@ export class ScannodeNode {
           return rsp;
         },
         nSet,
+        nAction: (req) => commitments.nAction(req),
         associationClosed: (s) => {
           metrics.associationClosed(s);
           ingest.recordAssociation(s);
@@ -201,6 +210,7 @@ export class ScannodeNode {
       this.log,
     );
     await this.dicom.listen();
+    commitments.start();
     scheduler.start();
     // Imports (inbox watcher, REST) and the HTTP server, after the DICOM listener.
     const ic = config.import;
@@ -287,7 +297,7 @@ export class ScannodeNode {
       ['HTTP server', () => this.http?.close()],
       ['scheduler', () => (this.reconciler?.stop(), this.scheduler?.stop())],
       ['archive walk', async () => void (this.archiveRecovery?.stop(), await this.reindexing)],
-      ['DICOM listener', () => this.dicom?.close()],
+      ['DICOM listener', () => (this.commitments?.stop(), this.dicom?.close())],
       ['association audit', () => this.ingest?.drain()],
       // Both flags are set at once: the batch in flight stops after the files it holds (state interrupted).
       ['imports', async () => void (await Promise.all([this.inbox?.stop(), this.importer?.stop()]))],
