@@ -1,0 +1,119 @@
+/** Storage Commitment Push Model SCP (PS3.4 J) with Orthanc as the scanner, and a malformed N-ACTION. */
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, describe, test } from 'node:test';
+import { generateStudy, newUid } from '../helpers/dicomgen.js';
+import { dulAssociate } from '../helpers/dulClient.js';
+import { startTestNode } from '../helpers/node.js';
+import { startOrthanc } from '../helpers/orthanc.js';
+import { freePort, needPeer } from '../helpers/peers.js';
+import { waitFor } from '../helpers/waitFor.js';
+
+const SC = '1.2.840.10008.1.20.1';
+const SC_INSTANCE = '1.2.840.10008.1.20.1.1';
+const MR = '1.2.840.10008.5.1.4.1.1.4';
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'scannode-commitment-'));
+after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+interface OrthancReport {
+  Status: string;
+  Success?: Array<{ SOPClassUID: string; SOPInstanceUID: string }>;
+  Failures?: Array<{ SOPClassUID: string; SOPInstanceUID: string; FailureReason: number }>;
+}
+
+describe('storage commitment SCP', () => {
+  test('Orthanc stores a study with commitment: every instance committed; an unknown one fails 0x0112', async (t) => {
+    if (!needPeer(t, 'Orthanc')) return;
+    const port = await freePort();
+    const orthanc = await startOrthanc({ aeTitle: 'ORTHANCSC', modalities: [{ aeTitle: 'SCANNODE', port }] });
+    t.after(() => orthanc.destroy());
+    const node = await startTestNode({
+      dicom: { port },
+      extra: { scanner: { aeTitle: 'ORTHANCSC', host: '127.0.0.1', port: orthanc.port } },
+    });
+    t.after(() => node.destroy());
+    const study = generateStudy({ dir: path.join(tmp, 'study'), series: 2, perSeries: 3 });
+    await orthanc.upload(study.map((s) => s.file));
+    const base = `http://127.0.0.1:${orthanc.httpPort}`;
+    const studies = (await orthanc.get('/studies')) as string[];
+    const res = await fetch(`${base}/modalities/scannode/store`, {
+      method: 'POST',
+      body: JSON.stringify({ Resources: studies, StorageCommitment: true, Synchronous: true }),
+    });
+    assert.equal(res.status, 200, await res.clone().text());
+    const job = (await res.json()) as Record<string, unknown>;
+    const uid = job.StorageCommitmentTransactionUID as string;
+    assert.ok(uid, `no transaction UID in ${JSON.stringify(job)}`);
+    const report = await waitFor(
+      'Orthanc storage-commitment report',
+      async () => {
+        const r = (await orthanc.get(`/storage-commitment/${uid}`)) as OrthancReport;
+        return r.Status === 'Pending' ? undefined : r;
+      },
+      30_000,
+    );
+    t.diagnostic(`Orthanc reported: ${JSON.stringify(report)}`);
+    assert.equal(report.Status, 'Success', JSON.stringify(report));
+    assert.equal(report.Success?.length, study.length);
+    assert.deepEqual(report.Failures ?? [], []);
+
+    // An instance scannode never received.
+    const ghost = newUid();
+    const rq = await fetch(`${base}/modalities/scannode/storage-commitment`, {
+      method: 'POST',
+      body: JSON.stringify({
+        DicomInstances: [
+          { SOPClassUID: MR, SOPInstanceUID: ghost },
+          { SOPClassUID: MR, SOPInstanceUID: study[0]!.sopInstanceUid },
+        ],
+      }),
+    });
+    assert.equal(rq.status, 200, await rq.clone().text());
+    const { ID } = (await rq.json()) as { ID: string };
+    const second = await waitFor(
+      'Orthanc second report',
+      async () => {
+        const r = (await orthanc.get(`/storage-commitment/${ID}`)) as OrthancReport;
+        return r.Status === 'Pending' ? undefined : r;
+      },
+      30_000,
+    );
+    t.diagnostic(`Orthanc reported: ${JSON.stringify(second)}`);
+    assert.equal(second.Status, 'Failure');
+    assert.deepEqual(
+      second.Failures?.map((f) => [f.SOPInstanceUID, f.FailureReason]),
+      [[ghost, 0x0112]],
+    );
+    assert.deepEqual(
+      second.Success?.map((s) => s.SOPInstanceUID),
+      [study[0]!.sopInstanceUid],
+    );
+  });
+
+  test('an N-ACTION with a malformed data set gets a failure status; the node stays up', async (t) => {
+    const node = await startTestNode();
+    t.after(() => node.destroy());
+    const ctx = { id: 1, abstractSyntax: SC, transferSyntaxes: ['1.2.840.10008.1.2.1'] };
+    const a = await dulAssociate({ port: node.port, contexts: [ctx] });
+    const command = {
+      CommandField: 0x0130,
+      MessageID: 1,
+      RequestedSOPClassUID: SC,
+      RequestedSOPInstanceUID: SC_INSTANCE,
+      ActionTypeID: 1,
+    };
+    // (0008,1195) UI with a length running past the end.
+    const bad = Buffer.from([0x08, 0x00, 0x95, 0x11, 0x55, 0x49, 0xff, 0x00, 0x31, 0x2e]);
+    const rsp = await a.request(1, command, bad);
+    assert.equal(rsp.command.Status, 0x0110, JSON.stringify(rsp.command));
+    // A data set without the Transaction UID: missing attribute.
+    const empty = Buffer.from([0x08, 0x00, 0x50, 0x00, 0x53, 0x48, 0x02, 0x00, 0x41, 0x20]);
+    const rsp2 = await a.request(1, { ...command, MessageID: 2 }, empty);
+    assert.equal(rsp2.command.Status, 0x0120, JSON.stringify(rsp2.command));
+    await a.release();
+    const again = await dulAssociate({ port: node.port, contexts: [ctx] });
+    await again.release();
+  });
+});
