@@ -1,12 +1,21 @@
 /**
- * Sends one storage commitment N-EVENT-REPORT-RQ on a new association to the requester (PS3.4 J.3.3), over
- * dcmjs-dimse's Client: resolves with the peer's status, rejects when the association cannot be made or ends first.
+ * Sends one storage commitment N-EVENT-REPORT-RQ on a new association to the requester (PS3.4 J.3.3), over the
+ * edge's own upper layer in the requestor role. We are the Storage Commitment SCP but the invoker of N-EVENT-REPORT,
+ * so SCP/SCU Role Selection is proposed with SCU role 0 and SCP role 1 (PS3.7 D.3.3.4). Resolves with the peer's
+ * status; rejects when the association cannot be made or ends before the answer.
  */
+import net from 'node:net';
 import dimse from 'dcmjs-dimse';
-import { STORAGE_COMMITMENT_SOP_CLASS, STORAGE_COMMITMENT_SOP_INSTANCE } from './nAction.js';
+import type { AssociateRq } from './associatePdu.js';
+import { realClock } from './clock.js';
+import { MessageAssembler, encodeMessage } from './dimseMessages.js';
+import { STORAGE_COMMITMENT_SOP_CLASS, eventReportCommand } from './nAction.js';
+import { UpperLayer } from './upperLayer.js';
+import type { Logger } from '../logging/logger.js';
 
-const { Client, Dataset } = dimse;
-const { NEventReportRequest } = dimse.requests;
+const { Dataset } = dimse;
+const EXPLICIT_LE = '1.2.840.10008.1.2.1';
+const IMPLICIT_LE = '1.2.840.10008.1.2';
 
 export interface ReportPeer {
   aeTitle: string;
@@ -14,38 +23,114 @@ export interface ReportPeer {
   port: number;
 }
 
+export interface ReportOptions {
+  callingAe: string;
+  implementationClassUid: string;
+  implementationVersionName?: string;
+  log: Logger;
+  timeoutMs?: number;
+}
+
 export function sendEventReport(
   peer: ReportPeer,
-  callingAe: string,
   eventTypeId: 1 | 2,
   dataset: Record<string, unknown>,
-  timeoutMs = 30_000,
+  opts: ReportOptions,
 ): Promise<number> {
   return new Promise<number>((resolve, reject) => {
-    const client = new Client();
-    const request = new NEventReportRequest(STORAGE_COMMITMENT_SOP_CLASS, STORAGE_COMMITMENT_SOP_INSTANCE, eventTypeId);
-    request.setDataset(new Dataset(dataset));
+    let socket: net.Socket | undefined;
     let status: number | undefined;
-    let error: string | undefined;
+    let failure: string | undefined;
+    const assembler = new MessageAssembler({
+      command: (_pc, c) => {
+        if (c.CommandField === 0x8100 && c.MessageIDBeingRespondedTo === 1 && typeof c.Status === 'number') {
+          status = c.Status;
+          ul.release();
+        } else {
+          failure = `unexpected command 0x${Number(c.CommandField).toString(16)}`;
+          ul.abort(failure);
+        }
+        return undefined;
+      },
+      invalid: (_r, detail) => ul.abort(detail),
+      unreadable: (detail) => ul.abort(detail),
+    });
+    const rq: AssociateRq = {
+      protocolVersion: 1,
+      calledAe: peer.aeTitle,
+      callingAe: opts.callingAe,
+      applicationContext: '1.2.840.10008.3.1.1.1',
+      presentationContexts: [
+        { id: 1, abstractSyntax: STORAGE_COMMITMENT_SOP_CLASS, transferSyntaxes: [EXPLICIT_LE, IMPLICIT_LE] },
+      ],
+      userInfo: {
+        maxLength: 65536,
+        implementationClassUid: opts.implementationClassUid,
+        implementationVersionName: opts.implementationVersionName,
+        asyncOps: undefined,
+        roleSelections: [{ sopClassUid: STORAGE_COMMITMENT_SOP_CLASS, scu: false, scp: true }],
+        other: [],
+      },
+    };
     const timer = setTimeout(() => {
-      error = 'timed out';
-      try {
-        client.abort();
-      } catch {
-        // not connected
-      }
-    }, timeoutMs).unref();
-    request.on('response', (rsp: { getStatus(): number }) => {
-      status = rsp.getStatus();
-    });
-    client.on('associationRejected', () => (error = 'association rejected'));
-    client.on('networkError', (e: Error) => (error = e.message));
-    client.on('closed', () => {
-      clearTimeout(timer);
-      if (status !== undefined) resolve(status);
-      else reject(new Error(error ?? 'closed without an N-EVENT-REPORT-RSP'));
-    });
-    client.addRequest(request);
-    client.send(peer.host, peer.port, callingAe, peer.aeTitle);
+      failure = 'timed out';
+      ul.abort('timed out waiting for the N-EVENT-REPORT-RSP');
+    }, opts.timeoutMs ?? 30_000);
+    timer.unref();
+    const ul: UpperLayer = new UpperLayer(
+      {
+        connect: () => {
+          socket = net.connect(peer.port, peer.host, () => {
+            socket!.setNoDelay(true);
+            ul.transportConfirmation();
+          });
+          socket.on('data', (chunk: Buffer) => ul.input(chunk));
+          socket.on('error', (err) => (failure ??= err.message));
+          socket.on('close', () => ul.transportClosed());
+        },
+        write: (b) => socket!.write(b),
+        end: () => socket!.end(),
+        destroy: () => socket!.destroy(),
+      },
+      {
+        associateConfirmation: (a) => {
+          if ('rj' in a) {
+            failure = `association rejected (result ${a.rj.result}, reason ${a.rj.reason})`;
+            return;
+          }
+          const pc = a.ac.presentationContexts.find((p) => p.id === 1);
+          if (!pc || pc.result !== 0) {
+            failure = 'the storage commitment context was not accepted';
+            return ul.abort(failure);
+          }
+          let bytes: Buffer;
+          try {
+            bytes = new Dataset(dataset, pc.transferSyntax).getDenaturalizedDataset();
+          } catch (err) {
+            failure = `cannot encode the report: ${String(err)}`;
+            return ul.abort(failure);
+          }
+          ul.send(encodeMessage(1, eventReportCommand(1, eventTypeId), bytes, ul.peerMaxPdu)!);
+        },
+        pdv: (pc, control, piece, end) => assembler.pdv(pc, control, piece, end),
+        releaseIndication: () => ul.releaseResponse(),
+        releaseConfirmation: () => undefined,
+        abortIndication: (info) => (failure ??= `aborted: ${info.detail}`),
+        closed: () => {
+          clearTimeout(timer);
+          if (status !== undefined) resolve(status);
+          else reject(new Error(failure ?? 'closed without an N-EVENT-REPORT-RSP'));
+        },
+      },
+      {
+        role: 'requestor',
+        clock: realClock,
+        artimMs: 10_000,
+        idleMs: 60_000,
+        log: opts.log,
+        logMeta: { peer: `${peer.aeTitle}@${peer.host}:${peer.port}` },
+      },
+    );
+    ul.associate(rq);
   });
 }

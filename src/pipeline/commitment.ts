@@ -10,6 +10,7 @@ import { CommitmentStore, type Reference } from '../db/commitmentStore.js';
 import { DicomStatus, DimseError } from '../domain/status.js';
 import { cleanUid } from '../domain/uid.js';
 import type { Logger } from '../logging/logger.js';
+import { IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION } from '../storage/part10.js';
 import { sendEventReport, type ReportPeer } from '../dimse/scuEventReport.js';
 import type { NActionRequest, NResponse } from '../dimse/types.js';
 
@@ -93,17 +94,25 @@ export class Commitments {
     try {
       const judged = await this.judge(refs);
       const { eventTypeId, dataset } = reportDataset(transactionUid, judged);
+      let via = 'same association';
       let status = same ? await same(eventTypeId, dataset) : undefined;
       if (status === undefined) {
         const peer = this.opts.peerFor(callingAe);
         if (!peer) throw new Error(`no remote known for AE "${callingAe}"`);
-        status = await sendEventReport(peer, this.opts.ourAe, eventTypeId, dataset);
+        status = await sendEventReport(peer, eventTypeId, dataset, {
+          callingAe: this.opts.ourAe,
+          implementationClassUid: IMPLEMENTATION_CLASS_UID,
+          implementationVersionName: IMPLEMENTATION_VERSION,
+          log: this.log,
+        });
+        via = 'new association';
       }
       if (status !== DicomStatus.Success) throw new Error(`N-EVENT-REPORT-RSP status 0x${status.toString(16)}`);
       await this.store.delivered(transactionUid, new Date());
       this.log.info('storage commitment reported', {
         callingAe,
         transactionUid,
+        via,
         committed: judged.committed.length,
         failed: judged.failed.length,
       });
