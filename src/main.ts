@@ -178,6 +178,8 @@ export class ScannodeNode {
       dataDir,
       ourAe: config.dicom.aeTitle,
       peerFor: (ae) => (ae === config.scanner.aeTitle ? config.scanner : undefined),
+      maxTries: config.storageCommitment.maxTries,
+      retryMs: config.storageCommitment.retrySeconds * 1000,
     });
     this.commitments = commitments;
     this.dicom = new DicomServer(

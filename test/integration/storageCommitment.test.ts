@@ -3,7 +3,9 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import net from 'node:net';
 import { after, describe, test } from 'node:test';
+import dimse from 'dcmjs-dimse';
 import { generateStudy, newUid } from '../helpers/dicomgen.js';
 import { dulAssociate } from '../helpers/dulClient.js';
 import { startTestNode } from '../helpers/node.js';
@@ -16,6 +18,81 @@ const SC_INSTANCE = '1.2.840.10008.1.20.1.1';
 const MR = '1.2.840.10008.5.1.4.1.1.4';
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'scannode-commitment-'));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+type Report = { eventTypeId: number; dataset: Record<string, unknown> };
+
+/** Sends one N-ACTION-RQ from `callingAe`; collects any N-EVENT-REPORT-RQ that comes on the same association. */
+function requestCommitment(
+  port: number,
+  callingAe: string,
+  transactionUid: string,
+  refs: Array<[string, string]>,
+  lingerMs: number,
+): Promise<{ status: number; reports: Report[] }> {
+  return new Promise((resolve, reject) => {
+    const client = new dimse.Client();
+    const rq = new dimse.requests.NActionRequest(SC, SC_INSTANCE, 1);
+    rq.setDataset(
+      new dimse.Dataset({
+        TransactionUID: transactionUid,
+        ReferencedSOPSequence: refs.map(([c, i]) => ({ ReferencedSOPClassUID: c, ReferencedSOPInstanceUID: i })),
+      }),
+    );
+    let status = -1;
+    const reports: Report[] = [];
+    rq.on('response', (r: { getStatus(): number }) => (status = r.getStatus()));
+    client.on('nEventReportRequest', (req: dimse.requests.NEventReportRequest, cb: (r: unknown) => void) => {
+      reports.push({ eventTypeId: req.getEventTypeId(), dataset: req.getDataset()!.getElements() });
+      cb(dimse.responses.NEventReportResponse.fromRequest(req));
+    });
+    client.on('networkError', reject);
+    client.on('closed', () => resolve({ status, reports }));
+    client.addRequest(rq);
+    client.send('127.0.0.1', port, callingAe, 'SCANNODE', { associationLingerTimeout: lingerMs });
+  });
+}
+
+/** A peer that accepts every context and answers N-EVENT-REPORT-RQ with Success, recording them. */
+function startReportPeer(port: number): Promise<{ reports: Report[]; close(): void }> {
+  const reports: Report[] = [];
+  const Scp = dimse.Scp as unknown as new (socket: net.Socket) => object;
+  class Peer extends Scp {
+    associationRequested(association: {
+      getPresentationContexts(): Array<{
+        context: { setResult(r: number, ts?: string): void; getTransferSyntaxUids(): string[] };
+      }>;
+    }): void {
+      (this as unknown as { association: unknown }).association = association;
+      for (const { context } of association.getPresentationContexts()) {
+        context.setResult(0, context.getTransferSyntaxUids()[0]);
+      }
+      (this as unknown as { sendAssociationAccept(): void }).sendAssociationAccept();
+    }
+    associationReleaseRequested(): void {
+      (this as unknown as { sendAssociationReleaseResponse(): void }).sendAssociationReleaseResponse();
+    }
+    nEventReportRequest(req: dimse.requests.NEventReportRequest, cb: (r: unknown) => void): void {
+      reports.push({ eventTypeId: req.getEventTypeId(), dataset: req.getDataset()!.getElements() });
+      cb(dimse.responses.NEventReportResponse.fromRequest(req));
+    }
+  }
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    new Peer(socket);
+  });
+  return new Promise((resolve) =>
+    server.listen(port, '127.0.0.1', () =>
+      resolve({
+        reports,
+        close: () => {
+          for (const s of sockets) s.destroy();
+          server.close();
+        },
+      }),
+    ),
+  );
+}
 
 interface OrthancReport {
   Status: string;
@@ -115,5 +192,49 @@ describe('storage commitment SCP', () => {
     await a.release();
     const again = await dulAssociate({ port: node.port, contexts: [ctx] });
     await again.release();
+  });
+
+  test('the report comes on the same association while the requester keeps it open', async (t) => {
+    const node = await startTestNode();
+    t.after(() => node.destroy());
+    const ghost = newUid();
+    const uid = newUid();
+    const { status, reports } = await requestCommitment(node.port, 'MODALITY', uid, [[MR, ghost]], 3000);
+    assert.equal(status, 0);
+    assert.equal(reports.length, 1, 'one N-EVENT-REPORT on the same association');
+    assert.equal(reports[0]!.eventTypeId, 2);
+    const ds = reports[0]!.dataset as {
+      TransactionUID: string;
+      FailedSOPSequence: Array<{ ReferencedSOPInstanceUID: string; FailureReason: number }>;
+    };
+    assert.equal(ds.TransactionUID, uid);
+    assert.deepEqual(
+      ds.FailedSOPSequence.map((f) => [f.ReferencedSOPInstanceUID, f.FailureReason]),
+      [[ghost, 0x0112]],
+    );
+  });
+
+  test('a request persisted across a restart is reported on a new association once the requester is up', async (t) => {
+    const peerPort = await freePort();
+    const node = await startTestNode({
+      extra: {
+        scanner: { aeTitle: 'REQUESTER', host: '127.0.0.1', port: peerPort },
+        storageCommitment: { retrySeconds: 3600 },
+      },
+    });
+    t.after(() => node.destroy());
+    const uid = newUid();
+    const ghost = newUid();
+    const { status, reports } = await requestCommitment(node.port, 'REQUESTER', uid, [[MR, ghost]], 0);
+    assert.equal(status, 0);
+    assert.equal(reports.length, 0);
+    // Nobody listens at the requester's port: the report stays pending.
+    await new Promise((r) => setTimeout(r, 500));
+    const peer = await startReportPeer(peerPort);
+    t.after(() => peer.close());
+    await node.restart();
+    await waitFor('the report after the restart', async () => (peer.reports.length > 0 ? true : undefined), 15_000);
+    assert.equal(peer.reports.length, 1);
+    assert.equal((peer.reports[0]!.dataset as { TransactionUID: string }).TransactionUID, uid);
   });
 });
