@@ -28,6 +28,8 @@ type Judged = { committed: Reference[]; failed: Array<[...Reference, number]> };
 export class Commitments {
   private readonly store: CommitmentStore;
   private timer: NodeJS.Timeout | undefined;
+  /** Transactions being delivered now (a retry tick skips them). */
+  private readonly inFlight = new Set<string>();
 
   constructor(
     db: Database,
@@ -91,6 +93,8 @@ export class Commitments {
     refs: Reference[],
     same?: NActionRequest['reportOnSameAssociation'],
   ): Promise<void> {
+    if (this.inFlight.has(transactionUid)) return;
+    this.inFlight.add(transactionUid);
     try {
       const judged = await this.judge(refs);
       const { eventTypeId, dataset } = reportDataset(transactionUid, judged);
@@ -122,6 +126,8 @@ export class Commitments {
       const giveUp = (row?.attempts ?? 0) + 1 >= (this.opts.maxTries ?? 10);
       this.log.warn('storage commitment report not delivered', { callingAe, transactionUid, err: String(err), giveUp });
       await this.store.failedAttempt(transactionUid, String(err), giveUp).catch(() => undefined);
+    } finally {
+      this.inFlight.delete(transactionUid);
     }
   }
 
