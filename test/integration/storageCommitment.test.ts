@@ -16,6 +16,7 @@ import { waitFor } from '../helpers/waitFor.js';
 const SC = '1.2.840.10008.1.20.1';
 const SC_INSTANCE = '1.2.840.10008.1.20.1.1';
 const MR = '1.2.840.10008.5.1.4.1.1.4';
+const CT = '1.2.840.10008.5.1.4.1.1.2';
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'scannode-commitment-'));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
@@ -150,6 +151,8 @@ describe('storage commitment SCP', () => {
         DicomInstances: [
           { SOPClassUID: MR, SOPInstanceUID: ghost },
           { SOPClassUID: MR, SOPInstanceUID: study[0]!.sopInstanceUid },
+          // Received as MR: a class / instance conflict.
+          { SOPClassUID: CT, SOPInstanceUID: study[1]!.sopInstanceUid },
         ],
       }),
     });
@@ -167,7 +170,10 @@ describe('storage commitment SCP', () => {
     assert.equal(second.Status, 'Failure');
     assert.deepEqual(
       second.Failures?.map((f) => [f.SOPInstanceUID, f.FailureReason]),
-      [[ghost, 0x0112]],
+      [
+        [ghost, 0x0112],
+        [study[1]!.sopInstanceUid, 0x0119],
+      ],
     );
     assert.deepEqual(
       second.Success?.map((s) => s.SOPInstanceUID),
