@@ -1,8 +1,8 @@
 /**
  * The DIMSE services of the SCP, one function per command (PS3.7 section 9 / 10): C-ECHO, C-STORE (the data set
  * streamed to the StoreSink as it arrives), N-CREATE and N-SET (MPPS, data set bounded by nDataset.ts). A table
- * keyed by Command Field dispatches; N-ACTION (storage commitment) lives in nAction.ts. An
- * exception or rejection from a handler becomes a failure status here, in one place (`toResult`).
+ * keyed by Command Field dispatches; N-ACTION (Storage Commitment Push Model; its UIDs and the N-EVENT-REPORT it
+ * leads to are in nAction.ts) is answered here too. An exception or rejection from a handler becomes a failure status here, in one place (`toResult`).
  */
 import type { Logger } from '../logging/logger.js';
 import { DicomStatus, DimseError } from '../domain/status.js';
@@ -242,6 +242,9 @@ function nRequest(
 
 // --- N-ACTION (Storage Commitment Push Model, PS3.4 J) -----------------------------------------------------------
 
+/** Failure: No such action (PS3.7 C.4.2). */
+const NO_SUCH_ACTION = 0x0123;
+
 /** Reads the data set (bounded, walked), hands it to `nAction`, answers with its status. */
 function nAction(host: ServiceHost, rq: Request): DatasetSink | undefined {
   const c = rq.command;
@@ -259,7 +262,7 @@ function nAction(host: ServiceHost, rq: Request): DatasetSink | undefined {
       if (instance !== STORAGE_COMMITMENT_SOP_INSTANCE) {
         throw new DimseError(DicomStatus.NoSuchObjectInstance, `no SOP instance ${instance ?? '(none)'}`);
       }
-      if (actionTypeId !== 1) throw new DimseError(0x0123, `no action type ${String(c.ActionTypeID)}`);
+      if (actionTypeId !== 1) throw new DimseError(NO_SUCH_ACTION, `no action type ${String(c.ActionTypeID)}`);
       if (!rq.hasDataset) throw new DimseError(DicomStatus.MissingAttribute, 'an N-ACTION without a data set');
       const parsed = parseNDataset(bytes, rq.context.transferSyntax);
       if (!parsed.ok) throw new DimseError(parsed.result.status, parsed.result.comment ?? '');
