@@ -10,6 +10,7 @@ import { Reconciler } from './pipeline/reconcile.js';
 import { ScannerSending } from './pipeline/scannerSending.js';
 import { AwaitedImages } from './pipeline/awaitedImages.js';
 import { PassTriggers } from './pipeline/passTriggers.js';
+import { Commitments } from './pipeline/commitment.js';
 import { Scheduler } from './scheduler/scheduler.js';
 import { isSchedulerPaused } from './scheduler/pauseFlag.js';
 import path from 'node:path';
@@ -64,6 +65,7 @@ export class ScannodeNode {
   readonly log: Logger;
   /** The parts, each set once start() has built it. */
   private readonly parts: Partial<NodeParts> = {};
+  private commitments: Commitments | undefined;
   /** The background walk of site/raw started at start-up (undefined when none was needed). */
   reindexing: Promise<WalkCounts | undefined> | undefined;
   private runMarker: { uncleanBefore: boolean; clear(): void } | undefined;
@@ -205,6 +207,14 @@ export class ScannodeNode {
       sending.instance(i);
       triggers.imageStored(i);
     });
+    const commitments = new Commitments(db, this.log, {
+      dataDir,
+      ourAe: config.dicom.aeTitle,
+      peerFor: (ae) => (ae === config.scanner.aeTitle ? config.scanner : undefined),
+      maxTries: config.storageCommitment.maxTries,
+      retryMs: config.storageCommitment.retrySeconds * 1000,
+    });
+    this.commitments = commitments;
     const dicom = (p.dicom = new DicomServer(
       {
         ...config.dicom,
@@ -228,6 +238,7 @@ export class ScannodeNode {
           this.changes.emit('change');
           return rsp;
         },
+        nAction: (req) => commitments.nAction(req),
         associationClosed: (s) => {
           metrics.associationClosed(s);
           ingest.recordAssociation(s);
@@ -239,6 +250,7 @@ export class ScannodeNode {
       this.log,
     ));
     await dicom.listen();
+    commitments.start();
     scheduler.start();
     // Imports (inbox watcher, REST) and the HTTP server, after the DICOM listener.
     const ic = config.import;
@@ -325,7 +337,7 @@ export class ScannodeNode {
       ['HTTP server', () => p.http?.close()],
       ['scheduler', () => (p.reconciler?.stop(), p.scheduler?.stop())],
       ['archive walk', async () => void (p.archiveRecovery?.stop(), await this.reindexing)],
-      ['DICOM listener', () => p.dicom?.close()],
+      ['DICOM listener', () => (this.commitments?.stop(), p.dicom?.close())],
       ['association audit', () => p.ingest?.drain()],
       // Both flags are set at once: the batch in flight stops after the files it holds (state interrupted).
       ['imports', async () => void (await Promise.all([p.inbox?.stop(), p.importer?.stop()]))],

@@ -201,6 +201,14 @@ const log = z
   })
   .prefault({});
 
+/** Storage Commitment SCP: how often an undelivered N-EVENT-REPORT is tried again, and how many times in all. */
+const storageCommitment = z
+  .strictObject({
+    maxTries: z.number().int().min(1).max(1000).default(10),
+    retrySeconds: z.number().int().min(1).max(86_400).default(60),
+  })
+  .prefault({});
+
 export const configSchema = z.strictObject({
   dicom,
   scanner,
@@ -214,6 +222,7 @@ export const configSchema = z.strictObject({
   archive,
   spool,
   log,
+  storageCommitment,
 });
 
 export type Config = z.infer<typeof configSchema>;

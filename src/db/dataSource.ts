@@ -10,6 +10,8 @@ import { Settings1763900000004 } from './migrations/0004-settings.js';
 import { Imports1763900000005 } from './migrations/0005-imports.js';
 import { Grouping1763900000006 } from './migrations/0006-grouping.js';
 import { ImportRetries1763900000017 } from './migrations/0017-import-retries.js';
+import { StorageCommitment1763900000018 } from './migrations/0018-storage-commitment.js';
+import { commitmentEntities, type CommitmentEntities } from './commitmentEntities.js';
 import { importEntities, type ImportEntities } from './importEntities.js';
 import { retrieveEntities, type RetrieveEntities } from './retrieveEntities.js';
 import { scanEntities, type ScanEntities } from './scanEntities.js';
@@ -23,11 +25,12 @@ export const MIGRATIONS = [
   Imports1763900000005,
   Grouping1763900000006,
   ImportRetries1763900000017,
+  StorageCommitment1763900000018,
 ];
 
 export interface Database {
   source: DataSource;
-  entities: Entities & ScanEntities & RetrieveEntities & SettingsEntities & ImportEntities;
+  entities: Entities & ScanEntities & RetrieveEntities & SettingsEntities & ImportEntities & CommitmentEntities;
   type: 'sqlite' | 'postgres';
   close(): Promise<void>;
 }
@@ -44,6 +47,7 @@ export async function openDatabase(config: Config['database'], dataDir: string):
     ...retrieveEntities(dialectOf(config.type)),
     ...settingsEntities(dialectOf(config.type)),
     ...importEntities(dialectOf(config.type)),
+    ...commitmentEntities(dialectOf(config.type)),
   };
   let source: DataSource;
   if (config.type === 'sqlite') {

@@ -45,6 +45,9 @@ export class ScpAssociation implements UpperLayerUser, MessageHandler, ServiceHo
   private abortInfo: AbortInfo | undefined;
   private inFlightCount = 0;
   private releaseWaiting = false;
+  /** Requests we sent (N-EVENT-REPORT-RQ), by Message ID, waiting for their response's status. */
+  private readonly awaiting = new Map<number, (status: number | undefined) => void>();
+  private nextMessageId = 1;
 
   constructor(
     private readonly host: AssociationHost,
@@ -119,6 +122,8 @@ export class ScpAssociation implements UpperLayerUser, MessageHandler, ServiceHo
 
   closed(): void {
     this.assembler.abort('connection closed');
+    for (const waiter of this.awaiting.values()) waiter(undefined);
+    this.awaiting.clear();
     if (this.accepted) this.onEstablished(false);
     if (!this.infoValue) return;
     const summary: AssociationSummary = {
@@ -163,6 +168,12 @@ export class ScpAssociation implements UpperLayerUser, MessageHandler, ServiceHo
 
   command(pcId: number, command: CommandSet, hasDataset: boolean): DatasetSink | undefined {
     if (((command.CommandField as number) & 0x8000) !== 0) {
+      const waiter = this.awaiting.get(command.MessageIDBeingRespondedTo as number);
+      if (waiter) {
+        this.awaiting.delete(command.MessageIDBeingRespondedTo as number);
+        waiter(typeof command.Status === 'number' ? command.Status : undefined);
+        return undefined;
+      }
       this.unreadable('a DIMSE response where only requests are expected');
       return undefined;
     }
@@ -203,6 +214,19 @@ export class ScpAssociation implements UpperLayerUser, MessageHandler, ServiceHo
       return;
     }
     ul.send(pdus);
+  }
+
+  request(
+    context: AcceptedContext,
+    command: CommandSet,
+    dataset?: Record<string, unknown>,
+  ): Promise<number | undefined> {
+    const ul = this.ul!;
+    if (ul.state !== 'Sta6') return Promise.resolve(undefined);
+    const messageId = this.nextMessageId++;
+    const sent = new Promise<number | undefined>((resolve) => this.awaiting.set(messageId, resolve));
+    this.respond(context, { ...command, MessageID: messageId }, dataset);
+    return sent;
   }
 
   track(work: Promise<unknown>): void {

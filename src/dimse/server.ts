@@ -17,6 +17,7 @@ import { realClock, type Clock } from './clock.js';
 import { Connection, PendingRegistry, type Closable } from './connection.js';
 import { serverTlsOptions, type TlsServerFiles } from './tls.js';
 import type { DimseHandlers } from './types.js';
+import { STORAGE_COMMITMENT_SOP_CLASS } from './nAction.js';
 
 export interface DicomServerOptions {
   aeTitle: string;
@@ -71,7 +72,9 @@ export class DicomServer extends EventEmitter {
       syntaxesFor: (abstract) =>
         isStorageSopClass(abstract)
           ? STORAGE_TRANSFER_SYNTAXES
-          : abstract === Sop.Verification || (abstract === Sop.Mpps && handlers.nCreate)
+          : abstract === Sop.Verification ||
+              (abstract === Sop.Mpps && handlers.nCreate) ||
+              (abstract === STORAGE_COMMITMENT_SOP_CLASS && handlers.nAction)
             ? COMMAND_TRANSFER_SYNTAXES
             : undefined,
     };

@@ -1,8 +1,8 @@
 /**
  * The DIMSE services of the SCP, one function per command (PS3.7 section 9 / 10): C-ECHO, C-STORE (the data set
  * streamed to the StoreSink as it arrives), N-CREATE and N-SET (MPPS, data set bounded by nDataset.ts). A table
- * keyed by Command Field dispatches; N-ACTION / N-EVENT-REPORT (storage commitment) are the next entries. An
- * exception or rejection from a handler becomes a failure status here, in one place (`toResult`).
+ * keyed by Command Field dispatches; N-ACTION (Storage Commitment Push Model; its UIDs and the N-EVENT-REPORT it
+ * leads to are in nAction.ts) is answered here too. An exception or rejection from a handler becomes a failure status here, in one place (`toResult`).
  */
 import type { Logger } from '../logging/logger.js';
 import { DicomStatus, DimseError } from '../domain/status.js';
@@ -10,6 +10,7 @@ import { cleanUid } from '../domain/uid.js';
 import type { AcceptedContext } from './acse.js';
 import type { CommandSet, DatasetSink } from './dimseMessages.js';
 import { DatasetCollector, parseNDataset } from './nDataset.js';
+import { STORAGE_COMMITMENT_SOP_INSTANCE, eventReportCommand } from './nAction.js';
 import type { AssociationInfo, DimseHandlers, DimseResult, NRequest, NResponse, StoreSink } from './types.js';
 
 export const CommandField = {
@@ -39,6 +40,12 @@ export interface ServiceHost {
   /** Work the release and the idle timer wait for. */
   track(work: Promise<unknown>): void;
   readonly stats: { instances: number; failures: number; bytes: number };
+  /** Sends a request on `context` (an N-EVENT-REPORT-RQ): its response's status, undefined if the association ends. */
+  request(
+    context: AcceptedContext,
+    command: CommandSet,
+    dataset?: Record<string, unknown>,
+  ): Promise<number | undefined>;
 }
 
 /** A request: its command set, its presentation context, whether a data set follows. */
@@ -55,6 +62,7 @@ const SERVICES: Readonly<Record<number, Service>> = {
   [CommandField.CStoreRq]: store,
   [CommandField.NCreateRq]: (host, rq) => nRequest(host, rq, host.handlers.nCreate),
   [CommandField.NSetRq]: (host, rq) => nRequest(host, rq, host.handlers.nSet),
+  [CommandField.NActionRq]: nAction,
 };
 
 /** Runs the service of `rq`; returns the sink of its data set, if one follows. */
@@ -224,6 +232,63 @@ function nRequest(
       ...extra,
     };
     host.respond(rq.context, command, result.dataset);
+  };
+  if (!rq.hasDataset) {
+    host.track(run(undefined));
+    return undefined;
+  }
+  return new DatasetCollector((bytes) => host.track(run(bytes)));
+}
+
+// --- N-ACTION (Storage Commitment Push Model, PS3.4 J) -----------------------------------------------------------
+
+/** Failure: No such action (PS3.7 C.4.2). */
+const NO_SUCH_ACTION = 0x0123;
+
+/** Reads the data set (bounded, walked), hands it to `nAction`, answers with its status. */
+function nAction(host: ServiceHost, rq: Request): DatasetSink | undefined {
+  const c = rq.command;
+  const sopClass = cleanUid(c.RequestedSOPClassUID);
+  const instance = cleanUid(c.RequestedSOPInstanceUID);
+  const actionTypeId = typeof c.ActionTypeID === 'number' ? c.ActionTypeID : undefined;
+  const run = async (bytes: Buffer | undefined): Promise<void> => {
+    let result: NResponse;
+    try {
+      if (sopClass !== rq.context.abstractSyntax) {
+        throw new DimseError(DicomStatus.SopClassNotSupported, `SOP class ${sopClass ?? '(none)'} on this context`);
+      }
+      const handler = host.handlers.nAction;
+      if (!handler) throw new DimseError(DicomStatus.NoSuchSopClass, 'service not supported');
+      if (instance !== STORAGE_COMMITMENT_SOP_INSTANCE) {
+        throw new DimseError(DicomStatus.NoSuchObjectInstance, `no SOP instance ${instance ?? '(none)'}`);
+      }
+      if (actionTypeId !== 1) throw new DimseError(NO_SUCH_ACTION, `no action type ${String(c.ActionTypeID)}`);
+      if (!rq.hasDataset) throw new DimseError(DicomStatus.MissingAttribute, 'an N-ACTION without a data set');
+      const parsed = parseNDataset(bytes, rq.context.transferSyntax);
+      if (!parsed.ok) throw new DimseError(parsed.result.status, parsed.result.comment ?? '');
+      result = await handler({
+        association: host.info,
+        sopClassUid: sopClass,
+        sopInstanceUid: instance,
+        actionTypeId,
+        dataset: parsed.dataset,
+        reportOnSameAssociation: (eventTypeId, dataset) =>
+          host.request(rq.context, eventReportCommand(0, eventTypeId), dataset),
+      });
+    } catch (err) {
+      result = toResult(err, host.log);
+    }
+    const command: CommandSet = {
+      CommandField: CommandField.NActionRq | CommandField.Response,
+      MessageIDBeingRespondedTo: c.MessageID ?? 0,
+      Status: result.status,
+      AffectedSOPClassUID: sopClass ?? '',
+    };
+    if (instance) command.AffectedSOPInstanceUID = instance;
+    if (result.comment && result.status !== DicomStatus.Success) command.ErrorComment = result.comment.slice(0, 64);
+    if (typeof c.ActionTypeID === 'number') command.ActionTypeID = c.ActionTypeID;
+    host.respond(rq.context, command);
+    if (result.after) host.track(result.after);
   };
   if (!rq.hasDataset) {
     host.track(run(undefined));

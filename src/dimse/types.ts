@@ -52,6 +52,17 @@ export interface NResponse extends DimseResult {
   dataset?: Record<string, unknown>;
 }
 
+/** N-ACTION-RQ of the Storage Commitment Push Model (nAction.ts). */
+export interface NActionRequest extends NRequest {
+  actionTypeId: number;
+  dataset: Record<string, unknown>;
+  /**
+   * Sends an N-EVENT-REPORT-RQ on the requester's association while it is open: resolves with the peer's status, or
+   * undefined when the association is gone (or ends before the answer).
+   */
+  reportOnSameAssociation(eventTypeId: 1 | 2, dataset: Record<string, unknown>): Promise<number | undefined>;
+}
+
 export interface AssociationSummary extends AssociationInfo {
   startedAt: Date;
   endedAt: Date;
@@ -72,6 +83,8 @@ export interface DimseHandlers {
   openStore(request: StoreRequestInfo): StoreSink;
   nCreate?(request: NRequest): Promise<NResponse>;
   nSet?(request: NRequest): Promise<NResponse>;
+  /** Storage Commitment Push Model N-ACTION: answered at once; the report goes out later (reportOnSameAssociation). */
+  nAction?(request: NActionRequest): Promise<NResponse>;
   associationClosed?(summary: AssociationSummary): void;
   /**
    * A C-STORE was answered: its status, the data set bytes received and the time from the first data byte to the

@@ -1,0 +1,136 @@
+/**
+ * Sends one storage commitment N-EVENT-REPORT-RQ on a new association to the requester (PS3.4 J.3.3), over the
+ * edge's own upper layer in the requestor role. We are the Storage Commitment SCP but the invoker of N-EVENT-REPORT,
+ * so SCP/SCU Role Selection is proposed with SCU role 0 and SCP role 1 (PS3.7 D.3.3.4). Resolves with the peer's
+ * status; rejects when the association cannot be made or ends before the answer.
+ */
+import net from 'node:net';
+import dimse from 'dcmjs-dimse';
+import type { AssociateRq } from './associatePdu.js';
+import { realClock } from './clock.js';
+import { MessageAssembler, encodeMessage } from './dimseMessages.js';
+import { STORAGE_COMMITMENT_SOP_CLASS, eventReportCommand } from './nAction.js';
+import { UpperLayer } from './upperLayer.js';
+import type { Logger } from '../logging/logger.js';
+
+const { Dataset } = dimse;
+const EXPLICIT_LE = '1.2.840.10008.1.2.1';
+const IMPLICIT_LE = '1.2.840.10008.1.2';
+
+export interface ReportPeer {
+  aeTitle: string;
+  host: string;
+  port: number;
+}
+
+export interface ReportOptions {
+  callingAe: string;
+  implementationClassUid: string;
+  implementationVersionName?: string;
+  log: Logger;
+  timeoutMs?: number;
+}
+
+export function sendEventReport(
+  peer: ReportPeer,
+  eventTypeId: 1 | 2,
+  dataset: Record<string, unknown>,
+  opts: ReportOptions,
+): Promise<number> {
+  return new Promise<number>((resolve, reject) => {
+    let socket: net.Socket | undefined;
+    let status: number | undefined;
+    let failure: string | undefined;
+    const assembler = new MessageAssembler({
+      command: (_pc, c) => {
+        if (c.CommandField === 0x8100 && c.MessageIDBeingRespondedTo === 1 && typeof c.Status === 'number') {
+          status = c.Status;
+          ul.release();
+        } else {
+          failure = `unexpected command 0x${Number(c.CommandField).toString(16)}`;
+          ul.abort(failure);
+        }
+        return undefined;
+      },
+      invalid: (_r, detail) => ul.abort(detail),
+      unreadable: (detail) => ul.abort(detail),
+    });
+    const rq: AssociateRq = {
+      protocolVersion: 1,
+      calledAe: peer.aeTitle,
+      callingAe: opts.callingAe,
+      applicationContext: '1.2.840.10008.3.1.1.1',
+      presentationContexts: [
+        { id: 1, abstractSyntax: STORAGE_COMMITMENT_SOP_CLASS, transferSyntaxes: [EXPLICIT_LE, IMPLICIT_LE] },
+      ],
+      userInfo: {
+        maxLength: 65536,
+        implementationClassUid: opts.implementationClassUid,
+        implementationVersionName: opts.implementationVersionName,
+        asyncOps: undefined,
+        roleSelections: [{ sopClassUid: STORAGE_COMMITMENT_SOP_CLASS, scu: false, scp: true }],
+        other: [],
+      },
+    };
+    const timer = setTimeout(() => {
+      failure = 'timed out';
+      ul.abort('timed out waiting for the N-EVENT-REPORT-RSP');
+    }, opts.timeoutMs ?? 30_000);
+    timer.unref();
+    const ul: UpperLayer = new UpperLayer(
+      {
+        connect: () => {
+          socket = net.connect(peer.port, peer.host, () => {
+            socket!.setNoDelay(true);
+            ul.transportConfirmation();
+          });
+          socket.on('data', (chunk: Buffer) => ul.input(chunk));
+          socket.on('error', (err) => (failure ??= err.message));
+          socket.on('close', () => ul.transportClosed());
+        },
+        write: (b) => socket!.write(b),
+        end: () => socket!.end(),
+        destroy: () => socket!.destroy(),
+      },
+      {
+        associateConfirmation: (a) => {
+          if ('rj' in a) {
+            failure = `association rejected (result ${a.rj.result}, reason ${a.rj.reason})`;
+            return;
+          }
+          const pc = a.ac.presentationContexts.find((p) => p.id === 1);
+          if (!pc || pc.result !== 0) {
+            failure = 'the storage commitment context was not accepted';
+            return ul.abort(failure);
+          }
+          let bytes: Buffer;
+          try {
+            bytes = new Dataset(dataset, pc.transferSyntax).getDenaturalizedDataset();
+          } catch (err) {
+            failure = `cannot encode the report: ${String(err)}`;
+            return ul.abort(failure);
+          }
+          ul.send(encodeMessage(1, eventReportCommand(1, eventTypeId), bytes, ul.peerMaxPdu)!);
+        },
+        pdv: (pc, control, piece, end) => assembler.pdv(pc, control, piece, end),
+        releaseIndication: () => ul.releaseResponse(),
+        releaseConfirmation: () => undefined,
+        abortIndication: (info) => (failure ??= `aborted: ${info.detail}`),
+        closed: () => {
+          clearTimeout(timer);
+          if (status !== undefined) resolve(status);
+          else reject(new Error(failure ?? 'closed without an N-EVENT-REPORT-RSP'));
+        },
+      },
+      {
+        role: 'requestor',
+        clock: realClock,
+        artimMs: 10_000,
+        idleMs: 60_000,
+        log: opts.log,
+        logMeta: { peer: `${peer.aeTitle}@${peer.host}:${peer.port}` },
+      },
+    );
+    ul.associate(rq);
+  });
+}
