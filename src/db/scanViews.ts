@@ -80,30 +80,23 @@ export async function scanViews(db: Database, scans: ScanRow[]): Promise<ScanVie
   const count = (rows: Array<{ k1: string; k2: string; n: string | number }>) =>
     new Map(rows.map((r) => [key(r.k1, r.k2), Number(r.n)]));
   const source = db.source;
+  /** Expected instances per (scan, series); with `received`, only those that have an instance row. */
+  const expectedPerSeries = (received: boolean) => {
+    const q = source.getRepository(ScanExpected).createQueryBuilder('e');
+    if (received) q.innerJoin(Instance.options.name, 'i', 'i.sopInstanceUid = e.sopInstanceUid');
+    return q
+      .select('e.scanId', 'k1')
+      .addSelect('e.seriesInstanceUid', 'k2')
+      .addSelect('COUNT(*)', 'n')
+      .where('e.scanId IN (:...ids)', { ids })
+      .groupBy('e.scanId')
+      .addGroupBy('e.seriesInstanceUid')
+      .getRawMany()
+      .then(count);
+  };
   const [expected, receivedExpected, received, steps] = await Promise.all([
-    source
-      .getRepository(ScanExpected)
-      .createQueryBuilder('e')
-      .select('e.scanId', 'k1')
-      .addSelect('e.seriesInstanceUid', 'k2')
-      .addSelect('COUNT(*)', 'n')
-      .where('e.scanId IN (:...ids)', { ids })
-      .groupBy('e.scanId')
-      .addGroupBy('e.seriesInstanceUid')
-      .getRawMany()
-      .then(count),
-    source
-      .getRepository(ScanExpected)
-      .createQueryBuilder('e')
-      .innerJoin(Instance.options.name, 'i', 'i.sopInstanceUid = e.sopInstanceUid')
-      .select('e.scanId', 'k1')
-      .addSelect('e.seriesInstanceUid', 'k2')
-      .addSelect('COUNT(*)', 'n')
-      .where('e.scanId IN (:...ids)', { ids })
-      .groupBy('e.scanId')
-      .addGroupBy('e.seriesInstanceUid')
-      .getRawMany()
-      .then(count),
+    expectedPerSeries(false),
+    expectedPerSeries(true),
     studies.length
       ? source
           .getRepository(Instance)
