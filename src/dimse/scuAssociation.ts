@@ -7,6 +7,7 @@ import type net from 'node:net';
 import dimse from 'dcmjs-dimse';
 import { clientTlsOptions, type TlsClientFiles } from './tls.js';
 import type { ResponseLike } from './scuAnswers.js';
+import { hex } from '../domain/status.js';
 
 const { Client } = dimse;
 // The library logs every PDU at info; what matters comes back as errors and results here.
@@ -98,10 +99,7 @@ export class ScuStatusError extends ScuError {
     readonly status: number,
     readonly comment?: string,
   ) {
-    super(
-      `${operation} on ${describePeer(peer)} failed: status 0x${hex(status)}${comment ? ` (${comment})` : ''}`,
-      peer,
-    );
+    super(`${operation} on ${describePeer(peer)} failed: status ${hex(status)}${comment ? ` (${comment})` : ''}`, peer);
   }
 }
 
@@ -276,10 +274,6 @@ export function runAssociation(
 
 function describePeer(peer: ScuPeer): string {
   return `${peer.aeTitle}@${peer.host}:${peer.port}`;
-}
-
-function hex(n: number): string {
-  return n.toString(16).toUpperCase().padStart(4, '0');
 }
 
 function rejectText(result: number, source: number, reason: number): string {

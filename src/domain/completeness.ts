@@ -4,6 +4,7 @@
  * decide whether the scan is finished, failed (with a reason a person can act on), needs a retrieve, or must wait.
  */
 import type { MppsStatus } from './mpps.js';
+import { hex } from './status.js';
 
 export interface SeriesExpectation {
   seriesInstanceUid: string;
@@ -108,10 +109,6 @@ export function missingSeries(expected: SeriesExpectation[], received: Map<strin
   return out;
 }
 
-export function hex4(status: number): string {
-  return `0x${status.toString(16).toUpperCase().padStart(4, '0')}`;
-}
-
 /** Seconds to wait after `attempts` failed attempts: backoff * 2^(attempts-1), capped. */
 export function backoffSeconds(attempts: number, config: CompletenessConfig): number {
   if (attempts <= 0) return 0;
@@ -169,7 +166,7 @@ export function decide(input: CompletenessInput): Decision {
   for (const m of missing) {
     const a = input.attempts.get(m.seriesInstanceUid) ?? input.attempts.get('*');
     if (a && a.attempts >= config.maxAttempts && a.lastFailed) {
-      const why = a.lastError ?? (a.lastStatus !== undefined ? `status ${hex4(a.lastStatus)}` : 'no answer');
+      const why = a.lastError ?? (a.lastStatus !== undefined ? `status ${hex(a.lastStatus)}` : 'no answer');
       return {
         kind: 'failed',
         reason: `${seriesLabel(m)}: ${m.missing} of ${m.expected} missing after ${a.attempts} C-MOVE attempts: ${why}`,

@@ -2,6 +2,7 @@
  * Owns reconciling active scans against the scanner (a pass): what is expected (MPPS references, C-FIND), what is
  * here, the decision, and handing finished / failed scans to Completion; the C-MOVEs are retrieve.ts's.
  */
+import { expectedOf } from '../db/scanStore.js';
 import { In } from 'typeorm';
 import type { Database } from '../db/dataSource.js';
 import type { RetrieveAttemptRow } from '../db/retrieveEntities.js';
@@ -290,7 +291,7 @@ export class Reconciler {
 
   /** SOP Instance UIDs the scan's MPPS (and earlier IMAGE-level C-FINDs) named, per series. */
   private async expectedFromDb(scan: ScanRow): Promise<Map<string, SeriesExpectation>> {
-    const rows = await this.db.source.getRepository(this.db.entities.ScanExpected).find({ where: { scanId: scan.id } });
+    const rows = await expectedOf(this.db, scan.id);
     const out = new Map<string, SeriesExpectation>();
     for (const r of rows) {
       let s = out.get(r.seriesInstanceUid);

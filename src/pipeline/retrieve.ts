@@ -9,7 +9,8 @@ import type { RetrieveAttemptRow } from '../db/retrieveEntities.js';
 import type { ScanRow } from '../db/scanEntities.js';
 import type { Logger } from '../logging/logger.js';
 import { cMove, isFailure, type MoveResult, type ScuPeer } from '../dimse/scu.js';
-import { hex4, type MissingSeries } from '../domain/completeness.js';
+import type { MissingSeries } from '../domain/completeness.js';
+import { hex } from '../domain/status.js';
 import { errorText, statusText, type ScannerHealth } from './scannerHealth.js';
 
 export interface RetrieverOptions {
@@ -86,9 +87,9 @@ export class Retriever {
             destination: this.opts.aeTitle,
           });
         } else if (isFailure(result.status)) {
-          row.error = `${hex4(result.status)} ${statusText(result.status)}${result.comment ? ` (${result.comment})` : ''}`;
-          this.health.note(`move:${hex4(result.status)}`, 'the scanner refuses the C-MOVE', {
-            status: hex4(result.status),
+          row.error = `${hex(result.status)} ${statusText(result.status)}${result.comment ? ` (${result.comment})` : ''}`;
+          this.health.note(`move:${hex(result.status)}`, 'the scanner refuses the C-MOVE', {
+            status: hex(result.status),
             meaning: statusText(result.status),
             comment: result.comment,
             destination: this.opts.aeTitle,
@@ -119,7 +120,7 @@ export class Retriever {
         requested: row.requested,
         completed: row.completed ?? undefined,
         failed: row.failed ?? undefined,
-        status: row.status === null ? undefined : hex4(row.status),
+        status: row.status === null ? undefined : hex(row.status),
         error: row.error ?? undefined,
         ms: Date.now() - started,
       });

@@ -11,7 +11,7 @@ import {
   ScuTimeoutError,
   type ScuPeer,
 } from '../dimse/scu.js';
-import { hex4 } from '../domain/completeness.js';
+import { hex } from '../domain/status.js';
 
 /** PS3.4 C.4.2.1.5 / Annex C statuses, in words. */
 export function statusText(status: number): string {
@@ -66,7 +66,7 @@ export class ScannerHealth {
     }
     this.note(key, message, {
       operation: what,
-      status: err instanceof ScuStatusError ? hex4(err.status) : undefined,
+      status: err instanceof ScuStatusError ? hex(err.status) : undefined,
       err: errorText(err),
     });
   }

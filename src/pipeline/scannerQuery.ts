@@ -2,6 +2,7 @@
  * Owns what the scanner says a study holds: SERIES-level C-FIND (counts), IMAGE-level where a count is missing or above
  * the UIDs known here; the UIDs learnt are stored in scan_expected_instances.
  */
+import { insertExpected } from '../db/scanStore.js';
 import type { Database } from '../db/dataSource.js';
 import type { ScanRow } from '../db/scanEntities.js';
 import { cFind, type ScuPeer } from '../dimse/scu.js';
@@ -78,23 +79,16 @@ export class ScannerQuery {
           learnt.push({ series: s.seriesInstanceUid, sop, sopClass: uidOf(img.SOPClassUID) ?? null });
         }
       }
-      for (let i = 0; i < learnt.length; i += 200) {
-        await this.db.source
-          .createQueryBuilder()
-          .insert()
-          .into(this.db.entities.ScanExpected)
-          .values(
-            learnt.slice(i, i + 200).map((l) => ({
-              scanId: scan.id,
-              sopInstanceUid: l.sop,
-              seriesInstanceUid: l.series,
-              sopClassUid: l.sopClass,
-              mppsUid: null,
-            })),
-          )
-          .orIgnore()
-          .execute();
-      }
+      await insertExpected(
+        this.db,
+        learnt.map((l) => ({
+          scanId: scan.id,
+          sopInstanceUid: l.sop,
+          seriesInstanceUid: l.series,
+          sopClassUid: l.sopClass,
+          mppsUid: null,
+        })),
+      );
       this.health.ok();
       return out;
     } catch (err) {
