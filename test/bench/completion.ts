@@ -135,7 +135,7 @@ async function lastImage(tmp: string, round: number): Promise<number> {
     for (const img of rest.reverse()) await store(a, img, ++id);
     await mppsCompleted(r);
     // Let the N-SET's pass run and settle (it waits: the scanner is still sending).
-    await r.node.scheduler!.runNow();
+    await r.node.scheduler.runNow();
     await store(a, last!, ++id);
     const t0 = now();
     const t1 = await finishedAt(r);
@@ -155,11 +155,11 @@ async function pull(tmp: string, round: number): Promise<{ ms: number; moveMs: n
     if (sent.code !== 0) throw new Error(`storescu exited ${sent.code}: ${sent.stderr}`);
     // The images' own quiet-window pass, so that only the N-SET's path is measured.
     await new Promise((res) => setTimeout(res, 500));
-    await r.node.scheduler!.runNow();
+    await r.node.scheduler.runNow();
     await mppsCompleted(r);
     const t0 = now();
     const t1 = await finishedAt(r);
-    const db = r.node.db!;
+    const db = r.node.db;
     const attempts = await db.source
       .getRepository(db.entities.RetrieveAttempt)
       .find({ where: { studyInstanceUid: r.studyUid } });

@@ -3,7 +3,7 @@ import type { TestNode } from './node.js';
 
 /** http://127.0.0.1:<port> of a test node's HTTP server (it listens on port 0). */
 export function baseUrl(t: TestNode): string {
-  const addr = t.node.http!.server.address();
+  const addr = t.node.http.server.address();
   assert.ok(addr && typeof addr === 'object');
   return `http://127.0.0.1:${addr.port}`;
 }

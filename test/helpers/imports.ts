@@ -7,12 +7,12 @@ import type { ImportBatchRow } from '../../src/db/importEntities.js';
 
 /** Every import batch, oldest first. */
 export async function batches(t: TestNode): Promise<ImportBatchRow[]> {
-  const db = t.node.db!;
+  const db = t.node.db;
   return db.source.getRepository(db.entities.ImportBatch).find({ order: { startedAt: 'ASC' } });
 }
 
 export async function batch(t: TestNode, id: string): Promise<ImportBatchRow> {
-  const db = t.node.db!;
+  const db = t.node.db;
   return (await db.source.getRepository(db.entities.ImportBatch).findOneBy({ id }))!;
 }
 
@@ -31,7 +31,7 @@ export function archivedFile(node: TestNode, g: GeneratedInstance): string {
 
 /** Imports a folder in the node's process as `scannode import` would (sources kept). */
 export function importKeeping(node: TestNode, dir: string): Promise<ImportBatchRow> {
-  return node.node.importer!.importPath({
+  return node.node.importer.importPath({
     path: dir,
     baseDir: path.dirname(dir),
     name: path.basename(dir),

@@ -55,7 +55,7 @@ export async function startTestNode(opts: TestNodeOptions = {}): Promise<TestNod
   const logger = createLogger({ level: config.log.level, file: path.join(dir, 'scannode.log') });
   let node = new ScannodeNode(loaded, { logger, now: opts.now });
   await node.start();
-  let port = node.dicom!.address().port;
+  let port = node.dicom.address().port;
   const t: TestNode = {
     get node() {
       return node;
@@ -73,7 +73,7 @@ export async function startTestNode(opts: TestNodeOptions = {}): Promise<TestNod
         { logger, now: opts.now },
       );
       await node.start();
-      port = node.dicom!.address().port;
+      port = node.dicom.address().port;
     },
     async stop() {
       await node.stop();
@@ -84,7 +84,7 @@ export async function startTestNode(opts: TestNodeOptions = {}): Promise<TestNod
       fs.rmSync(dir, { recursive: true, force: true });
     },
     async instances() {
-      const db = node.db!;
+      const db = node.db;
       const rows = await db.source.getRepository(db.entities.Instance).find({ order: { sopInstanceUid: 'ASC' } });
       return rows.map((r) => ({
         sopInstanceUid: r.sopInstanceUid,

@@ -152,7 +152,7 @@ for (const kind of DB_KINDS) {
         // -- the rest of the images and MPPS COMPLETED: the scan finishes, the API says so
         await storescu(node, study.slice(4));
         assert.equal((await nSet(node.port, mpps, { PerformedProcedureStepStatus: 'COMPLETED' })).status, 0);
-        await node.node.scheduler!.runNow();
+        await node.node.scheduler.runNow();
         const done = await waitFor('the scan to finish', async () => {
           const r = await call(node, 'GET', `/api/scans/${studyUid}`);
           return r.json.state === 'finished' ? r.json : undefined;

@@ -46,7 +46,7 @@ for (const kind of DB_KINDS) {
       fs.mkdirSync(path.dirname(firstTarget), { recursive: true });
       fs.linkSync(path.join(node.dataDir, 'incoming', `${first.sopInstanceUid}.dcm`), firstTarget);
 
-      const archiver = new Archiver(node.node.db!, node.dataDir, node.node.log);
+      const archiver = new Archiver(node.node.db, node.dataDir, node.node.log);
       const res = await archiver.archiveStudy(first.studyInstanceUid);
       assert.equal(res.archived, 6);
       assert.deepEqual(res.missing, []);
@@ -85,7 +85,7 @@ describe('archive on a separate file system (site/raw on its own tmpfs)', () => 
     const study = generateStudy({ dir: path.join(tmp, 'exdev'), series: 2, perSeries: 3 });
     const r = await run('storescu', ['-aec', 'SCANNODE', '127.0.0.1', String(node.port), ...study.map((s) => s.file)]);
     assert.equal(r.code, 0, r.stderr);
-    const archiver = new Archiver(node.node.db!, node.dataDir, node.node.log);
+    const archiver = new Archiver(node.node.db, node.dataDir, node.node.log);
     const res = await archiver.archiveStudy(study[0]!.studyInstanceUid);
     assert.equal(res.archived, 6);
     assert.equal(res.copied, 6, 'every file copied across file systems');
@@ -117,7 +117,7 @@ describe('archive on a separate file system (site/raw on its own tmpfs)', () => 
     const study = generateStudy({ dir: path.join(tmp, 'full'), series: 1, perSeries: 10, rows: 256, columns: 256 });
     const r = await run('storescu', ['-aec', 'SCANNODE', '127.0.0.1', String(node.port), ...study.map((s) => s.file)]);
     assert.equal(r.code, 0, r.stderr);
-    const archiver = new Archiver(node.node.db!, node.dataDir, node.node.log);
+    const archiver = new Archiver(node.node.db, node.dataDir, node.node.log);
     const studyUid = study[0]!.studyInstanceUid;
     await assert.rejects(archiver.archiveStudy(studyUid), (err: Error) => {
       assert.ok(err instanceof ArchiveError);

@@ -65,7 +65,7 @@ const expectedFiles = (imgs: GeneratedInstance[]) =>
   imgs.map((i) => `${i.seriesInstanceUid}/${i.sopInstanceUid}`).sort();
 
 async function scanRow(node: TestNode, study: string) {
-  const db = node.node.db!;
+  const db = node.node.db;
   const rows = await db.source
     .getRepository(db.entities.Scan)
     .find({ where: { studyInstanceUid: study }, order: { requestedAt: 'DESC' } });
@@ -223,7 +223,7 @@ for (const kind of DB_KINDS) {
       const rows = await node.instances();
       assert.equal(rows.length, study.length);
       assert.ok(rows.every((r) => r.state === 'archived' && r.path.startsWith('site/raw/')));
-      const db = node.node.db!;
+      const db = node.node.db;
       const attempts = await db.source.getRepository(db.entities.RetrieveAttempt).find({ where: { scanId: row!.id } });
       assert.deepEqual(attempts.map((a) => [a.level, a.status, a.completed]).sort(), [
         ['IMAGE', 0, 2],
@@ -238,7 +238,7 @@ for (const kind of DB_KINDS) {
         studyInstanceUid: studyUid,
       });
       await storescu(node, extra);
-      await node.node.scheduler!.runNow();
+      await node.node.scheduler.runNow();
       const updated = await waitFor('updated summary', () => {
         const f = finished(node, studyUid);
         return f && f.archived === study.length + 1 ? f : undefined;
@@ -254,11 +254,11 @@ for (const kind of DB_KINDS) {
       await storescu(node, study.slice(0, 7));
       writeRequest(node, `${studyUid}.json`, { studyInstanceUID: studyUid });
       await waitForActive(node, studyUid);
-      await node.node.scheduler!.runNow();
+      await node.node.scheduler.runNow();
       assert.equal((await node.instances()).length, study.length, 'the missing instances were pulled');
       assert.equal(finished(node, studyUid), undefined, 'not finished inside the quiet period');
       clock.advance(121_000);
-      await node.node.scheduler!.runNow();
+      await node.node.scheduler.runNow();
       const summary = await waitFor('finished', () => finished(node, studyUid));
       assert.equal(summary.mppsStatus, null);
       assert.deepEqual(seriesCounts(summary), countsOf(study));
@@ -271,26 +271,26 @@ for (const kind of DB_KINDS) {
       const { node, study, studyUid, clock } = s;
       await storescu(node, [study[0]!, study[5]!]);
       // The accession number generateStudy used is in the request; the STUDY C-FIND resolves it.
-      const acc = (await node.node
-        .db!.source.getRepository(node.node.db!.entities.Study)
+      const acc = (await node.node.db.source
+        .getRepository(node.node.db.entities.Study)
         .findOne({ where: { studyInstanceUid: studyUid } }))!.accessionNumber!;
       writeRequest(node, `acc-${acc}.json`, { accessionNumber: acc });
       await waitFor('request row', async () => {
-        const db = node.node.db!;
+        const db = node.node.db;
         return db.source.getRepository(db.entities.Scan).existsBy({ accessionNumber: acc, state: 'active' });
       });
-      await node.node.scheduler!.runNow();
+      await node.node.scheduler.runNow();
       assert.equal((await node.instances()).length, study.length, 'pulled at IMAGE level');
       const row = await scanRow(node, studyUid);
       assert.equal(row?.state, 'active', 'request resolved to its study');
-      const db = node.node.db!;
+      const db = node.node.db;
       const attempts = await db.source.getRepository(db.entities.RetrieveAttempt).find({ where: { scanId: row!.id } });
       assert.deepEqual(attempts.map((a) => [a.level, a.status, a.completed]).sort(), [
         ['IMAGE', 0, 3],
         ['IMAGE', 0, 3],
       ]);
       clock.advance(31_000);
-      await node.node.scheduler!.runNow();
+      await node.node.scheduler.runNow();
       const summary = await waitFor('finished', () => finished(node, studyUid));
       assert.equal(summary.accessionNumber, acc);
       assert.deepEqual(seriesCounts(summary), countsOf(study));
@@ -311,7 +311,7 @@ for (const kind of DB_KINDS) {
       await nCreate(node.port, mpps, createDataset({ studyInstanceUid: studyUid }));
       const done = { PerformedProcedureStepStatus: 'COMPLETED', PerformedSeriesSequence: performedSeries(study) };
       assert.equal((await nSet(node.port, mpps, done)).status, 0);
-      await node.node.scheduler!.runNow();
+      await node.node.scheduler.runNow();
       assert.equal(finished(node, studyUid), undefined, 'not finished with 2 images missing');
       assert.equal((await scanRow(node, studyUid))?.state, 'active');
       const t0 = Date.now();
@@ -344,13 +344,13 @@ for (const kind of DB_KINDS) {
       await orthanc.upload([...a, ...b].map((i) => i.file));
       writeRequest(node, `acc-${acc}.json`, { accessionNumber: acc });
       await waitFor('request row', async () => {
-        const db = node.node.db!;
+        const db = node.node.db;
         return db.source.getRepository(db.entities.Scan).existsBy({ accessionNumber: acc, state: 'active' });
       });
-      await node.node.scheduler!.runNow();
-      await node.node.scheduler!.runNow();
+      await node.node.scheduler.runNow();
+      await node.node.scheduler.runNow();
       clock.advance(31_000);
-      await node.node.scheduler!.runNow();
+      await node.node.scheduler.runNow();
       for (const st of [a, b]) {
         const uid = st[0]!.studyInstanceUid;
         const summary = await waitFor(`finished ${uid}`, () => finished(node, uid));
@@ -358,7 +358,7 @@ for (const kind of DB_KINDS) {
         assert.deepEqual(seriesCounts(summary), countsOf(st));
         assert.deepEqual(archived(node, uid), expectedFiles(st));
       }
-      const db = node.node.db!;
+      const db = node.node.db;
       const rows = await db.source.getRepository(db.entities.Scan).find({ where: { accessionNumber: acc } });
       assert.deepEqual(rows.map((r) => r.state).sort(), ['finished', 'finished']);
     });
@@ -388,7 +388,7 @@ for (const kind of DB_KINDS) {
       await storescu(node, study.slice(0, 1));
       writeRequest(node, `${studyUid}.json`, { studyInstanceUID: studyUid });
       await waitForActive(node, studyUid);
-      for (let i = 0; i < 3; i++) await node.node.scheduler!.runNow();
+      for (let i = 0; i < 3; i++) await node.node.scheduler.runNow();
       const summary = await waitFor('failed-scans summary', () => failed(node, studyUid));
       assert.match(
         String(summary.reason),
@@ -410,10 +410,10 @@ for (const kind of DB_KINDS) {
       const study = generateStudy({ dir: fs.mkdtempSync(path.join(tmp, 'h-')), series: 1, perSeries: 2 });
       const studyUid = study[0]!.studyInstanceUid;
       await storescu(node, study);
-      await node.node.scheduler!.runNow();
+      await node.node.scheduler.runNow();
       assert.deepEqual(archived(node, studyUid), [], 'still in the spool inside the quiet period');
       clock.advance(61_000);
-      await node.node.scheduler!.runNow();
+      await node.node.scheduler.runNow();
       assert.deepEqual(archived(node, studyUid), expectedFiles(study));
       assert.ok((await node.instances()).every((r) => r.state === 'archived'));
     });
@@ -434,10 +434,10 @@ for (const kind of DB_KINDS) {
       writeRequest(node, `${studyUid}.json`, { studyInstanceUID: studyUid });
       await waitForActive(node, studyUid);
       clock.advance(23 * 3600_000);
-      await node.node.scheduler!.runNow();
+      await node.node.scheduler.runNow();
       assert.equal((await scanRow(node, studyUid))?.state, 'active', 'still active after 23 h');
       clock.advance(3600_000 + 1000);
-      await node.node.scheduler!.runNow();
+      await node.node.scheduler.runNow();
       const summary = await waitFor('failed-scans summary', () => failed(node, studyUid));
       assert.match(String(summary.reason), /^no progress for 24 h since \d{4}-\d\d-\d\dT/);
       assert.deepEqual(archived(node, studyUid), expectedFiles(study.slice(0, 1)));
@@ -504,7 +504,7 @@ describe('completion: the scanner goes away mid-retrieve', () => {
     writeRequest(node, `${studyUid}.json`, { studyInstanceUID: studyUid });
     await waitForActive(node, studyUid);
 
-    const pass = node.node.scheduler!.runNow();
+    const pass = node.node.scheduler.runNow();
     await waitFor('the C-MOVE under way', async () => (await node.instances()).length >= 10, 30_000);
     await proxy.close();
     await orthanc.destroy();
@@ -512,7 +512,7 @@ describe('completion: the scanner goes away mid-retrieve', () => {
     const partial = (await node.instances()).length;
     assert.ok(partial < study.length, `stopped mid-retrieve (${partial} of ${study.length})`);
     // More passes while it is down: the state is logged once, and the attempts do not use up retrieve.maxAttempts.
-    for (let i = 0; i < 3; i++) await node.node.scheduler!.runNow();
+    for (let i = 0; i < 3; i++) await node.node.scheduler.runNow();
     assert.equal((await scanRow(node, studyUid))?.state, 'active');
     const log = fs.readFileSync(path.join(node.dir, 'scannode.log'), 'utf8');
     assert.equal(log.match(/the scanner is not reachable/g)?.length, 1, log);
@@ -520,10 +520,10 @@ describe('completion: the scanner goes away mid-retrieve', () => {
     orthanc = await startOrthanc(scannerOpts);
     await orthanc.upload(study.map((s) => s.file));
     await proxy.listen(qrPort);
-    await node.node.scheduler!.runNow();
+    await node.node.scheduler.runNow();
     assert.equal((await node.instances()).length, study.length, 'the rest pulled once it is back');
     clock.advance(31_000);
-    await node.node.scheduler!.runNow();
+    await node.node.scheduler.runNow();
     const summary = await waitFor('finished', () => finished(node, studyUid));
     assert.deepEqual(seriesCounts(summary), countsOf(study));
     assert.deepEqual(archived(node, studyUid), expectedFiles(study));

@@ -62,12 +62,12 @@ const finished = (node: TestNode, study: string) => {
 };
 
 async function scanRow(node: TestNode, study: string) {
-  const db = node.node.db!;
+  const db = node.node.db;
   return db.source.getRepository(db.entities.Scan).findOne({ where: { studyInstanceUid: study } });
 }
 
 async function attempts(node: TestNode, study: string) {
-  const db = node.node.db!;
+  const db = node.node.db;
   const rows = await db.source.getRepository(db.entities.RetrieveAttempt).find({ where: { studyInstanceUid: study } });
   return rows.map((r) => [r.level, r.status, r.completed]).sort();
 }
@@ -137,10 +137,10 @@ describe('completion latency: what the scanner is doing, not a fixed settle time
     await store(a, study[0]!);
     await mppsCompleted(node, study);
     clock.advance(60_000); // far past quietSeconds, far inside settleSeconds
-    await node.node.scheduler!.runNow();
+    await node.node.scheduler.runNow();
     const row = await scanRow(node, studyUid);
     assert.equal(row?.state, 'active');
-    assert.equal(node.node.reconciler!.progress(row.id)?.waiting, 'the scanner is still sending');
+    assert.equal(node.node.reconciler.progress(row.id)?.waiting, 'the scanner is still sending');
     assert.deepEqual(await attempts(node, studyUid), [], 'no C-MOVE while the scanner sends');
     await store(a, study[1]!);
     await a.release();
@@ -160,10 +160,10 @@ describe('completion latency: what the scanner is doing, not a fixed settle time
     t.after(() => a.abort());
     await store(a, study[0]!);
     await mppsCompleted(node, study);
-    await node.node.scheduler!.runNow();
+    await node.node.scheduler.runNow();
     assert.deepEqual(await attempts(node, studyUid), []);
     clock.advance(3601_000);
-    await node.node.scheduler!.runNow();
+    await node.node.scheduler.runNow();
     assert.deepEqual(await attempts(node, studyUid), [
       ['IMAGE', 0, 3],
       ['SERIES', 0, 4],

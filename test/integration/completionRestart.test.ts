@@ -139,25 +139,25 @@ describe('completion across restarts', () => {
       });
       const summaryFile = path.join(node.dataDir, 'finished-scans', `${studyUid}.json`);
       await waitFor('finished', () => fs.existsSync(summaryFile));
-      await node.node.scheduler!.runNow();
+      await node.node.scheduler.runNow();
 
       // As if the process died after writing the summary and removing the request file, before the row update.
-      const db = node.node.db!;
+      const db = node.node.db;
       const repo = db.source.getRepository(db.entities.Scan);
       const row = (await repo.findOne({ where: { studyInstanceUid: studyUid } }))!;
       await repo.update({ id: row.id }, { state: 'active', completedAt: null, reason: null });
       await node.restart();
       // Start-up gives the active row its file back; the next run completes it again.
       assert.ok(fs.existsSync(path.join(node.dataDir, 'active-scans', `${studyUid}.json`)));
-      await node.node.scheduler!.runNow();
+      await node.node.scheduler.runNow();
       await waitFor(
         'finished again',
         async () =>
-          (await node.node.db!.source.getRepository(node.node.db!.entities.Scan).findOne({ where: { id: row.id } }))
+          (await node.node.db.source.getRepository(node.node.db.entities.Scan).findOne({ where: { id: row.id } }))
             ?.state === 'finished',
       );
-      const rows = await node.node
-        .db!.source.getRepository(node.node.db!.entities.Scan)
+      const rows = await node.node.db.source
+        .getRepository(node.node.db.entities.Scan)
         .find({ where: { studyInstanceUid: studyUid } });
       assert.equal(rows.length, 1, 'no second request for the study');
       assert.equal(fs.existsSync(path.join(node.dataDir, 'active-scans', `${studyUid}.json`)), false);

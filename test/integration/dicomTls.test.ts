@@ -21,7 +21,7 @@ before(() => {
 });
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
-const tlsPort = (n: TestNode) => n.node.dicom!.tlsAddress()!.port;
+const tlsPort = (n: TestNode) => n.node.dicom.tlsAddress()!.port;
 
 describe('DICOM TLS listener (client certificate required), beside the plain port', () => {
   let node: TestNode;
@@ -108,7 +108,7 @@ describe('TLS only: the plain port off (dicom.port null)', () => {
       dicom: { port: null, tls: { port: 0, cert: certs.serverCert, key: certs.serverKey } },
     });
     try {
-      assert.equal(node.node.dicom!.address().port, tlsPort(node), 'the TLS listener is the only one');
+      assert.equal(node.node.dicom.address().port, tlsPort(node), 'the TLS listener is the only one');
       const e = await run('echoscu', ['-aec', 'SCANNODE', '+tla', '+cf', certs.ca, '127.0.0.1', String(tlsPort(node))]);
       assert.equal(e.code, 0, e.stderr);
     } finally {

@@ -51,8 +51,8 @@ describe('upper layer timers (real short timeouts)', () => {
     assert.equal(aborted.by, 'peer');
     assert.ok(ms >= 900 && ms < 4000, `aborted after ${ms} ms`);
     const audit = await waitFor('the audit row', async () => {
-      const rows = await node.node
-        .db!.source.getRepository(node.node.db!.entities.Association)
+      const rows = await node.node.db.source
+        .getRepository(node.node.db.entities.Association)
         .findBy({ callingAe: 'DULSCU' });
       return rows.length ? rows : undefined;
     });
@@ -97,7 +97,7 @@ describe('connection and association limits', () => {
     if (!needPeer(t, 'echoscu')) return;
     const sockets = await Promise.all(Array.from({ length: 10 }, () => connect(node.port)));
     const closes = sockets.map((s) => closedAfter(s));
-    await waitFor('the cap', async () => (node.node.dicom!.pendingConnections <= 4 ? true : undefined));
+    await waitFor('the cap', async () => (node.node.dicom.pendingConnections <= 4 ? true : undefined));
     const closedNow = await Promise.all(
       closes.map((c) => Promise.race([c.then(() => true), sleep(300).then(() => false)])),
     );
@@ -114,7 +114,7 @@ describe('connection and association limits', () => {
     assert.notEqual(refused.code, 0);
     assert.match(refused.stderr + refused.stdout, /Local Limit Exceeded/i);
     await held.release();
-    await waitFor('the slot freed', async () => (node.node.dicom!.activeAssociations === 0 ? true : undefined));
+    await waitFor('the slot freed', async () => (node.node.dicom.activeAssociations === 0 ? true : undefined));
     const ok = await run('echoscu', ['-aec', 'SCANNODE', '127.0.0.1', String(node.port)]);
     assert.equal(ok.code, 0, ok.stderr);
   });

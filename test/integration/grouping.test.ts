@@ -55,7 +55,7 @@ for (const kind of DB_KINDS) {
           const b = generateStudy({ dir: path.join(tmp, randomUUID()), patientId, series: 2, perSeries: 2 });
           await storescu(node, [...a, ...b]);
           await waitFor('8 instances', async () => (await node.instances()).length === 8);
-          const completion = node.node.completion!;
+          const completion = node.node.completion;
           const summaries: ScanSummary[] = [];
           for (const s of [a[0]!.studyInstanceUid, b[0]!.studyInstanceUid]) {
             summaries.push(
@@ -66,7 +66,7 @@ for (const kind of DB_KINDS) {
               }),
             );
           }
-          const db = node.node.db!;
+          const db = node.node.db;
           const studies = await db.source.getRepository(db.entities.Study).find({ where: { patientId } });
           const series = await db.source
             .getRepository(db.entities.Series)

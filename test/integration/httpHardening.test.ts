@@ -14,7 +14,7 @@ interface Raw {
 
 /** One request with the Host header a browser would send for the page's own name. */
 function request(node: TestNode, method: string, url: string, host: string, body?: unknown): Promise<Raw> {
-  const addr = node.node.http!.server.address() as { port: number };
+  const addr = node.node.http.server.address() as { port: number };
   return new Promise((resolve, reject) => {
     const payload = body === undefined ? undefined : JSON.stringify(body);
     const req = http.request(
@@ -40,7 +40,7 @@ function request(node: TestNode, method: string, url: string, host: string, body
 
 /** Opens a live status stream; resolves with its status code once the headers are in (the stream stays open). */
 function openEvents(node: TestNode): Promise<{ status: number; close(): void }> {
-  const addr = node.node.http!.server.address() as { port: number };
+  const addr = node.node.http.server.address() as { port: number };
   return new Promise((resolve, reject) => {
     const req = http.get(
       { host: '127.0.0.1', port: addr.port, path: '/api/events', headers: { accept: 'text/event-stream' } },
@@ -63,7 +63,7 @@ test('Host header names', () => {
 test('DNS rebinding: on loopback, only loopback Host names (and http.allowedHosts) are answered', async (t) => {
   const node = await startTestNode({ extra: { http: { port: 0, allowedHosts: ['scannode.lab.example'] } } });
   t.after(() => node.destroy());
-  const port = (node.node.http!.server.address() as { port: number }).port;
+  const port = (node.node.http.server.address() as { port: number }).port;
   for (const host of [`localhost:${port}`, `127.0.0.1:${port}`, `[::1]:${port}`, 'scannode.lab.example']) {
     assert.equal((await request(node, 'GET', '/api/status', host)).status, 200, host);
   }
@@ -72,7 +72,7 @@ test('DNS rebinding: on loopback, only loopback Host names (and http.allowedHost
   assert.match((JSON.parse(read.body) as { message: string }).message, /Host "attacker.example" is not allowed/);
   const write = await request(node, 'POST', '/api/scans', `attacker.example:${port}`, { studyInstanceUid: '1.2.3.4' });
   assert.equal(write.status, 403, 'nor writable without a token');
-  const db = node.node.db!;
+  const db = node.node.db;
   assert.equal(await db.source.getRepository(db.entities.Scan).count(), 0, 'no request was added');
 });
 
@@ -111,7 +111,7 @@ test('error bodies: no absolute path, no symbolic link target; 500 answers a gen
     assert.doesNotMatch(r.body, /\/etc|\/tmp\/|scannode-test-/, `${p}: ${r.body}`);
   }
   // A database that went away mid-request: a 500 without the driver's message; the details are in the log.
-  await node.node.db!.close();
+  await node.node.db.close();
   const r = await request(node, 'GET', '/api/scans', 'localhost');
   assert.equal(r.status, 500);
   const body = JSON.parse(r.body) as { error: string; message: string };

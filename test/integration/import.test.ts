@@ -127,7 +127,7 @@ for (const kind of DB_KINDS) {
         );
       }
       // The problem list in the database.
-      const st = await node.node.importer!.status(batch.id);
+      const st = await node.node.importer.status(batch.id);
       assert.equal(st!.problemList.length, batch.problems);
       assert.ok(st!.problemList.some((p) => p.path === path.join('ACC42', 'empty') && p.reason === 'zero bytes'));
 
@@ -219,7 +219,7 @@ test('import of 2,000 files keeps memory flat', async (t) => {
     const before = process.memoryUsage().rss;
     let peak = before;
     const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 50);
-    const row = await node.node.importer!.importPath({
+    const row = await node.node.importer.importPath({
       path: src,
       baseDir: node.dir,
       name: 'many',

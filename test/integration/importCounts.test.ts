@@ -134,19 +134,19 @@ test('a transient failure is retried with backoff (injected clock), given up aft
     assert.equal(first.archived, first.filesRead);
     assert.equal(listFiles(path.join(node.dataDir, 'inbox', 'TR')).length, 20 - first.archived);
     // Not due yet: nothing happens.
-    assert.equal(await node.node.importer!.resumeDue(), 0);
+    assert.equal(await node.node.importer.resumeDue(), 0);
     now += 60_000;
-    assert.equal(await node.node.importer!.resumeDue(), 1);
+    assert.equal(await node.node.importer.resumeDue(), 1);
     const second = await ended(2);
     assert.equal(second.state, 'retrying');
     assert.equal(second.nextAttemptAt!.getTime(), now + 120_000, 'the delay doubles');
     now += 120_000;
-    await node.node.importer!.resumeDue();
+    await node.node.importer.resumeDue();
     const third = await ended(3);
     assert.equal(third.state, 'failed');
     assert.match(third.message!, /gave up after 3 attempts: the store/);
     now += 3_600_000;
-    assert.equal(await node.node.importer!.resumeDue(), 0, 'a failed batch is not retried by the node');
+    assert.equal(await node.node.importer.resumeDue(), 0, 'a failed batch is not retried by the node');
 
     fs.rmdirSync(obstacle);
     const r = await call(node, 'POST', `/api/imports/${id}/retry`);
@@ -175,7 +175,7 @@ test('duplicates and problems are counted once each, and archived counts every f
     const generated = generateStudy({ dir: path.join(node.dir, 'src'), series: 2, perSeries: 5, ext: '' });
     const src = path.join(node.dir, 'src');
     const keep = (name: string) =>
-      node.node.importer!.importPath({ path: src, baseDir: node.dir, name, source: 'cli', keepSources: true });
+      node.node.importer.importPath({ path: src, baseDir: node.dir, name, source: 'cli', keepSources: true });
     assert.deepEqual(counts(await keep('first')), {
       filesFound: 10,
       filesRead: 10,
@@ -212,7 +212,7 @@ test('duplicates and problems are counted once each, and archived counts every f
       problems: 3,
       errors: 0,
     });
-    const st = await node.node.importer!.status(mixed.id);
+    const st = await node.node.importer.status(mixed.id);
     assert.deepEqual(
       st!.problemList.map((p) => p.kind),
       ['moved', 'moved', 'moved'],
@@ -233,7 +233,7 @@ test(`sources are archived and released every ${FLUSH_EVERY} files, the number A
     const inbox = path.join(node.dataDir, 'inbox');
     generateStudy({ dir: path.join(inbox, 'STEPS'), series: 3, perSeries: 150, rows: 16, columns: 16, ext: '' });
     const seen = new Set<number>();
-    const row = await node.node.importer!.importPath(
+    const row = await node.node.importer.importPath(
       {
         path: path.join(fs.realpathSync(inbox), 'STEPS'),
         baseDir: fs.realpathSync(inbox),

@@ -182,7 +182,7 @@ test('scannode import PATH: one-shot import of any folder with a closing summary
 test('GET /api/imports lists batches newest first, paged, by state and source; retry refuses what it cannot resume', async () => {
   const node = await startTestNode({ extra: { import: { watchInbox: false } } });
   try {
-    const importer = node.node.importer!;
+    const importer = node.node.importer;
     const inbox = fs.realpathSync(path.join(node.dataDir, 'inbox'));
     generateStudy({ dir: path.join(inbox, 'A'), series: 1, perSeries: 2 });
     generateStudy({ dir: path.join(node.dir, 'B'), series: 1, perSeries: 1 });

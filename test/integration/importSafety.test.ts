@@ -135,7 +135,7 @@ test('13.3: a folder swapped for a symbolic link during a batch: nothing outside
     const moved = path.join(inbox, '.moved');
     fs.mkdirSync(moved);
     let swapped = false;
-    const row = await node.node.importer!.importPath(
+    const row = await node.node.importer.importPath(
       { path: root, baseDir: inbox, name: 'SWAP', source: 'inbox', keepSources: false, removeEmptyRoot: true },
       (c) => {
         if (swapped || c.filesRead < 30) return;

@@ -17,7 +17,7 @@ test('status page: recent imports with their counts and state; a failed one says
   const node = await startTestNode({ extra: { import: { watchInbox: false } } });
   let browser: Browser | undefined;
   try {
-    const importer = node.node.importer!;
+    const importer = node.node.importer;
     const ok = generateStudy({ dir: path.join(node.dir, 'OK'), series: 1, perSeries: 3 });
     const good = await importer.importPath({
       path: path.join(node.dir, 'OK'),

@@ -62,7 +62,7 @@ class Scrape {
 
 /** GET /metrics from the node's own HTTP server, over TCP. */
 async function scrape(node: TestNode): Promise<Scrape> {
-  const addr = node.node.http!.server.address() as net.AddressInfo;
+  const addr = node.node.http.server.address() as net.AddressInfo;
   const res = await fetch(`http://127.0.0.1:${addr.port}/metrics`);
   const body = await res.text();
   assert.equal(res.status, 200, body);
@@ -78,7 +78,7 @@ async function sumOfSizes(node: TestNode, state: string): Promise<number> {
 }
 
 async function activeScans(node: TestNode): Promise<number> {
-  const db = node.node.db!;
+  const db = node.node.db;
   return db.source.getRepository(db.entities.Scan).countBy({ state: 'active' });
 }
 
@@ -112,8 +112,8 @@ for (const kind of DB_KINDS) {
       assert.equal(sent.code, 0, sent.stderr);
       const echo = await run('echoscu', ['-aet', SCU, '-aec', 'WRONG', '127.0.0.1', String(node.port)]);
       assert.notEqual(echo.code, 0, 'association to a wrong called AE refused');
-      await node.node.scans!.add(spec(study[0]!.studyInstanceUid), 'api');
-      await node.node.scans!.add(spec(newUid()), 'api');
+      await node.node.scans.add(spec(study[0]!.studyInstanceUid), 'api');
+      await node.node.scans.add(spec(newUid()), 'api');
 
       // Both associations are counted when their sockets close, which may come just after the tools exit.
       const m = await waitFor('both associations counted', async () => {
@@ -187,23 +187,23 @@ for (const kind of DB_KINDS) {
       // One image pushed: the rest of its series comes by IMAGE-level C-MOVE, the other series by SERIES level.
       const sent = await storescu(node, [study[0]!.file]);
       assert.equal(sent.code, 0, sent.stderr);
-      await node.node.scans!.add(spec(studyUid), 'api');
-      await node.node.scheduler!.runNow();
+      await node.node.scans.add(spec(studyUid), 'api');
+      await node.node.scheduler.runNow();
       await waitFor('every image here', async () => (await node.instances()).length === study.length);
       offsetMs += 61_000;
-      await node.node.scheduler!.runNow();
-      const db = node.node.db!;
+      await node.node.scheduler.runNow();
+      const db = node.node.db;
       await waitFor('the scan finished', async () => (await activeScans(node)) === 0);
 
       // Runs triggered by arriving images may still be going: wait until every started run has ended.
       const m = await waitFor('every scheduler run observed', async () => {
         const s = await scrape(node);
-        const state = node.node.scheduler!.state;
+        const state = node.node.scheduler.state;
         const ok = s.get('scannode_scheduler_runs_total', { result: 'ok' }) ?? 0;
         const failed = s.get('scannode_scheduler_runs_total', { result: 'error' }) ?? 0;
         return !state.running && ok + failed === state.runs ? s : undefined;
       });
-      const runs = node.node.scheduler!.state.runs;
+      const runs = node.node.scheduler.state.runs;
       assert.ok(runs >= 2);
       assert.equal(m.get('scannode_scheduler_runs_total', { result: 'error' }), 0);
       assert.equal(m.get('scannode_scheduler_run_duration_seconds_count'), runs);

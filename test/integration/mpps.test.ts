@@ -50,7 +50,7 @@ async function dcmdump(t: TestContext, node: TestNode, uid: string): Promise<str
 
 /** Per series: expected and received counts as `scan show` reports them. */
 async function counts(node: TestNode, study: string) {
-  const v = await node.node.scans!.describe(study);
+  const v = await node.node.scans.describe(study);
   assert.ok(v, `scan for ${study}`);
   return {
     view: v,
@@ -114,7 +114,7 @@ for (const kind of DB_KINDS) {
         ],
         'series not received yet are described by the MPPS',
       );
-      const db = node.node.db!;
+      const db = node.node.db;
       const expected = await db.source.getRepository(db.entities.ScanExpected).find({ where: { scanId: view.id } });
       assert.deepEqual(expected.map((e) => e.sopInstanceUid).sort(), refs.map((x) => x.sopInstanceUid).sort());
       const history = await db.source.getRepository(db.entities.MppsEvent).find({ where: { mppsUid: mpps } });
@@ -175,7 +175,7 @@ for (const kind of DB_KINDS) {
         createDataset({ studyInstanceUid: newUid(), charset: 'ISO_IR 192', patientName: name }),
       );
       assert.equal(r.status, 0);
-      const db = node.node.db!;
+      const db = node.node.db;
       const step = await db.source.getRepository(db.entities.MppsStep).findOneByOrFail({ sopInstanceUid: uid });
       assert.ok(step.dataset.includes('Müller^Jörg'), step.dataset);
       const dump = await dcmdump(t, node, uid);
@@ -197,7 +197,7 @@ for (const kind of DB_KINDS) {
         ],
       });
       assert.equal(r.status, 0);
-      const db = node.node.db!;
+      const db = node.node.db;
       const step = await db.source.getRepository(db.entities.MppsStep).findOneByOrFail({ sopInstanceUid: uid });
       assert.equal(step.status, 'DISCONTINUED');
       assert.ok(step.endedAt, 'end time recorded');
@@ -275,7 +275,7 @@ for (const kind of DB_KINDS) {
       await storescu(node, images(path.join(tmp, kind, 'before-nostudy'), s4, 1, 2, m4));
       await waitFor('the request to move to its study', () => requestFile(node, s4));
       assert.ok(!fs.existsSync(path.join(node.dataDir, 'active-scans', `mpps-${m4}.json`)));
-      const v4 = await node.node.scans!.describe(s4);
+      const v4 = await node.node.scans.describe(s4);
       assert.deepEqual(
         v4?.mpps.map((m) => m.sopInstanceUid),
         [m4],
@@ -299,7 +299,7 @@ for (const kind of DB_KINDS) {
         [1],
       );
       assert.equal(requestFile(node, study)?.mppsStatus, 'COMPLETED');
-      const db = node.node.db!;
+      const db = node.node.db;
       const scans = await db.source.getRepository(db.entities.Scan).find({ where: { studyInstanceUid: study } });
       assert.equal(scans.length, 1, 'one request for the study, not one per start');
     });

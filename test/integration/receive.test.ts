@@ -55,7 +55,7 @@ for (const kind of DB_KINDS) {
       const all = await storescu(node, ['+sd', path.join(tmp, kind, 'study')]);
       assert.equal(all.code, 0, all.stderr);
       await assertStored(node, study);
-      const db = node.node.db!;
+      const db = node.node.db;
       const series = await db.source
         .getRepository(db.entities.Series)
         .findBy({ studyInstanceUid: study[0]!.studyInstanceUid });
@@ -88,7 +88,7 @@ for (const kind of DB_KINDS) {
       const r = await storescu(node, ['+sd', dir]);
       assert.equal(r.code, 0, r.stderr);
       await assertStored(node, study);
-      const db = node.node.db!;
+      const db = node.node.db;
       const row = await db.source
         .getRepository(db.entities.Instance)
         .findOneByOrFail({ sopInstanceUid: study[0]!.sopInstanceUid });
@@ -234,7 +234,7 @@ describe('transfer syntaxes of SPEC section 6', () => {
     const rest = files.filter((f) => !viaStorescu[f.ts]).map((f) => f.file);
     const r = await run('dcmsend', ['-aec', 'SCANNODE', '127.0.0.1', String(node.port), ...rest]);
     assert.equal(r.code, 0, r.stdout + r.stderr);
-    const rows = await node.node.db!.source.getRepository(node.node.db!.entities.Instance).find();
+    const rows = await node.node.db.source.getRepository(node.node.db.entities.Instance).find();
     for (const { ts, file } of files) {
       const sop = /\[([0-9.]+)\]/.exec((await run('dcmdump', ['-s', '+P', '0008,0018', file])).stdout)![1]!;
       const row = rows.find((x) => x.sopInstanceUid === sop);

@@ -130,8 +130,8 @@ describe('association policy', () => {
     assert.match(r.stderr + r.stdout, /Calling AE Title Not Recognized/i);
     const ok = await run('echoscu', ['-aet', 'GOODSCU', '-aec', 'SCANNODE', '127.0.0.1', String(node.port)]);
     assert.equal(ok.code, 0, ok.stderr);
-    const audit = await node.node
-      .db!.source.getRepository(node.node.db!.entities.Association)
+    const audit = await node.node.db.source
+      .getRepository(node.node.db.entities.Association)
       .findBy({ callingAe: 'STRANGER' });
     assert.equal(audit.length, 1);
     assert.equal(audit[0]!.accepted, false);

@@ -28,7 +28,7 @@ async function rows(node: TestNode): Promise<Map<string, { state: string; path: 
 
 /** What a power loss under SQLite synchronous=NORMAL can leave: archived rows back to 'spooled', spool names gone. */
 async function rollBackArchiveRows(node: TestNode, imgs: GeneratedInstance[]): Promise<void> {
-  const db = node.node.db!;
+  const db = node.node.db;
   for (const i of imgs) {
     await db.source
       .getRepository(db.entities.Instance)
@@ -49,7 +49,7 @@ describe('archive recovery and scannode reindex', () => {
     const a = generateStudy({ dir: path.join(tmp, 'lost-a'), series: 2, perSeries: 3 });
     const b = generateStudy({ dir: path.join(tmp, 'lost-b'), series: 1, perSeries: 2 });
     await send(node, [...a, ...b]);
-    await node.node.archiver!.archiveStudy(a[0]!.studyInstanceUid);
+    await node.node.archiver.archiveStudy(a[0]!.studyInstanceUid);
     await node.stop();
     for (const f of fs.readdirSync(node.dir)) if (f.startsWith('db.sqlite')) fs.rmSync(path.join(node.dir, f));
     const config = path.join(node.dir, 'config.json');
@@ -72,7 +72,7 @@ describe('archive recovery and scannode reindex', () => {
     }
     for (const s of b)
       assert.deepEqual(index.get(s.sopInstanceUid), { state: 'spooled', path: `incoming/${s.sopInstanceUid}.dcm` });
-    const db = node.node.db!;
+    const db = node.node.db;
     const study = await db.source
       .getRepository(db.entities.Study)
       .findOneBy({ studyInstanceUid: a[0]!.studyInstanceUid });
@@ -88,7 +88,7 @@ describe('archive recovery and scannode reindex', () => {
     t.after(() => node.destroy());
     const study = generateStudy({ dir: path.join(tmp, 'rollback'), series: 2, perSeries: 4 });
     await send(node, study);
-    await node.node.archiver!.archiveStudy(study[0]!.studyInstanceUid);
+    await node.node.archiver.archiveStudy(study[0]!.studyInstanceUid);
     await rollBackArchiveRows(node, study);
     uncleanMarker(node.dataDir);
     await node.restart();
@@ -109,7 +109,7 @@ describe('archive recovery and scannode reindex', () => {
     t.after(() => node.destroy());
     const study = generateStudy({ dir: path.join(tmp, 'leftover'), series: 1, perSeries: 3 });
     await send(node, study);
-    await node.node.archiver!.archiveStudy(study[0]!.studyInstanceUid);
+    await node.node.archiver.archiveStudy(study[0]!.studyInstanceUid);
     // The spool names as they were before the unlink: the same inodes as the archive files.
     for (const s of study)
       fs.linkSync(archiveFile(node.dataDir, s), path.join(node.dataDir, 'incoming', `${s.sopInstanceUid}.dcm`));

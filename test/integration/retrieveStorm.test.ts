@@ -54,28 +54,28 @@ describe('C-MOVE retry storm', () => {
       path.join(node.dataDir, 'active-scans', `${studyUid}.json`),
       JSON.stringify({ studyInstanceUID: studyUid }),
     );
-    const db = node.node.db!;
+    const db = node.node.db;
     const attempts = () => db.source.getRepository(db.entities.RetrieveAttempt).find({ order: { startedAt: 'ASC' } });
     await waitFor('active scan', () =>
       db.source.getRepository(db.entities.Scan).existsBy({ studyInstanceUid: studyUid, state: 'active' }),
     );
 
-    await node.node.scheduler!.runNow();
+    await node.node.scheduler.runNow();
     const first = await attempts();
     assert.equal(first.length, 1);
     assert.equal(first[0]!.completed, 2, 'the scanner says it sent the 2 missing images');
     assert.match(first[0]!.error ?? '', /^fruitless: the scanner reported 2 sent, none arrived here/);
     assert.ok(listFiles(elsewhereDir).length >= 2, 'they went to the other SCP');
 
-    await node.node.scheduler!.runNow();
-    await node.node.scheduler!.runNow();
+    await node.node.scheduler.runNow();
+    await node.node.scheduler.runNow();
     assert.equal((await attempts()).length, 1, 'backoff: no C-MOVE on every pass');
 
     offset += 31_000;
-    await node.node.scheduler!.runNow();
+    await node.node.scheduler.runNow();
     assert.equal((await attempts()).length, 2, 'a second attempt after the backoff');
     offset += 61_000;
-    await node.node.scheduler!.runNow();
+    await node.node.scheduler.runNow();
     assert.equal((await attempts()).length, 3);
     const file = path.join(node.dataDir, 'failed-scans', `${studyUid}.json`);
     const summary = await waitFor('failed-scans summary', () =>

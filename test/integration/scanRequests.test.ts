@@ -20,7 +20,7 @@ for (const kind of DB_KINDS) {
     let node: TestNode;
     const active = (name: string) => path.join(node.dataDir, 'active-scans', name);
     const scanRow = async (where: Record<string, unknown>) => {
-      const db = node.node.db!;
+      const db = node.node.db;
       return db.source.getRepository(db.entities.Scan).findOne({ where });
     };
 

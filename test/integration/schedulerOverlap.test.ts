@@ -69,8 +69,8 @@ for (const kind of DB_KINDS) {
         },
       });
       try {
-        const reconciler = node.node.reconciler!;
-        const scheduler = node.node.scheduler!;
+        const reconciler = node.node.reconciler;
+        const scheduler = node.node.scheduler;
         // Count reconcile passes as the scheduler's job sees them (the job calls reconciler.reconcileAll()).
         let inFlight = 0;
         let maxInFlight = 0;
@@ -92,7 +92,7 @@ for (const kind of DB_KINDS) {
         fs.mkdirSync(dir, { recursive: true });
         fs.writeFileSync(path.join(dir, `${study}.json.partial`), JSON.stringify({ studyInstanceUID: study }));
         fs.renameSync(path.join(dir, `${study}.json.partial`), path.join(dir, `${study}.json`));
-        const db = node.node.db!;
+        const db = node.node.db;
         await waitFor(
           'active scan row',
           async () =>

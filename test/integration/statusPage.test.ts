@@ -88,7 +88,7 @@ test('status page: a series progress bar advances and the scan moves to finished
       study.filter((i) => !(i.seriesInstanceUid === s1 && study.indexOf(i) < 3)),
     );
     assert.equal((await nSet(node.port, mpps, { PerformedProcedureStepStatus: 'COMPLETED' })).status, 0);
-    await node.node.scheduler!.runNow();
+    await node.node.scheduler.runNow();
     await page.locator(`#finished tr[data-study="${studyUid}"]`).waitFor({ timeout: 15_000 });
     await scan.waitFor({ state: 'detached' });
     const row = await page.locator(`#finished tr[data-study="${studyUid}"] td`).allTextContents();
@@ -127,7 +127,7 @@ test('status page: hundreds of series stay usable (all rows, filter, failed scan
       0,
     );
     assert.equal((await nSet(node.port, mpps2, { PerformedProcedureStepStatus: 'DISCONTINUED' })).status, 0);
-    await node.node.scheduler!.runNow();
+    await node.node.scheduler.runNow();
     const failed = await call(node, 'GET', `/api/scans/${gone}`);
     assert.equal(failed.json.state, 'failed');
 

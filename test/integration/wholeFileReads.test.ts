@@ -38,13 +38,13 @@ test('active-scans/: a 10 GB file goes to problem/ unread; an unchanged request 
 
   // A valid request padded to 60 KB, rescanned every 20 ms: read once, not 50 times a second.
   const study = newUid();
-  const scans = new ScanRequests(node.node.db!, node.dataDir, node.node.log, { rescanMs: 20, settleMs: 0 });
+  const scans = new ScanRequests(node.node.db, node.dataDir, node.node.log, { rescanMs: 20, settleMs: 0 });
   fs.writeFileSync(
     path.join(dir, `${study}.json`),
     JSON.stringify({ studyInstanceUID: study, note: ' '.repeat(60_000) }),
   );
   fs.utimesSync(path.join(dir, `${study}.json`), new Date(Date.now() - 5000), new Date(Date.now() - 5000));
-  await node.node.scans!.stop();
+  await node.node.scans.stop();
   await scans.start();
   t.after(() => scans.stop());
   await waitFor('the request row', () => scans.describe(study));
