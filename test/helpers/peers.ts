@@ -27,6 +27,18 @@ export function needPeer(t: TestContext, ...cmds: string[]): boolean {
   return false;
 }
 
+/**
+ * Skips the test when its suite's node did not start (its database is unavailable on a laptop: the suite's set-up
+ * printed why); under CI=true that is a failure. Returns false when the test must stop.
+ */
+export function needNode<T>(t: TestContext, node: T | undefined): node is T {
+  if (node) return true;
+  const reason = "this suite's node did not start (its database is unavailable; see the skipped line above)";
+  if (CI) throw new Error(reason);
+  t.skip(reason);
+  return false;
+}
+
 /** Environment for DCMTK tools: Debian's DCMTK leaves Nagle on (44 ms stalls per C-STORE) unless told. */
 export const dcmtkEnv = { ...process.env, TCP_NODELAY: '1' };
 

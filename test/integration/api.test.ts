@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { startTestNode, type TestNode } from '../helpers/node.js';
 import { DB_KINDS, needDb } from '../helpers/db.js';
-import { freePort, needPeer, run } from '../helpers/peers.js';
+import { freePort, needPeer, run, needNode } from '../helpers/peers.js';
 import { generateStudy, newUid, type GeneratedInstance } from '../helpers/dicomgen.js';
 import { waitFor } from '../helpers/files.js';
 import { baseUrl, call } from '../helpers/http.js';
@@ -70,7 +70,7 @@ for (const kind of DB_KINDS) {
   describe(`HTTP API on ${kind}`, () => {
     test('health, scans (POST, list, paging, detail), studies search, associations', async (t) => {
       const node = await startNode(t, kind);
-      if (!node) return;
+      if (!needNode(t, node)) return;
       try {
         // -- health
         const health = await call(node, 'GET', '/health');
@@ -241,7 +241,7 @@ for (const kind of DB_KINDS) {
 
     test('/api/status and /api/events: the snapshot, then a new one as images arrive', async (t) => {
       const node = await startNode(t, kind);
-      if (!node) return;
+      if (!needNode(t, node)) return;
       const abort = new AbortController();
       try {
         const study = generateStudy({ dir: path.join(tmp, `sse-${kind}`), series: 1, perSeries: 3 });
@@ -283,7 +283,7 @@ for (const kind of DB_KINDS) {
 
     test('validation errors and unknown things are JSON with the right status', async (t) => {
       const node = await startNode(t, kind);
-      if (!node) return;
+      if (!needNode(t, node)) return;
       try {
         const bad: Array<[string, string, unknown, number, RegExp]> = [
           ['POST', '/api/scans', {}, 400, /fewer than 1 properties|must NOT have fewer/],
@@ -323,7 +323,7 @@ for (const kind of DB_KINDS) {
 
     test('with http.token, writes need the bearer token and reads do not', async (t) => {
       const node = await startNode(t, kind, TOKEN);
-      if (!node) return;
+      if (!needNode(t, node)) return;
       try {
         const body = { studyInstanceUid: newUid() };
         const none = await call(node, 'POST', '/api/scans', body);

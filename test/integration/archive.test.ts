@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, test, before, after } from 'node:test';
 import { DB_KINDS, needDb } from '../helpers/db.js';
-import { needPeer, run } from '../helpers/peers.js';
+import { needPeer, run, needNode } from '../helpers/peers.js';
 import { startTestNode, type TestNode } from '../helpers/node.js';
 import { generateStudy } from '../helpers/dicomgen.js';
 import { datasetBytes, listFiles } from '../helpers/files.js';
@@ -24,7 +24,7 @@ for (const kind of DB_KINDS) {
     after(async () => node?.destroy());
 
     test('a study moves from the spool to site/raw/<Study>/<Series>/<SOP>.dcm; a re-run after a crash finishes', async (t) => {
-      if (!node || !needPeer(t, 'storescu')) return;
+      if (!needNode(t, node) || !needPeer(t, 'storescu')) return;
       const study = generateStudy({ dir: path.join(tmp, kind), series: 2, perSeries: 3 });
       const r = await run('storescu', [
         '-aec',

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, test, before, after, type TestContext } from 'node:test';
 import { DB_KINDS, needDb } from '../helpers/db.js';
-import { needPeer, run } from '../helpers/peers.js';
+import { needPeer, run, needNode } from '../helpers/peers.js';
 import { startTestNode, type TestNode } from '../helpers/node.js';
 import { generateStudy, newUid } from '../helpers/dicomgen.js';
 import { createDataset, mppsSend, nCreate, nSet, performedSeries } from '../helpers/mppsClient.js';
@@ -70,7 +70,7 @@ for (const kind of DB_KINDS) {
     after(async () => node?.destroy());
 
     test('N-CREATE IN PROGRESS, N-SET with the performed series, N-SET COMPLETED: active scan expecting those UIDs', async (t) => {
-      if (!node) return;
+      if (!needNode(t, node)) return;
       const study = newUid();
       const mpps = newUid();
       const seriesA = newUid();
@@ -131,8 +131,8 @@ for (const kind of DB_KINDS) {
       }
     });
 
-    test('error statuses: 0106 not IN PROGRESS, 0111 duplicate, 0112 unknown, 0110 after COMPLETED', async () => {
-      if (!node) return;
+    test('error statuses: 0106 not IN PROGRESS, 0111 duplicate, 0112 unknown, 0110 after COMPLETED', async (t) => {
+      if (!needNode(t, node)) return;
       const bad = await nCreate(
         node.port,
         newUid(),
@@ -157,8 +157,8 @@ for (const kind of DB_KINDS) {
       assert.ok(!dump.includes('changed'), 'a refused N-SET leaves the scanner file as it was');
     });
 
-    test('N-CREATE without a SOP Instance UID gets one assigned and answered', async () => {
-      if (!node) return;
+    test('N-CREATE without a SOP Instance UID gets one assigned and answered', async (t) => {
+      if (!needNode(t, node)) return;
       const r = await nCreate(node.port, undefined, createDataset({ studyInstanceUid: newUid() }));
       assert.equal(r.status, 0);
       assert.match(r.sopInstanceUid ?? '', /^2\.25\.\d+$/);
@@ -166,7 +166,7 @@ for (const kind of DB_KINDS) {
     });
 
     test('non-ASCII PatientName in ISO_IR 192 survives into the database and the scanner file', async (t) => {
-      if (!node) return;
+      if (!needNode(t, node)) return;
       const uid = newUid();
       const name = 'Müller^Jörg=山田^太郎';
       const r = await nCreate(
@@ -186,7 +186,7 @@ for (const kind of DB_KINDS) {
     });
 
     test('a DISCONTINUED step records its end and may no longer be updated', async (t) => {
-      if (!node) return;
+      if (!needNode(t, node)) return;
       const uid = newUid();
       const study = newUid();
       assert.equal((await nCreate(node.port, uid, createDataset({ studyInstanceUid: study }))).status, 0);
@@ -209,7 +209,7 @@ for (const kind of DB_KINDS) {
     });
 
     test('MPPS before, between and after the images: expected and received agree', async (t) => {
-      if (!node || !needPeer(t, 'storescu')) return;
+      if (!needNode(t, node) || !needPeer(t, 'storescu')) return;
       // before: N-CREATE, then images, then N-SET with the performed series and COMPLETED
       const s1 = newUid();
       const m1 = newUid();
@@ -282,8 +282,8 @@ for (const kind of DB_KINDS) {
       );
     });
 
-    test('a restart in the middle of a procedure: the step and its scan survive', async () => {
-      if (!node) return;
+    test('a restart in the middle of a procedure: the step and its scan survive', async (t) => {
+      if (!needNode(t, node)) return;
       const uid = newUid();
       const study = newUid();
       const refs = [{ seriesInstanceUid: newUid(), sopInstanceUid: newUid() }];

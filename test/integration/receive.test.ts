@@ -5,7 +5,7 @@ import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { describe, test, before, after } from 'node:test';
 import { DB_KINDS, needDb } from '../helpers/db.js';
-import { needPeer, run, PYDICOM_DATA } from '../helpers/peers.js';
+import { needPeer, run, PYDICOM_DATA, needNode } from '../helpers/peers.js';
 import { startTestNode, type TestNode } from '../helpers/node.js';
 import { generateStudy, type GeneratedInstance } from '../helpers/dicomgen.js';
 import { datasetBytes, listFiles } from '../helpers/files.js';
@@ -42,13 +42,13 @@ for (const kind of DB_KINDS) {
     after(async () => node?.destroy());
 
     test('C-ECHO from echoscu succeeds', async (t) => {
-      if (!node || !needPeer(t, 'echoscu')) return;
+      if (!needNode(t, node) || !needPeer(t, 'echoscu')) return;
       const r = await run('echoscu', ['-aec', 'SCANNODE', '127.0.0.1', String(node.port)]);
       assert.equal(r.code, 0, r.stderr);
     });
 
     test('storescu single files and a 2-series study are stored identical, in spool and database', async (t) => {
-      if (!node || !needPeer(t, 'storescu')) return;
+      if (!needNode(t, node) || !needPeer(t, 'storescu')) return;
       const study = generateStudy({ dir: path.join(tmp, kind, 'study'), series: 2, perSeries: 5 });
       const single = await storescu(node, [study[0]!.file]);
       assert.equal(single.code, 0, single.stderr);
@@ -72,7 +72,7 @@ for (const kind of DB_KINDS) {
     });
 
     test('4 KiB PDUs (each data set in ~130 P-DATA-TF PDUs, cut anywhere by the socket) and an echo in between', async (t) => {
-      if (!node || !needPeer(t, 'storescu', 'echoscu')) return;
+      if (!needNode(t, node) || !needPeer(t, 'storescu', 'echoscu')) return;
       const study = generateStudy({ dir: path.join(tmp, kind, 'smallpdu'), series: 1, perSeries: 4 });
       const r = await storescu(node, ['--max-send-pdu', '4096', '+sd', path.join(tmp, kind, 'smallpdu')]);
       assert.equal(r.code, 0, r.stderr);
@@ -82,7 +82,7 @@ for (const kind of DB_KINDS) {
     });
 
     test('a header longer than the first 64 KiB is read from the spool file', async (t) => {
-      if (!node || !needPeer(t, 'storescu')) return;
+      if (!needNode(t, node) || !needPeer(t, 'storescu')) return;
       const dir = path.join(tmp, kind, 'bighead');
       const study = generateStudy({ dir, series: 1, perSeries: 2, extra: { TextValue: 'long-text.'.repeat(8000) } });
       const r = await storescu(node, ['+sd', dir]);
@@ -98,7 +98,7 @@ for (const kind of DB_KINDS) {
     });
 
     test('4 parallel storescu senders: every instance stored once', async (t) => {
-      if (!node || !needPeer(t, 'storescu')) return;
+      if (!needNode(t, node) || !needPeer(t, 'storescu')) return;
       const dirs = [0, 1, 2, 3].map((i) => path.join(tmp, kind, `par${i}`));
       const studies = dirs.map((dir) => generateStudy({ dir, series: 1, perSeries: 8, rows: 128, columns: 128 }));
       const results = await Promise.all(dirs.map((d) => storescu(node, ['+sd', d])));
@@ -107,7 +107,7 @@ for (const kind of DB_KINDS) {
     });
 
     test('an identical re-send is answered Success and stored once', async (t) => {
-      if (!node || !needPeer(t, 'storescu')) return;
+      if (!needNode(t, node) || !needPeer(t, 'storescu')) return;
       const [inst] = generateStudy({ dir: path.join(tmp, kind, 'dup'), series: 1, perSeries: 1 });
       for (let i = 0; i < 2; i++) {
         const r = await storescu(node, [inst!.file]);
@@ -120,7 +120,7 @@ for (const kind of DB_KINDS) {
     });
 
     test('a re-send whose stored file is gone is stored again, not discarded as a duplicate', async (t) => {
-      if (!node || !needPeer(t, 'storescu')) return;
+      if (!needNode(t, node) || !needPeer(t, 'storescu')) return;
       const [inst] = generateStudy({ dir: path.join(tmp, kind, 'gone'), series: 1, perSeries: 1 });
       assert.equal((await storescu(node, [inst!.file])).code, 0);
       const stored = path.join(node.dataDir, 'incoming', `${inst!.sopInstanceUid}.dcm`);
@@ -134,7 +134,7 @@ for (const kind of DB_KINDS) {
     });
 
     test('a conflicting re-send (same SOP Instance UID, other pixels) is refused and never overwrites', async (t) => {
-      if (!node || !needPeer(t, 'storescu', 'dcmodify')) return;
+      if (!needNode(t, node) || !needPeer(t, 'storescu', 'dcmodify')) return;
       const [inst] = generateStudy({ dir: path.join(tmp, kind, 'conflict'), series: 1, perSeries: 1 });
       assert.equal((await storescu(node, [inst!.file])).code, 0);
       const before = datasetBytes(path.join(node.dataDir, 'incoming', `${inst!.sopInstanceUid}.dcm`));
@@ -153,8 +153,8 @@ for (const kind of DB_KINDS) {
       assert.ok(after.equals(before), 'stored instance unchanged');
     });
 
-    test('start-up recovery: a row for a spool file without one; the .part of a dead process removed, of a live one kept', async () => {
-      if (!node) return;
+    test('start-up recovery: a row for a spool file without one; the .part of a dead process removed, of a live one kept', async (t) => {
+      if (!needNode(t, node)) return;
       const [inst] = generateStudy({ dir: path.join(tmp, kind, 'recover'), series: 1, perSeries: 1 });
       await node.stop();
       const incoming = path.join(node.dataDir, 'incoming');

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, test, before, after } from 'node:test';
 import { DB_KINDS, needDb } from '../helpers/db.js';
-import { run } from '../helpers/peers.js';
+import { run, needNode } from '../helpers/peers.js';
 import { startTestNode, type TestNode } from '../helpers/node.js';
 import { newUid } from '../helpers/dicomgen.js';
 import { createDataset, nCreate } from '../helpers/mppsClient.js';
@@ -30,8 +30,8 @@ for (const kind of DB_KINDS) {
     });
     after(async () => node?.destroy());
 
-    test('a JSON file naming a study becomes a request under <StudyInstanceUID>.json', async () => {
-      if (!node) return;
+    test('a JSON file naming a study becomes a request under <StudyInstanceUID>.json', async (t) => {
+      if (!needNode(t, node)) return;
       const study = newUid();
       fs.writeFileSync(active('from-ris.json'), JSON.stringify({ studyInstanceUID: study }));
       await waitFor('the canonical request file', () => fs.existsSync(active(`${study}.json`)));
@@ -44,8 +44,8 @@ for (const kind of DB_KINDS) {
       assert.equal(content.state, 'active');
     });
 
-    test('a JSON file naming only an accession number stays unresolved (for the scheduler)', async () => {
-      if (!node) return;
+    test('a JSON file naming only an accession number stays unresolved (for the scheduler)', async (t) => {
+      if (!needNode(t, node)) return;
       fs.writeFileSync(active('accession-A42.json'), JSON.stringify({ accessionNumber: 'A42' }));
       const row = await waitFor('the request row', () => scanRow({ accessionNumber: 'A42' }));
       assert.equal(row.state, 'active');
@@ -53,8 +53,8 @@ for (const kind of DB_KINDS) {
       assert.ok(fs.existsSync(active('accession-A42.json')));
     });
 
-    test('an empty file named by a StudyInstanceUID (FIONA style) is a request', async () => {
-      if (!node) return;
+    test('an empty file named by a StudyInstanceUID (FIONA style) is a request', async (t) => {
+      if (!needNode(t, node)) return;
       const study = newUid();
       fs.writeFileSync(active(study), '');
       await waitFor('the canonical request file', () => fs.existsSync(active(`${study}.json`)));
@@ -63,8 +63,8 @@ for (const kind of DB_KINDS) {
       assert.ok(!fs.existsSync(active(study)));
     });
 
-    test('garbage goes to problem/ with a reason, and the node carries on', async () => {
-      if (!node) return;
+    test('garbage goes to problem/ with a reason, and the node carries on', async (t) => {
+      if (!needNode(t, node)) return;
       fs.writeFileSync(active('garbage.json'), '{ not json');
       fs.writeFileSync(active('not-a-uid'), '');
       fs.writeFileSync(active('bad-uid.json'), JSON.stringify({ studyInstanceUID: '1.2.03.x' }));
@@ -81,8 +81,8 @@ for (const kind of DB_KINDS) {
       assert.ok(fs.existsSync(active(`${study}.json`)), 'still answering and writing requests');
     });
 
-    test('a request file removed while the node runs cancels the request', async () => {
-      if (!node) return;
+    test('a request file removed while the node runs cancels the request', async (t) => {
+      if (!needNode(t, node)) return;
       const study = newUid();
       fs.writeFileSync(active(`${study}.json`), JSON.stringify({ studyInstanceUID: study }));
       await waitFor('the request row', () => scanRow({ studyInstanceUid: study, state: 'active' }));
@@ -97,8 +97,8 @@ for (const kind of DB_KINDS) {
       assert.ok(!fs.existsSync(active(`${study}.json`)), 'a cancelled request is not written back');
     });
 
-    test('across a restart: a file without a row gets a row, a row without a file gets its file back', async () => {
-      if (!node) return;
+    test('across a restart: a file without a row gets a row, a row without a file gets its file back', async (t) => {
+      if (!needNode(t, node)) return;
       const kept = newUid();
       fs.writeFileSync(active(`${kept}.json`), '');
       await waitFor('the request row', () => scanRow({ studyInstanceUid: kept, state: 'active' }));
@@ -113,8 +113,8 @@ for (const kind of DB_KINDS) {
       await waitFor('its canonical file', () => fs.existsSync(active(`${dropped}.json`)));
     });
 
-    test('scannode scan add / list / show', async () => {
-      if (!node) return;
+    test('scannode scan add / list / show', async (t) => {
+      if (!needNode(t, node)) return;
       const config = path.join(tmp, `${kind}-config.json`);
       fs.writeFileSync(
         config,

@@ -6,7 +6,7 @@ import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { launch } from '../helpers/browser.js';
 import { startTestNode, type TestNode } from '../helpers/node.js';
-import { freePort, needPeer, run } from '../helpers/peers.js';
+import { freePort, needPeer, run, needNode } from '../helpers/peers.js';
 import { generateStudy, newUid, type GeneratedInstance } from '../helpers/dicomgen.js';
 import { baseUrl, call } from '../helpers/http.js';
 import { createDataset, nCreate, nSet, performedSeries } from '../helpers/mppsClient.js';
@@ -41,7 +41,7 @@ function seriesBar(page: Page, series: string) {
 
 test('status page: a series progress bar advances and the scan moves to finished, live, without a reload', async (t) => {
   const node = await startNode(t);
-  if (!node) return;
+  if (!needNode(t, node)) return;
   let browser: Browser | undefined;
   try {
     const study = generateStudy({ dir: path.join(tmp, 'live'), series: 2, perSeries: 4, accessionNumber: 'PAGE1' });
@@ -108,7 +108,7 @@ test('status page: a series progress bar advances and the scan moves to finished
 
 test('status page: hundreds of series stay usable (all rows, filter, failed scans with their reason)', async (t) => {
   const node = await startNode(t);
-  if (!node) return;
+  if (!needNode(t, node)) return;
   let browser: Browser | undefined;
   try {
     // One procedure of 300 series (one image each, none sent yet) and a second, discontinued one.
