@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
-import { configSchema, type Config } from './schema.js';
+import { configSchema, configShape, type Config } from './schema.js';
 
 export class ConfigError extends Error {
   constructor(
@@ -29,7 +29,7 @@ export const DEFAULT_CONFIG_FILE = 'config/config.json';
  */
 export function applyEnvOverrides(raw: Record<string, unknown>, env: NodeJS.ProcessEnv): string[] {
   const problems: string[] = [];
-  const shape = configSchema.shape as Record<string, z.ZodType>;
+  const shape = configShape as Record<string, z.ZodType>;
   for (const [name, value] of Object.entries(env)) {
     if (!name.startsWith('SCANNODE_') || name === 'SCANNODE_CONFIG' || value === undefined) continue;
     const parts = name.slice('SCANNODE_'.length).toLowerCase().split('_');

@@ -66,21 +66,81 @@ const dicom = z
   })
   .prefault({});
 
-const scanner = z
+/** DICOM TLS towards a remote (we are the TLS client). */
+const remoteTls = z.strictObject({
+  /** PEM CA certificate(s) that signed the remote's certificate (default: the system's CAs). */
+  ca: filePath.optional(),
+  /** Our certificate and key, for a remote that asks for one. */
+  cert: filePath.optional(),
+  key: filePath.optional(),
+});
+
+/** What a remote may do with us, and we with it. */
+const remoteRoles = z
   .strictObject({
-    aeTitle: aeTitle.default('SCANNER'),
-    host: z.string().min(1).default('127.0.0.1'),
-    port: port.default(104),
-    /** Present: C-FIND / C-MOVE / C-ECHO to the scanner go over TLS. */
-    tls: z
-      .strictObject({
-        /** PEM CA certificate(s) that signed the scanner's certificate (default: the system's CAs). */
-        ca: filePath.optional(),
-        /** Our certificate and key, for a scanner that asks for one. */
-        cert: filePath.optional(),
-        key: filePath.optional(),
-      })
-      .optional(),
+    /** It may open associations to us (C-STORE, MPPS, Storage Commitment) and is named in logs, metrics, status. */
+    send: z.boolean().default(true),
+    /** We may C-FIND / C-MOVE from it (a scanner, a PACS to pull from by accession). */
+    retrieve: z.boolean().default(false),
+    /** We may C-STORE to it (a forward destination) and ask it for Storage Commitment. */
+    store: z.boolean().default(false),
+  })
+  .prefault({});
+
+/** A named DICOM node scannode talks to. */
+const remote = z.strictObject({
+  aeTitle,
+  host: z.string().min(1),
+  port,
+  /** Present: associations we open to it go over TLS. */
+  tls: remoteTls.optional(),
+  roles: remoteRoles,
+  /**
+   * Incoming associations are matched to this remote by calling AE title; when true, also by the peer's address
+   * (`host` must then be the address it connects from).
+   */
+  matchAddress: z.boolean().default(false),
+});
+export type Remote = z.infer<typeof remote>;
+
+/** Today's `scanner` object: still accepted, and becomes the remote named "scanner". */
+const scannerObject = z.strictObject({
+  aeTitle: aeTitle.default('SCANNER'),
+  host: z.string().min(1).default('127.0.0.1'),
+  port: port.default(104),
+  /** Present: C-FIND / C-MOVE / C-ECHO to the scanner go over TLS. */
+  tls: remoteTls.optional(),
+});
+
+/**
+ * The scanner: the name of a remote, or (as before remotes existed) its own object. Absent: the remote named
+ * "scanner" if there is one, else the object's defaults.
+ */
+const scanner = z.union([z.string().min(1), scannerObject]).optional();
+
+/** Which scans go to which destinations, once finished (or failed). */
+const forwardRule = z.strictObject({
+  /** Names of remotes with roles.store. */
+  to: z.array(z.string().min(1)).min(1),
+  /** Which ends of a scan are forwarded. */
+  when: z.enum(['finished', 'failed', 'both']).default('finished'),
+  /** Only scans whose series include one of these modalities (e.g. ["MR"]). */
+  modality: z.array(z.string().min(1)).optional(),
+  /** Only scans whose images came from this remote (by name). */
+  from: z.string().min(1).optional(),
+  /** Only series whose description matches this regular expression; the other series are not sent. */
+  seriesDescription: z.string().min(1).optional(),
+  /** Ask the destination for Storage Commitment; delivered only once it has committed every instance. */
+  commitment: z.boolean().default(false),
+});
+
+/** The outbox: how forwarding retries. */
+const forwarding = z
+  .strictObject({
+    maxTries: z.number().int().min(1).max(1000).default(20),
+    retrySeconds: z.number().int().min(1).max(86_400).default(60),
+    /** How long to wait for a destination's storage commitment report before asking again. */
+    commitmentTimeoutSeconds: z.number().int().min(1).max(86_400).default(600),
   })
   .prefault({});
 
@@ -209,9 +269,14 @@ const storageCommitment = z
   })
   .prefault({});
 
-export const configSchema = z.strictObject({
+const configObject = z.strictObject({
   dicom,
   scanner,
+  remotes: z
+    .record(z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'a remote name is 1-64 letters, digits, _ . -'), remote)
+    .default({}),
+  forward: z.array(forwardRule).default([]),
+  forwarding,
   dataDir: z.string().min(1).default('../data'),
   database,
   scheduler,
@@ -225,4 +290,81 @@ export const configSchema = z.strictObject({
   storageCommitment,
 });
 
-export type Config = z.infer<typeof configSchema>;
+/** The top-level sections, for environment overrides (SCANNODE_<SECTION>_<KEY>). */
+export const configShape = configObject.shape;
+
+type ParsedConfig = z.infer<typeof configObject>;
+/** The scanner as the code sees it: always a remote with a name. */
+export type ScannerRemote = Remote & { name: string };
+export type Config = Omit<ParsedConfig, 'scanner'> & { scanner: ScannerRemote };
+
+/**
+ * The whole configuration. `scanner` is resolved to a named remote: a name must exist in `remotes`; today's object
+ * becomes the remote "scanner" (it may send to us and we may retrieve from it). Forward rules may only name remotes
+ * we may store to.
+ */
+export const configSchema = configObject
+  .superRefine((c, ctx) => {
+    const names = Object.keys(c.remotes);
+    const known = names.length ? names.join(', ') : 'none';
+    if (typeof c.scanner === 'string' && !c.remotes[c.scanner]) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['scanner'],
+        message: `no remote named "${c.scanner}" (remotes: ${known})`,
+      });
+    }
+    if (typeof c.scanner === 'object' && c.remotes.scanner) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['scanner'],
+        message: 'remotes.scanner exists: set "scanner": "scanner" (its name) instead of a second scanner object',
+      });
+    }
+    c.forward.forEach((rule, i) => {
+      rule.to.forEach((name, j) => {
+        const r = c.remotes[name];
+        if (!r)
+          ctx.addIssue({
+            code: 'custom',
+            path: ['forward', i, 'to', j],
+            message: `no remote named "${name}" (remotes: ${known})`,
+          });
+        else if (!r.roles.store) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['forward', i, 'to', j],
+            message: `remote "${name}" does not have roles.store`,
+          });
+        }
+      });
+      if (rule.from && !c.remotes[rule.from] && !(rule.from === 'scanner' && typeof c.scanner !== 'string')) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['forward', i, 'from'],
+          message: `no remote named "${rule.from}" (remotes: ${known})`,
+        });
+      }
+      if (rule.seriesDescription) {
+        try {
+          new RegExp(rule.seriesDescription);
+        } catch (e) {
+          ctx.addIssue({ code: 'custom', path: ['forward', i, 'seriesDescription'], message: (e as Error).message });
+        }
+      }
+    });
+  })
+  .transform((c): Config => {
+    if (typeof c.scanner === 'string') {
+      const name = c.scanner;
+      return { ...c, scanner: { ...c.remotes[name]!, name } };
+    }
+    if (c.scanner === undefined && c.remotes.scanner)
+      return { ...c, scanner: { ...c.remotes.scanner, name: 'scanner' } };
+    const own: Remote = {
+      ...(c.scanner ?? scannerObject.parse({})),
+      roles: { send: true, retrieve: true, store: false },
+      matchAddress: false,
+    };
+    return { ...c, remotes: { scanner: own, ...c.remotes }, scanner: { ...own, name: 'scanner' } };
+  });
