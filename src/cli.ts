@@ -13,6 +13,7 @@ import { makeRequest } from './domain/scanRequest.js';
 import { isSchedulerPaused, schedulerPausedSince, setSchedulerPaused } from './scheduler/pauseFlag.js';
 import { runImportCommand, runImportRetry } from './importCommand.js';
 import { runReindex } from './reindexCommand.js';
+import { runNodesCommand } from './nodesCommand.js';
 import { VERSION } from './version.js';
 import { notifyReady } from './systemd.js';
 
@@ -270,6 +271,14 @@ function configPausedNote(loaded: LoadedConfig): string {
     ? ''
     : `note: scheduler.enabled is false in ${loaded.file}: a node started with it stays paused until restarted with it true\n`;
 }
+
+program
+  .command('nodes')
+  .description('the nodes of the cluster (alive, stopped, dead) and which one runs the scheduler')
+  .addOption(configOption())
+  .action(async (opts: { config: string }) => {
+    await withDb(opts.config, (db, loaded) => runNodesCommand(db, loaded.config.cluster.leaseSeconds, process.stdout));
+  });
 
 const scheduler = program.command('scheduler').description('pause or resume the reconcile scheduler of running nodes');
 scheduler

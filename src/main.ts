@@ -27,10 +27,14 @@ import { startRunMarker } from './pipeline/runMarker.js';
 import fs from 'node:fs';
 import { IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION } from './storage/part10.js';
 import { VERSION } from './version.js';
+import { ClusterStore, clusterView } from './db/clusterStore.js';
+import { clusterJob, Membership } from './cluster/membership.js';
+import { noWake, pgWake, type Wake } from './cluster/wake.js';
 
 /** What a started node is made of (ScannodeNode's getters). */
 interface NodeParts {
   db: Database;
+  membership: Membership;
   metrics: Metrics;
   ingest: Ingest;
   archiver: Archiver;
@@ -66,6 +70,7 @@ export class ScannodeNode {
   /** The parts, each set once start() has built it. */
   private readonly parts: Partial<NodeParts> = {};
   private commitments: Commitments | undefined;
+  private wake: Wake = noWake;
   /** The background walk of site/raw started at start-up (undefined when none was needed). */
   reindexing: Promise<WalkCounts | undefined> | undefined;
   private runMarker: { uncleanBefore: boolean; clear(): void } | undefined;
@@ -122,6 +127,10 @@ export class ScannodeNode {
   get http(): FastifyInstance {
     return this.part('http');
   }
+  /** This node in the cluster: its id, whether it runs the scheduler. */
+  get membership(): Membership {
+    return this.part('membership');
+  }
   /** prom-client metrics (src/metrics), created before the parts that report to it. */
   get metrics(): Metrics {
     return this.part('metrics');
@@ -141,12 +150,40 @@ export class ScannodeNode {
     return value as NonNullable<NodeParts[K]>;
   }
 
+  /** Starts every part; a start that fails unwinds what it had started (stop()) and rethrows. */
   async start(): Promise<void> {
+    try {
+      await this.startParts();
+    } catch (err) {
+      await this.stop();
+      throw err;
+    }
+  }
+
+  private async startParts(): Promise<void> {
     const { config, dataDir } = this.loaded;
     const p = this.parts;
     this.log.info('scannode starting', { version: VERSION, node: process.version, config: this.loaded.file, dataDir });
     const db = (p.db = await openDatabase(config.database, dataDir));
     this.log.info('database ready', { type: db.type });
+    // Before anything touches the spool: a second node on the same SQLite database is refused here.
+    const cl = config.cluster;
+    const membership = (p.membership = new Membership(new ClusterStore(db), this.log, {
+      nodeId: cl.nodeId,
+      aeTitle: config.dicom.aeTitle,
+      version: VERSION,
+      database: db.type,
+      heartbeatMs: cl.heartbeatSeconds * 1000,
+      leaseMs: cl.leaseSeconds * 1000,
+      // Leases are wall-clock time shared with other nodes: never the injected clock of completion.
+      now: () => new Date(),
+      onLeadership: (leader) => leader && p.scheduler?.trigger(),
+    }));
+    await membership.join();
+    if (config.database.type === 'postgres') {
+      const { url, schema } = config.database;
+      this.wake = await pgWake(url, schema, membership.id, () => p.scheduler?.trigger(), this.log);
+    }
     const metrics = (p.metrics = new Metrics({
       db,
       dataDir,
@@ -182,7 +219,11 @@ export class ScannodeNode {
     const scheduler = (p.scheduler = new Scheduler({
       cron: config.scheduler.cron,
       enabled: config.scheduler.enabled,
-      job: metrics.timeJob(() => this.reconciler.reconcileAll()),
+      job: clusterJob(
+        membership,
+        this.wake,
+        metrics.timeJob(() => this.reconciler.reconcileAll()),
+      ),
       log: this.log,
       isPaused: () => isSchedulerPaused(db),
     }));
@@ -289,6 +330,7 @@ export class ScannodeNode {
       },
       changed: () => this.changes.emit('change'),
       now: this.now,
+      cluster: () => clusterView(db, Date.now(), cl.leaseSeconds * 1000),
     });
     if (walkArchive) this.reindexing = this.walkArchive(archiveRecovery, walkArchive);
   }
@@ -343,6 +385,7 @@ export class ScannodeNode {
       ['imports', async () => void (await Promise.all([p.inbox?.stop(), p.importer?.stop()]))],
       ['scan request watcher', () => p.scans?.stop()],
       ['spool', () => p.ingest?.close()],
+      ['cluster membership', async () => void (await this.wake.close(), await p.membership?.leave())],
       ['database', () => p.db?.close()],
     ];
     for (const [name, step] of steps) {

@@ -269,6 +269,26 @@ const storageCommitment = z
   })
   .prefault({});
 
+/** Several nodes on one PostgreSQL (issue 16): who this node is, and how fast a dead node's work is taken over. */
+const cluster = z
+  .strictObject({
+    /** This node's name in the cluster, stable across its restarts (default: the host name). */
+    nodeId: z
+      .string()
+      .regex(/^[A-Za-z0-9_.-]{1,64}$/, 'a node id is 1-64 letters, digits, _ . -')
+      .optional(),
+    /** How often the node writes its heartbeat and renews its leases. */
+    heartbeatSeconds: z.number().positive().max(3600).default(5),
+    /** A node silent for this long is dead: another node takes over its leases (the scheduler). */
+    leaseSeconds: z.number().positive().max(86_400).default(30),
+  })
+  .superRefine((c, ctx) => {
+    if (c.leaseSeconds < 2 * c.heartbeatSeconds) {
+      ctx.addIssue({ code: 'custom', path: ['leaseSeconds'], message: 'at least twice heartbeatSeconds' });
+    }
+  })
+  .prefault({});
+
 const configObject = z.strictObject({
   dicom,
   scanner,
@@ -277,6 +297,7 @@ const configObject = z.strictObject({
     .default({}),
   forward: z.array(forwardRule).default([]),
   forwarding,
+  cluster,
   dataDir: z.string().min(1).default('../data'),
   database,
   scheduler,

@@ -11,6 +11,8 @@ import { Imports1763900000005 } from './migrations/0005-imports.js';
 import { Grouping1763900000006 } from './migrations/0006-grouping.js';
 import { ImportRetries1763900000017 } from './migrations/0017-import-retries.js';
 import { StorageCommitment1763900000018 } from './migrations/0018-storage-commitment.js';
+import { Cluster1763900000030 } from './migrations/0030-cluster.js';
+import { clusterEntities, type ClusterEntities } from './clusterEntities.js';
 import { commitmentEntities, type CommitmentEntities } from './commitmentEntities.js';
 import { importEntities, type ImportEntities } from './importEntities.js';
 import { retrieveEntities, type RetrieveEntities } from './retrieveEntities.js';
@@ -26,11 +28,14 @@ export const MIGRATIONS = [
   Grouping1763900000006,
   ImportRetries1763900000017,
   StorageCommitment1763900000018,
+  Cluster1763900000030,
 ];
 
 export interface Database {
   source: DataSource;
-  entities: Entities & ScanEntities & RetrieveEntities & SettingsEntities & ImportEntities & CommitmentEntities;
+  entities: Entities & ScanEntities & RetrieveEntities & SettingsEntities & ImportEntities &
+    CommitmentEntities &
+    ClusterEntities;
   type: 'sqlite' | 'postgres';
   close(): Promise<void>;
 }
@@ -48,6 +53,7 @@ export async function openDatabase(config: Config['database'], dataDir: string):
     ...settingsEntities(dialectOf(config.type)),
     ...importEntities(dialectOf(config.type)),
     ...commitmentEntities(dialectOf(config.type)),
+    ...clusterEntities(dialectOf(config.type)),
   };
   let source: DataSource;
   if (config.type === 'sqlite') {

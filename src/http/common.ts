@@ -7,6 +7,7 @@ import type { SchedulerState } from '../scheduler/scheduler.js';
 import type { Registry } from 'prom-client';
 import type { ScanRow } from '../db/scanEntities.js';
 import type { ScanProgress } from '../pipeline/reconcile.js';
+import type { ClusterView } from '../db/clusterStore.js';
 
 /** The DICOM listener as the HTTP side sees it (health, status page). */
 export interface DicomListenerView {
@@ -38,6 +39,8 @@ export interface HttpServices {
   /** Tells the live status page that something changed (a request added through the API). */
   changed?: () => void;
   now?: () => Date;
+  /** The cluster's nodes and which one runs the scheduler. */
+  cluster?: () => Promise<ClusterView>;
 }
 
 /** A service the route needs, or 503 when this app was built without it. */

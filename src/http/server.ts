@@ -5,6 +5,7 @@ import { registerScanRoutes } from './scans.js';
 import { registerStudyRoutes } from './studies.js';
 import { registerStatusRoutes } from './status.js';
 import { registerMetricsRoute } from './metrics.js';
+import { registerNodeRoutes } from './nodes.js';
 import { isLoopback, type HttpServices } from './common.js';
 import { registerGuards } from './guard.js';
 
@@ -33,6 +34,7 @@ export async function buildHttpApp(s: HttpServices): Promise<FastifyInstance> {
   registerScanRoutes(app, s);
   registerStudyRoutes(app, s);
   registerMetricsRoute(app, s);
+  registerNodeRoutes(app, s);
   await registerStatusRoutes(app, s);
   return app;
 }

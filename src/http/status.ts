@@ -60,7 +60,9 @@ export async function statusSnapshot(s: HttpServices) {
     };
   };
   const scheduler = s.scheduler?.();
+  const cluster = s.cluster ? await s.cluster() : null;
   return {
+    cluster,
     generatedAt: (s.now?.() ?? new Date()).toISOString(),
     aeTitle: s.aeTitle ?? null,
     dicom: s.dicom ? { listening: s.dicom.listening, activeAssociations: s.dicom.activeAssociations } : null,

@@ -1,0 +1,157 @@
+/**
+ * Owns this node's membership of the cluster: refusing to start beside a live node it must not run with, the
+ * heartbeat, and the lease on the scheduler (the cron and the reconcile passes run on one node of the cluster at a
+ * time; another takes over within cluster.leaseSeconds of its last heartbeat). On SQLite the cluster is one node.
+ */
+import os from 'node:os';
+import { SCHEDULER_LEASE_NAME as SCHEDULER_LEASE, type ClusterStore } from '../db/clusterStore.js';
+import { startRefusal, type Here } from '../domain/cluster.js';
+import type { Logger } from '../logging/logger.js';
+import { Loop, type LoopTimers } from '../scheduler/loop.js';
+import type { RunReason } from '../scheduler/scheduler.js';
+import type { Wake } from './wake.js';
+
+export interface MembershipOptions {
+  nodeId?: string;
+  aeTitle: string;
+  version: string;
+  database: 'sqlite' | 'postgres';
+  heartbeatMs: number;
+  leaseMs: number;
+  now: () => Date;
+  /** Called when this node takes or loses the scheduler lease. */
+  onLeadership?: (leader: boolean) => void;
+  timers?: LoopTimers;
+  /** Injected for tests: whether a process runs here (default: signal 0). */
+  pidAlive?: (pid: number) => boolean;
+  host?: string;
+  pid?: number;
+}
+
+/** A node that may not start: the reason names the node in the way and what to do. */
+export class ClusterStartError extends Error {
+  override name = 'ClusterStartError';
+}
+
+export class Membership {
+  readonly id: string;
+  private readonly here: Here;
+  private readonly loop: Loop<undefined>;
+  /** Until when (this node's clock) the scheduler lease is ours; 0 when not held. */
+  private leaseUntil = 0;
+  private joined = false;
+
+  constructor(
+    private readonly store: ClusterStore,
+    private readonly log: Logger,
+    private readonly opts: MembershipOptions,
+  ) {
+    this.id = opts.nodeId ?? os.hostname().slice(0, 64);
+    this.here = {
+      id: this.id,
+      host: opts.host ?? os.hostname(),
+      pid: opts.pid ?? process.pid,
+      pidAlive: opts.pidAlive ?? processAlive,
+    };
+    this.loop = new Loop({
+      run: () => this.beat(),
+      onError: (err) => this.log.warn('cluster heartbeat failed', { node: this.id, err: String(err) }),
+      every: { ms: opts.heartbeatMs, arg: undefined },
+      unref: true,
+      timers: opts.timers,
+    });
+  }
+
+  /** Registers this node, after checking no live node is in the way; then beats and bids for the scheduler. */
+  async join(): Promise<void> {
+    const now = this.opts.now();
+    const refusal = startRefusal(
+      this.here,
+      this.opts.database,
+      await this.store.listNodes(),
+      now.getTime(),
+      this.opts.leaseMs,
+    );
+    if (refusal) throw new ClusterStartError(refusal);
+    await this.store.register({
+      id: this.id,
+      host: this.here.host.slice(0, 255),
+      pid: this.here.pid,
+      version: this.opts.version.slice(0, 32),
+      aeTitle: this.opts.aeTitle,
+      startedAt: now,
+      heartbeatAt: now,
+    });
+    this.joined = true;
+    this.log.info('joined the cluster', { node: this.id, database: this.opts.database });
+    await this.bid(now);
+    this.loop.start();
+  }
+
+  /** This node runs the scheduler now (holds its lease, with a heartbeat of margin against clock skew). */
+  get leader(): boolean {
+    return this.opts.now().getTime() < this.leaseUntil - this.opts.heartbeatMs;
+  }
+
+  /** One heartbeat: the registry row, then the scheduler lease (renewed, or taken over from a dead holder). */
+  async beat(): Promise<void> {
+    const now = this.opts.now();
+    await this.store.heartbeat(this.id, now);
+    await this.bid(now);
+  }
+
+  /** Counts a reconcile pass of the cluster, in the database (the lease row), while this node holds the lease. */
+  async countPass(): Promise<void> {
+    await this.store.countRun(SCHEDULER_LEASE, this.id);
+  }
+
+  private async bid(now: Date): Promise<void> {
+    const was = this.leader;
+    const won = await this.store.acquire(SCHEDULER_LEASE, this.id, now.getTime(), this.opts.leaseMs);
+    this.leaseUntil = won ? now.getTime() + this.opts.leaseMs : 0;
+    if (won !== was) {
+      this.log.info(won ? 'this node now runs the scheduler' : 'another node runs the scheduler', { node: this.id });
+      this.opts.onLeadership?.(won);
+    }
+  }
+
+  /** Stops beating, gives the lease up (another node takes it at its next heartbeat) and marks the node stopped. */
+  async leave(): Promise<void> {
+    await this.loop.stop();
+    if (!this.joined) return;
+    this.joined = false;
+    const was = this.leaseUntil > 0;
+    this.leaseUntil = 0;
+    if (was) await this.store.release(SCHEDULER_LEASE, this.id);
+    await this.store.markStopped(this.id, this.opts.now());
+  }
+}
+
+/**
+ * The scheduler's job on this node: the node holding the scheduler lease runs the pass (counted in the database);
+ * another node runs none, and an image or N-SET it received (a trigger) wakes the node that does.
+ */
+export function clusterJob(
+  membership: Membership,
+  wake: Wake,
+  pass: () => Promise<void>,
+): (reason: RunReason) => Promise<void> {
+  return async (reason) => {
+    if (!membership.leader) {
+      if (reason === 'trigger') await wake.publish();
+      return;
+    }
+    await membership.countPass();
+    await pass();
+  };
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    // EPERM: it exists but is not ours.
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

@@ -1,0 +1,44 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { nodeState, startRefusal, type Here, type NodeRecord } from '../../src/domain/cluster.js';
+
+const NOW = Date.parse('2026-11-25T00:00:00Z');
+const LEASE = 30_000;
+const here: Here = { id: 'a', host: 'h1', pid: 100, pidAlive: (pid) => pid === 200 };
+const row = (over: Partial<NodeRecord>): NodeRecord => ({
+  id: 'b',
+  host: 'h2',
+  pid: 200,
+  heartbeatAt: new Date(NOW - 1000),
+  stoppedAt: null,
+  ...over,
+});
+
+test('a node is alive while it beats, dead once silent for a lease, stopped once it said so', () => {
+  assert.equal(nodeState(row({}), NOW, LEASE), 'alive');
+  assert.equal(nodeState(row({ heartbeatAt: new Date(NOW - LEASE - 1) }), NOW, LEASE), 'dead');
+  assert.equal(nodeState(row({ stoppedAt: new Date(NOW) }), NOW, LEASE), 'stopped');
+});
+
+test('on this host a node whose process is gone is dead at once, and this process is an earlier incarnation', () => {
+  assert.equal(nodeState(row({ host: 'h1', pid: 300 }), NOW, LEASE, here), 'dead', 'killed -9, restarted');
+  assert.equal(nodeState(row({ host: 'h1', pid: 200 }), NOW, LEASE, here), 'alive', 'another process still runs');
+  assert.equal(nodeState(row({ host: 'h1', pid: 100 }), NOW, LEASE, here), 'dead', 'a container restarted as pid 1');
+  assert.equal(nodeState(row({ host: 'h2', pid: 300 }), NOW, LEASE, here), 'alive', 'pids of other hosts are not ours');
+});
+
+test('a second live node on SQLite is refused with who holds it and what to do', () => {
+  const why = startRefusal(here, 'sqlite', [row({ id: 'mr-node' })], NOW, LEASE);
+  assert.match(
+    why ?? '',
+    /SQLite database is in use by scannode node "mr-node" \(pid 200 on h2, last heartbeat 1 s ago\)/,
+  );
+  assert.match(why ?? '', /several nodes need PostgreSQL/);
+  assert.equal(startRefusal(here, 'postgres', [row({ id: 'mr-node' })], NOW, LEASE), undefined, 'PostgreSQL: fine');
+  assert.equal(startRefusal(here, 'sqlite', [row({ stoppedAt: new Date(NOW) })], NOW, LEASE), undefined);
+});
+
+test('two live nodes with one id are refused on any database', () => {
+  const why = startRefusal(here, 'postgres', [row({ id: 'a' })], NOW, LEASE);
+  assert.match(why ?? '', /node id "a" is already running .*give each node its own cluster\.nodeId/);
+});
