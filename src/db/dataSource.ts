@@ -33,7 +33,11 @@ export const MIGRATIONS = [
 
 export interface Database {
   source: DataSource;
-  entities: Entities & ScanEntities & RetrieveEntities & SettingsEntities & ImportEntities &
+  entities: Entities &
+    ScanEntities &
+    RetrieveEntities &
+    SettingsEntities &
+    ImportEntities &
     CommitmentEntities &
     ClusterEntities;
   type: 'sqlite' | 'postgres';
