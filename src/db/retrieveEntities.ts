@@ -1,5 +1,6 @@
 import { EntitySchema } from 'typeorm';
 import type { Dialect } from './entities.js';
+import { isFailure } from '../domain/statusTable.js';
 
 /** One C-MOVE the reconciler sent (or tried to send) for a scan. */
 export interface RetrieveAttemptRow {
@@ -20,6 +21,24 @@ export interface RetrieveAttemptRow {
   error: string | null;
   startedAt: Date;
   endedAt: Date;
+}
+
+/**
+ * What a retrieve attempt came to, defined once for the reconciler and the metrics:
+ * - 'failed': it brought nothing (refused or failure status, no final status at all, an error, or no sub-operation
+ *   completed of those asked for); the reconciler counts these towards giving up;
+ * - 'partial': it ended with a warning status or failed sub-operations, but brought images;
+ * - 'ok': every sub-operation completed.
+ */
+export type RetrieveOutcome = 'ok' | 'partial' | 'failed';
+
+export function retrieveOutcome(
+  r: Pick<RetrieveAttemptRow, 'status' | 'error' | 'failed' | 'completed' | 'requested'>,
+): RetrieveOutcome {
+  if (r.error || r.status === null || isFailure(r.status, 'C-MOVE')) return 'failed';
+  if ((r.completed ?? 0) === 0 && (r.requested ?? 0) > 0) return 'failed';
+  if (r.status !== 0 || (r.failed ?? 0) > 0) return 'partial';
+  return 'ok';
 }
 
 export function retrieveEntities(d: Dialect) {

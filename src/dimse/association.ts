@@ -15,7 +15,8 @@ import {
   type DatasetSink,
   type MessageHandler,
 } from './dimseMessages.js';
-import { rejectionCodes, type Rejection } from './policy.js';
+import type { Rejection } from './policy.js';
+import { rejectionCodes } from './rejectTable.js';
 import { dispatch, type ServiceHost } from './services.js';
 import type { AssociationInfo, AssociationSummary, DimseHandlers } from './types.js';
 import type { AbortInfo, UpperLayer, UpperLayerUser } from './upperLayer.js';

@@ -1,6 +1,7 @@
 /** C-ECHO SCU (`scannode echo`): one association on dcmjs-dimse's Client, plain or over DICOM TLS. */
 import dimse from 'dcmjs-dimse';
 import { clientTlsOptions, type TlsClientFiles } from './tls.js';
+import { describeStatus } from '../domain/statusTable.js';
 
 const { Client, requests, constants } = dimse;
 // The library logs every PDU at info; a CLI user wants the answer only.
@@ -41,7 +42,9 @@ export function echo(peer: Peer, callingAe: string, timeoutMs = 10000): Promise<
       else
         reject(
           new Error(
-            status === undefined ? 'closed without a C-ECHO response' : `C-ECHO status 0x${status.toString(16)}`,
+            status === undefined
+              ? 'closed without a C-ECHO response'
+              : `C-ECHO status ${describeStatus(status, 'C-ECHO')}`,
           ),
         );
     });

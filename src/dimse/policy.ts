@@ -1,16 +1,10 @@
 /**
  * Whether an A-ASSOCIATE-RQ may become an association: one function per concern, one typed answer (as dicom-rs does
- * it), and the A-ASSOCIATE-RJ codes of each answer (PS3.8 9.3.4). The kind stays typed up to metrics and the audit.
+ * it), whose A-ASSOCIATE-RJ codes are in rejectTable.ts. The kind stays typed up to metrics and the audit.
  */
-import { RejectReason, RejectResult, RejectSource, type RejectPdu } from './pdu.js';
+import type { RejectionKind } from './rejectTable.js';
 
-export type RejectionKind =
-  | 'called-ae-not-recognized'
-  | 'calling-ae-not-recognized'
-  | 'local-limit-exceeded'
-  | 'protocol-version-not-supported'
-  | 'application-context-not-supported'
-  | 'invalid-request';
+export type { RejectionKind };
 
 export interface Rejection {
   kind: RejectionKind;
@@ -51,42 +45,4 @@ export function checkAssociation(
     };
   }
   return undefined;
-}
-
-/** A-ASSOCIATE-RJ result / source / reason (PS3.8 9.3.4). */
-export function rejectionCodes(r: Pick<Rejection, 'kind'>): RejectPdu {
-  switch (r.kind) {
-    case 'called-ae-not-recognized':
-      return {
-        result: RejectResult.Permanent,
-        source: RejectSource.ServiceUser,
-        reason: RejectReason.CalledAeNotRecognized,
-      };
-    case 'calling-ae-not-recognized':
-      return {
-        result: RejectResult.Permanent,
-        source: RejectSource.ServiceUser,
-        reason: RejectReason.CallingAeNotRecognized,
-      };
-    case 'application-context-not-supported':
-      return {
-        result: RejectResult.Permanent,
-        source: RejectSource.ServiceUser,
-        reason: RejectReason.ApplicationContextNotSupported,
-      };
-    case 'invalid-request':
-      return { result: RejectResult.Permanent, source: RejectSource.ServiceUser, reason: RejectReason.NoReasonGiven };
-    case 'protocol-version-not-supported':
-      return {
-        result: RejectResult.Permanent,
-        source: RejectSource.ServiceProviderAcse,
-        reason: RejectReason.ProtocolVersionNotSupported,
-      };
-    case 'local-limit-exceeded':
-      return {
-        result: RejectResult.Transient,
-        source: RejectSource.ServiceProviderPresentation,
-        reason: RejectReason.LocalLimitExceeded,
-      };
-  }
 }

@@ -26,6 +26,5 @@ export {
   type ScuOptions,
   type ScuPeer,
 } from './scuAssociation.js';
-export { isFailure, isPending, isWarning, QR_STATUS } from './scuAnswers.js';
 export { cFind } from './scuFind.js';
 export { cMove, MOVE_UIDS_PER_REQUEST, type MoveIds, type MoveOptions, type MoveResult } from './scuMove.js';

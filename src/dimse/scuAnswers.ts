@@ -1,35 +1,7 @@
 /**
- * What a Query/Retrieve peer's answers mean: the statuses of C-FIND and C-MOVE responses (PS3.4 C.4), and reading a
- * response's parts (counts, error comment, UID lists, a match's data set cleaned of padding).
+ * Reading a Query/Retrieve peer's answers: a response's parts (counts, error comment, UID lists, a match's data set
+ * cleaned of padding). What their statuses mean is in domain/statusTable.ts.
  */
-
-// --- statuses -----------------------------------------------------------------------------------------------------
-
-export const QR_STATUS = {
-  Success: 0x0000,
-  Pending: 0xff00,
-  PendingWarning: 0xff01,
-  Cancel: 0xfe00,
-  /** C-MOVE: Refused, move destination unknown. */
-  MoveDestinationUnknown: 0xa801,
-  /** C-MOVE: Warning, sub-operations complete, one or more failures or warnings. */
-  SubOperationsWarning: 0xb000,
-} as const;
-
-export function isPending(status: number): boolean {
-  return status === QR_STATUS.Pending || status === QR_STATUS.PendingWarning;
-}
-
-/** PS3.4 C.4: 0xB000-0xBFFF and 0x0001 are warnings; 0x0000 success; the rest (A..., C..., FE00 cancel) fail. */
-export function isFailure(status: number): boolean {
-  if (status === QR_STATUS.Success || isPending(status)) return false;
-  if (status === 0x0001 || (status >= 0xb000 && status <= 0xbfff)) return false;
-  return true;
-}
-
-export function isWarning(status: number): boolean {
-  return status === 0x0001 || (status >= 0xb000 && status <= 0xbfff);
-}
 
 // --- reading responses --------------------------------------------------------------------------------------------
 

@@ -7,7 +7,8 @@ import type net from 'node:net';
 import dimse from 'dcmjs-dimse';
 import { clientTlsOptions, type TlsClientFiles } from './tls.js';
 import type { ResponseLike } from './scuAnswers.js';
-import { hex } from '../domain/status.js';
+import { describeStatus } from '../domain/statusTable.js';
+import { rejectText } from './rejectTable.js';
 
 const { Client } = dimse;
 // The library logs every PDU at info; what matters comes back as errors and results here.
@@ -99,7 +100,10 @@ export class ScuStatusError extends ScuError {
     readonly status: number,
     readonly comment?: string,
   ) {
-    super(`${operation} on ${describePeer(peer)} failed: status ${hex(status)}${comment ? ` (${comment})` : ''}`, peer);
+    super(
+      `${operation} on ${describePeer(peer)} failed: status ${describeStatus(status, operation)}${comment ? ` (${comment})` : ''}`,
+      peer,
+    );
   }
 }
 
@@ -274,19 +278,4 @@ export function runAssociation(
 
 function describePeer(peer: ScuPeer): string {
   return `${peer.aeTitle}@${peer.host}:${peer.port}`;
-}
-
-function rejectText(result: number, source: number, reason: number): string {
-  const kind = result === 1 ? 'permanent' : result === 2 ? 'transient' : `result ${result}`;
-  const reasons: Record<string, string> = {
-    '1:1': 'no reason given',
-    '1:2': 'application context name not supported',
-    '1:3': 'calling AE title not recognized',
-    '1:7': 'called AE title not recognized',
-    '2:1': 'no reason given',
-    '2:2': 'protocol version not supported',
-    '3:1': 'temporary congestion',
-    '3:2': 'local limit exceeded',
-  };
-  return `${kind}, ${reasons[`${source}:${reason}`] ?? 'unknown reason'}`;
 }

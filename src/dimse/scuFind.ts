@@ -8,7 +8,8 @@ import {
   type ScuOptions,
   type ScuPeer,
 } from './scuAssociation.js';
-import { cleanDataset, errorComment, isFailure, isPending } from './scuAnswers.js';
+import { cleanDataset, errorComment } from './scuAnswers.js';
+import { isFailure, isPending } from '../domain/statusTable.js';
 
 const { Dataset, requests } = dimse;
 
@@ -67,7 +68,7 @@ export async function cFind(
       request,
       onResponse(rsp) {
         const status = rsp.getStatus();
-        if (isPending(status)) {
+        if (isPending(status, 'C-FIND')) {
           const ds = rsp.getDataset();
           if (ds) matches.push(cleanDataset(ds.getElements()));
           return false;
@@ -78,6 +79,6 @@ export async function cFind(
     },
   ]);
   if (!final) throw new ScuAbortedError(peer, 'no final C-FIND response');
-  if (isFailure(final.status)) throw new ScuStatusError(peer, 'C-FIND', final.status, final.comment);
+  if (isFailure(final.status, 'C-FIND')) throw new ScuStatusError(peer, 'C-FIND', final.status, final.comment);
   return matches;
 }

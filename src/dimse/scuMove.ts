@@ -11,16 +11,9 @@ import {
   type ScuOptions,
   type ScuPeer,
 } from './scuAssociation.js';
-import {
-  count,
-  errorComment,
-  isFailure,
-  isPending,
-  isWarning,
-  QR_STATUS,
-  toStringList,
-  type MoveResponseLike,
-} from './scuAnswers.js';
+import { count, errorComment, toStringList, type MoveResponseLike } from './scuAnswers.js';
+import { DicomStatus } from '../domain/status.js';
+import { isFailure, isPending, isWarning } from '../domain/statusTable.js';
 
 const { Dataset, requests } = dimse;
 
@@ -105,13 +98,13 @@ export async function cMove(
           remaining: count(r.getRemaining()),
           comment: errorComment(r),
         };
-        if (isPending(counts.status)) {
+        if (isPending(counts.status, 'C-MOVE')) {
           lastPending[i] = counts;
           return false;
         }
         // A final Success or B000 means every sub-operation is done: Orthanc 1.10 still reports the last Pending's
         // Remaining (e.g. 1) there; report 0.
-        if (counts.status === QR_STATUS.Success || counts.status === QR_STATUS.SubOperationsWarning)
+        if (counts.status === DicomStatus.Success || counts.status === DicomStatus.SubOperationsWarning)
           counts.remaining = 0;
         const failedUids = toStringList(r.getDataset()?.getElements().FailedSOPInstanceUIDList);
         if (failedUids.length) counts.failedSopInstanceUids = failedUids;
@@ -126,9 +119,9 @@ export async function cMove(
 }
 
 function aggregateMoves(finals: MoveResult[], lastPending: Array<MoveResult | undefined>): MoveResult {
-  const out: MoveResult = { status: QR_STATUS.Success, completed: 0, failed: 0, warning: 0, remaining: 0 };
-  const failure = finals.find((f) => isFailure(f.status));
-  const warning = finals.find((f) => isWarning(f.status));
+  const out: MoveResult = { status: DicomStatus.Success, completed: 0, failed: 0, warning: 0, remaining: 0 };
+  const failure = finals.find((f) => isFailure(f.status, 'C-MOVE'));
+  const warning = finals.find((f) => isWarning(f.status, 'C-MOVE'));
   const pick = failure ?? warning;
   if (pick) {
     out.status = pick.status;

@@ -1,5 +1,5 @@
 /**
- * DIMSE status codes scannode answers with (PS3.4 Annex B and PS3.7 Annex C). dcmjs-dimse's `Status` lacks the
+ * Named DIMSE status codes scannode answers with or acts on (PS3.4 Annex B and PS3.7 Annex C). dcmjs-dimse's `Status` lacks the
  * storage-specific ones, so they live here.
  */
 export const DicomStatus = {
@@ -27,6 +27,15 @@ export const DicomStatus = {
   SopClassNotSupported: 0x0122,
   /** Refused: a DIMSE operation this node does not perform. */
   UnrecognizedOperation: 0x0211,
+  /** Query/Retrieve (PS3.4 C.4): a match or sub-operation progress follows. */
+  Pending: 0xff00,
+  /** C-FIND: pending, optional keys not supported. */
+  PendingWarning: 0xff01,
+  Cancel: 0xfe00,
+  /** C-MOVE: refused, move destination unknown. */
+  MoveDestinationUnknown: 0xa801,
+  /** C-MOVE: warning, sub-operations complete with one or more failures or warnings. */
+  SubOperationsWarning: 0xb000,
 } as const;
 
 export type DicomStatusCode = (typeof DicomStatus)[keyof typeof DicomStatus];

@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import { SCAN_STATES, type ScanState } from '../db/scanEntities.js';
 import { makeRequest } from '../domain/scanRequest.js';
 import { DATA_DIRS } from '../domain/paths.js';
+import { statusLabel } from '../domain/statusTable.js';
 import { retrieveAttemptsOf, type ScanView } from '../db/scanViews.js';
 import type { ScanProgress } from '../pipeline/reconcile.js';
 import { httpError, need, type HttpServices } from './common.js';
@@ -132,7 +133,7 @@ export function registerScanRoutes(app: FastifyInstance, s: HttpServices): void 
         failed: a.failed,
         warning: a.warning,
         remaining: a.remaining,
-        status: a.status === null ? null : a.status.toString(16).padStart(4, '0'),
+        status: a.status === null ? null : statusLabel(a.status),
         error: a.error,
       })),
     };

@@ -1,7 +1,8 @@
 import fs from 'node:fs';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Database } from '../db/dataSource.js';
-import type { RetrieveAttemptRow } from '../db/retrieveEntities.js';
+import { retrieveOutcome, type RetrieveAttemptRow } from '../db/retrieveEntities.js';
+import { statusLabel } from '../domain/statusTable.js';
 import { SCAN_STATES } from '../db/scanEntities.js';
 import { scanCountsByState } from '../db/scanStore.js';
 import type { AssociationInfo, AssociationSummary } from '../dimse/types.js';
@@ -35,28 +36,6 @@ export const SCHEDULER_BUCKETS = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
 /** Beyond this many distinct calling AE titles, further ones are counted under this label (bounded label set). */
 export const MAX_CALLING_AES = 100;
 export const OTHER_AE = '_other';
-
-/**
- * A-ASSOCIATE-RJ reasons as a bounded label: the reason strings of src/dimse/policy.ts name the AE titles and counts
- * involved, so they map to the kind of the rejection.
- */
-export function rejectionSlug(reason: string | undefined): string {
-  if (reason === undefined || reason === '') return 'setup-failed';
-  if (/^called AE\b/i.test(reason) || reason === 'called-ae-not-recognized') return 'called-ae-not-recognized';
-  if (/^calling AE\b/i.test(reason) || reason === 'calling-ae-not-recognized') return 'calling-ae-not-recognized';
-  if (/associations open \(max \d+\)/.test(reason) || reason === 'local-limit-exceeded') return 'local-limit-exceeded';
-  return 'other';
-}
-
-/** DIMSE status as the 4-hex-digit label value, e.g. "a700". */
-export function statusLabel(status: number): string {
-  return (status & 0xffff).toString(16).padStart(4, '0');
-}
-
-/** A C-MOVE attempt that did not fully work: refused / warning status, no status at all, an error, or failed sub-ops. */
-export function retrieveAttemptFailed(row: Pick<RetrieveAttemptRow, 'status' | 'error' | 'failed'>): boolean {
-  return row.status !== 0 || !!row.error || (row.failed ?? 0) > 0;
-}
 
 const toNumber = (v: unknown): number => {
   const n = typeof v === 'number' ? v : Number(v ?? 0);
@@ -241,16 +220,18 @@ export class Metrics {
   }
 
   /** An association ended (DimseHandlers.associationClosed). */
-  associationClosed(s: Pick<AssociationSummary, 'accepted' | 'rejectReason' | 'rejection'>): void {
+  associationClosed(s: Pick<AssociationSummary, 'accepted' | 'rejection'>): void {
     this.associations.inc({ result: s.accepted ? 'accepted' : 'rejected' });
-    // The edge passes the rejection's kind typed; the words are only read for summaries made elsewhere.
-    if (!s.accepted) this.associationRejections.inc({ reason: s.rejection ?? rejectionSlug(s.rejectReason) });
+    // The edge passes the rejection's kind typed; none means the association was never set up (abort, TLS, close).
+    if (!s.accepted) this.associationRejections.inc({ reason: s.rejection ?? 'setup-failed' });
   }
 
   /** The reconciler recorded a C-MOVE attempt (ReconcilerOptions.onRetrieveAttempt). */
-  retrieveAttempt(row: Pick<RetrieveAttemptRow, 'level' | 'status' | 'error' | 'failed'>): void {
+  retrieveAttempt(
+    row: Pick<RetrieveAttemptRow, 'level' | 'status' | 'error' | 'failed' | 'completed' | 'requested'>,
+  ): void {
     this.retrieveAttempts.inc({ level: row.level });
-    if (retrieveAttemptFailed(row)) this.retrieveFailures.inc({ level: row.level });
+    if (retrieveOutcome(row) !== 'ok') this.retrieveFailures.inc({ level: row.level });
   }
 
   schedulerRun(durationMs: number, ok: boolean): void {

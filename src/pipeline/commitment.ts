@@ -8,6 +8,7 @@ import path from 'node:path';
 import type { Database } from '../db/dataSource.js';
 import { CommitmentStore, type Reference } from '../db/commitmentStore.js';
 import { DicomStatus, DimseError } from '../domain/status.js';
+import { describeStatus } from '../domain/statusTable.js';
 import { cleanUid } from '../domain/uid.js';
 import type { Logger } from '../logging/logger.js';
 import { IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION } from '../storage/part10.js';
@@ -111,7 +112,8 @@ export class Commitments {
         });
         via = 'new association';
       }
-      if (status !== DicomStatus.Success) throw new Error(`N-EVENT-REPORT-RSP status 0x${status.toString(16)}`);
+      if (status !== DicomStatus.Success)
+        throw new Error(`N-EVENT-REPORT-RSP status ${describeStatus(status, 'N-EVENT-REPORT')}`);
       await this.store.delivered(transactionUid, new Date());
       this.log.info('storage commitment reported', {
         callingAe,

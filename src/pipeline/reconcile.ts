@@ -5,7 +5,7 @@
 import { expectedOf } from '../db/scanStore.js';
 import { In } from 'typeorm';
 import type { Database } from '../db/dataSource.js';
-import type { RetrieveAttemptRow } from '../db/retrieveEntities.js';
+import { retrieveOutcome, type RetrieveAttemptRow } from '../db/retrieveEntities.js';
 import { parseDbDate, type ScanRow } from '../db/scanEntities.js';
 import type { Logger } from '../logging/logger.js';
 import { cFind, type ScuPeer } from '../dimse/scu.js';
@@ -21,11 +21,9 @@ import type { Completion } from './completion.js';
 import type { ScanRequests } from './scans/scanRequests.js';
 import { ArchiveError } from './archive.js';
 import type { AwaitedImages } from './awaitedImages.js';
-import { Retriever, attemptFailed } from './retrieve.js';
+import { Retriever } from './retrieve.js';
 import { ScannerHealth } from './scannerHealth.js';
 import { ScannerQuery, merge, uidOf } from './scannerQuery.js';
-
-export { statusText } from './scannerHealth.js';
 
 export interface ReconcilerOptions {
   scanner: ScuPeer;
@@ -382,7 +380,7 @@ export class Reconciler {
         lastAt: r.endedAt,
         lastStatus: r.status ?? undefined,
         lastError: r.error ?? undefined,
-        lastFailed: attemptFailed(r),
+        lastFailed: retrieveOutcome(r) === 'failed',
       });
     }
     return out;

@@ -8,10 +8,11 @@ import type { Database } from '../db/dataSource.js';
 import type { RetrieveAttemptRow } from '../db/retrieveEntities.js';
 import type { ScanRow } from '../db/scanEntities.js';
 import type { Logger } from '../logging/logger.js';
-import { cMove, isFailure, type MoveResult, type ScuPeer } from '../dimse/scu.js';
+import { cMove, type MoveResult, type ScuPeer } from '../dimse/scu.js';
+import { describeStatus, isFailure, statusText } from '../domain/statusTable.js';
 import type { MissingSeries } from '../domain/completeness.js';
 import { hex } from '../domain/status.js';
-import { errorText, statusText, type ScannerHealth } from './scannerHealth.js';
+import { errorText, type ScannerHealth } from './scannerHealth.js';
 
 export interface RetrieverOptions {
   scanner: ScuPeer;
@@ -78,7 +79,7 @@ export class Retriever {
         });
         // The scanner's sub-operations reach us before its final response: nothing new here means they went elsewhere.
         const arrived = (await this.countSeries(study, m.seriesInstanceUid)) - before;
-        if (!isFailure(result.status) && (result.completed ?? 0) > 0 && arrived <= 0) {
+        if (!isFailure(result.status, 'C-MOVE') && (result.completed ?? 0) > 0 && arrived <= 0) {
           row.error =
             `fruitless: the scanner reported ${result.completed} sent, none arrived here ` +
             `(does its entry for ${this.opts.aeTitle} point to this node's address and port?)`;
@@ -86,11 +87,11 @@ export class Retriever {
             completed: result.completed,
             destination: this.opts.aeTitle,
           });
-        } else if (isFailure(result.status)) {
-          row.error = `${hex(result.status)} ${statusText(result.status)}${result.comment ? ` (${result.comment})` : ''}`;
+        } else if (isFailure(result.status, 'C-MOVE')) {
+          row.error = `${describeStatus(result.status, 'C-MOVE')}${result.comment ? ` (${result.comment})` : ''}`;
           this.health.note(`move:${hex(result.status)}`, 'the scanner refuses the C-MOVE', {
             status: hex(result.status),
-            meaning: statusText(result.status),
+            meaning: statusText(result.status, 'C-MOVE'),
             comment: result.comment,
             destination: this.opts.aeTitle,
           });
@@ -134,11 +135,4 @@ export class Retriever {
       .getRepository(this.db.entities.Instance)
       .countBy({ studyInstanceUid: study, seriesInstanceUid: series });
   }
-}
-
-/** The attempt brought nothing new: refused, not answered, or no sub-operation completed. */
-export function attemptFailed(r: RetrieveAttemptRow): boolean {
-  if (r.error || r.status === null) return true;
-  if (isFailure(r.status)) return true;
-  return (r.completed ?? 0) === 0 && (r.requested ?? 0) > 0;
 }

@@ -13,19 +13,6 @@ import {
 } from '../dimse/scu.js';
 import { hex } from '../domain/status.js';
 
-/** PS3.4 C.4.2.1.5 / Annex C statuses, in words. */
-export function statusText(status: number): string {
-  if (status === 0xa801) return 'move destination unknown';
-  if (status === 0xa701 || status === 0xa702) return 'out of resources';
-  if (status === 0xa900) return 'identifier does not match SOP class';
-  if (status === 0x0122) return 'SOP class not supported';
-  if (status === 0xfe00) return 'cancelled';
-  if (status >= 0xb000 && status <= 0xbfff) return 'sub-operations complete with failures';
-  if (status >= 0xc000 && status <= 0xcfff) return 'unable to process';
-  if (status === 0) return 'success';
-  return 'failed';
-}
-
 export class ScannerHealth {
   /** "ok", or what is wrong, as last logged. */
   private state = 'unknown';

@@ -7,7 +7,6 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import dimse from 'dcmjs-dimse';
 import {
-  QR_STATUS,
   ScuAbortedError,
   ScuConnectError,
   ScuRejectedError,
@@ -15,9 +14,10 @@ import {
   ScuTimeoutError,
   cFind,
   cMove,
-  isFailure,
   type ScuPeer,
 } from '../../src/dimse/scu.js';
+import { DicomStatus as QR_STATUS } from '../../src/domain/status.js';
+import { isFailure } from '../../src/domain/statusTable.js';
 import { generateStudy, type GeneratedInstance } from '../helpers/dicomgen.js';
 import { startDcmqrscp } from '../helpers/dcmqrscp.js';
 import { startTestNode, type TestNode } from '../helpers/node.js';

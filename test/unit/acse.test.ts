@@ -9,7 +9,7 @@ import {
   type AssociateRq,
 } from '../../src/dimse/associatePdu.js';
 import { PduError } from '../../src/dimse/pdu.js';
-import { rejectionCodes } from '../../src/dimse/policy.js';
+import { rejectionCodes } from '../../src/dimse/rejectTable.js';
 import { associateRq } from '../helpers/associateRq.js';
 
 const me: AcceptorIdentity = {

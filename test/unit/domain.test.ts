@@ -3,7 +3,8 @@ import { test } from 'node:test';
 import { isValidUid, requireUid, cleanUid } from '../../src/domain/uid.js';
 import { archivePath, insideDataDir, spoolPath } from '../../src/domain/paths.js';
 import { pixelDataTruncation } from '../../src/domain/pixelData.js';
-import { checkAssociation, rejectionCodes } from '../../src/dimse/policy.js';
+import { checkAssociation } from '../../src/dimse/policy.js';
+import { rejectionCodes } from '../../src/dimse/rejectTable.js';
 import { isStorageSopClass } from '../../src/domain/sopClass.js';
 import { pickTransferSyntax, STORAGE_TRANSFER_SYNTAXES } from '../../src/domain/transferSyntax.js';
 
