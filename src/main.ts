@@ -18,6 +18,7 @@ import { EventEmitter } from 'node:events';
 import type { FastifyInstance } from 'fastify';
 import { Metrics } from './metrics/metrics.js';
 import { Archiver } from './pipeline/archive.js';
+import { AssociationAudit } from './pipeline/associationAudit.js';
 import { Importer } from './pipeline/importer.js';
 import { InboxWatcher } from './pipeline/inboxWatcher.js';
 import { DATA_DIRS } from './domain/paths.js';
@@ -71,6 +72,7 @@ export class ScannodeNode {
   private readonly parts: Partial<NodeParts> = {};
   private commitments: Commitments | undefined;
   private wake: Wake = noWake;
+  private audit: AssociationAudit | undefined;
   /** The background walk of site/raw started at start-up (undefined when none was needed). */
   reindexing: Promise<WalkCounts | undefined> | undefined;
   private runMarker: { uncleanBefore: boolean; clear(): void } | undefined;
@@ -256,6 +258,7 @@ export class ScannodeNode {
       retryMs: config.storageCommitment.retrySeconds * 1000,
     });
     this.commitments = commitments;
+    const audit = (this.audit = new AssociationAudit(db, this.log));
     const dicom = (p.dicom = new DicomServer(
       {
         ...config.dicom,
@@ -282,7 +285,7 @@ export class ScannodeNode {
         nAction: (req) => commitments.nAction(req),
         associationClosed: (s) => {
           metrics.associationClosed(s);
-          ingest.recordAssociation(s);
+          audit.record(s);
           sending.closed(s);
           this.changes.emit('change');
         },
@@ -380,7 +383,7 @@ export class ScannodeNode {
       ['scheduler', () => (p.reconciler?.stop(), p.scheduler?.stop())],
       ['archive walk', async () => void (p.archiveRecovery?.stop(), await this.reindexing)],
       ['DICOM listener', () => (this.commitments?.stop(), p.dicom?.close())],
-      ['association audit', () => p.ingest?.drain()],
+      ['association audit', () => this.audit?.drain()],
       // Both flags are set at once: the batch in flight stops after the files it holds (state interrupted).
       ['imports', async () => void (await Promise.all([p.inbox?.stop(), p.importer?.stop()]))],
       ['scan request watcher', () => p.scans?.stop()],

@@ -75,9 +75,9 @@ export class Membership {
     if (refusal) throw new ClusterStartError(refusal);
     await this.store.register({
       id: this.id,
-      host: this.here.host.slice(0, 255),
+      host: this.here.host,
       pid: this.here.pid,
-      version: this.opts.version.slice(0, 32),
+      version: this.opts.version,
       aeTitle: this.opts.aeTitle,
       startedAt: now,
       heartbeatAt: now,

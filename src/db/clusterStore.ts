@@ -1,6 +1,7 @@
 /** Owns the SQL of the cluster: the node registry (register, heartbeat, stop, list) and named leases. */
 import type { Database } from './dataSource.js';
 import { isUniqueViolation } from './dataSource.js';
+import { fitRow } from './fit.js';
 import type { ClusterLeaseRow, ClusterNodeRow } from './clusterEntities.js';
 import { nodeState, type NodeState } from '../domain/cluster.js';
 
@@ -27,7 +28,7 @@ export class ClusterStore {
 
   /** Registers (or re-registers, after a restart) this node as running. */
   async register(row: Omit<ClusterNodeRow, 'stoppedAt'>): Promise<void> {
-    await this.nodes.save({ ...row, stoppedAt: null });
+    await this.nodes.save(fitRow(this.db.entities.ClusterNode, { ...row, stoppedAt: null }));
   }
 
   async heartbeat(id: string, at: Date): Promise<void> {

@@ -1,5 +1,6 @@
 /** SQL of storage commitment: the request rows (pending until reported) and the instance rows a judgement reads. */
 import type { Database } from './dataSource.js';
+import { fitRow } from './fit.js';
 import type { CommitmentRow } from './commitmentEntities.js';
 
 export type Reference = [sopClassUid: string, sopInstanceUid: string];
@@ -36,7 +37,7 @@ export class CommitmentStore {
     await repo.increment({ transactionUid }, 'attempts', 1);
     await repo.update(
       { transactionUid },
-      { lastError: error.slice(0, 512), ...(giveUp ? { state: 'given-up' as const } : {}) },
+      fitRow(this.db.entities.Commitment, { lastError: error, ...(giveUp ? { state: 'given-up' as const } : {}) }),
     );
   }
 

@@ -3,6 +3,7 @@
  * steps' link to their scan request.
  */
 import type { Database } from './dataSource.js';
+import { fitRow } from './fit.js';
 import type { MppsEventRow, MppsStepRow } from './scanEntities.js';
 
 export async function mppsStepExists(db: Database, sopInstanceUid: string): Promise<boolean> {
@@ -16,8 +17,8 @@ export async function findMppsStep(db: Database, sopInstanceUid: string): Promis
 /** N-CREATE: the new step and its event in one transaction. */
 export async function insertMppsStep(db: Database, step: MppsStepRow, event: MppsEventRow): Promise<void> {
   await db.source.transaction(async (m) => {
-    await m.insert(db.entities.MppsStep, step);
-    await m.insert(db.entities.MppsEvent, event);
+    await m.insert(db.entities.MppsStep, fitRow(db.entities.MppsStep, step));
+    await m.insert(db.entities.MppsEvent, fitRow(db.entities.MppsEvent, event));
   });
 }
 
@@ -29,8 +30,8 @@ export async function updateMppsStep(
   event: MppsEventRow,
 ): Promise<void> {
   await db.source.transaction(async (m) => {
-    await m.update(db.entities.MppsStep, { sopInstanceUid }, change);
-    await m.insert(db.entities.MppsEvent, event);
+    await m.update(db.entities.MppsStep, { sopInstanceUid }, fitRow(db.entities.MppsStep, change));
+    await m.insert(db.entities.MppsEvent, fitRow(db.entities.MppsEvent, event));
   });
 }
 

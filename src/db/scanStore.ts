@@ -4,6 +4,7 @@
  */
 import { In, IsNull, Not } from 'typeorm';
 import type { Database } from './dataSource.js';
+import { fitRow } from './fit.js';
 import type { ScanExpectedRow, ScanRow } from './scanEntities.js';
 import type { ScanRequestSpec } from '../domain/scanRequest.js';
 
@@ -49,11 +50,11 @@ export async function activeScanFor(db: Database, spec: ScanRequestSpec): Promis
 }
 
 export async function insertScan(db: Database, row: ScanRow): Promise<void> {
-  await scansOf(db).insert(row);
+  await scansOf(db).insert(fitRow(db.entities.Scan, row));
 }
 
 export async function updateScan(db: Database, id: string, change: Partial<ScanRow>): Promise<void> {
-  await scansOf(db).update({ id }, change);
+  await scansOf(db).update({ id }, fitRow(db.entities.Scan, change));
 }
 
 export async function deleteScan(db: Database, id: string): Promise<void> {
@@ -101,7 +102,7 @@ export async function markEnded(
 ): Promise<void> {
   await scansOf(db).update(
     { id: scanId },
-    { state, reason: reason?.slice(0, 512) ?? null, completedAt: now, updatedAt: now },
+    fitRow(db.entities.Scan, { state, reason: reason ?? null, completedAt: now, updatedAt: now }),
   );
 }
 

@@ -5,7 +5,7 @@ import type { Database } from '../db/dataSource.js';
 import type { Logger } from '../logging/logger.js';
 import { archivePath, DATA_DIRS, insideDataDir } from '../domain/paths.js';
 import { compareDatasets, fsyncDir, linkOrCopy, mkdirDurable } from '../storage/files.js';
-import { markArchived } from '../db/archiveRows.js';
+import { countInstances, instancePlaces, markArchived } from '../db/instanceStore.js';
 import { KeyedMutex } from '../scheduler/keyedMutex.js';
 
 export interface ArchiveResult {
@@ -68,11 +68,7 @@ export class Archiver {
   }
 
   private async archive(study: string): Promise<ArchiveResult> {
-    const repo = this.db.source.getRepository(this.db.entities.Instance);
-    const rows = await repo.find({
-      where: { studyInstanceUid: study, state: 'spooled' },
-      select: { sopInstanceUid: true, seriesInstanceUid: true, studyInstanceUid: true, path: true },
-    });
+    const rows = await instancePlaces(this.db, { study, state: 'spooled' });
     const result: ArchiveResult = { archived: 0, alreadyArchived: 0, copied: 0, missing: [] };
     const placed: Array<{ sop: string; target: string; spool: string }> = [];
     let failure: unknown;
@@ -98,7 +94,7 @@ export class Archiver {
       this.log.info('archiving works again', { study, was: this.problem });
       this.problem = undefined;
     }
-    result.alreadyArchived = (await repo.countBy({ studyInstanceUid: study, state: 'archived' })) - result.archived;
+    result.alreadyArchived = (await countInstances(this.db, { study, state: 'archived' })) - result.archived;
     if (result.archived > 0 || result.missing.length > 0) {
       this.log.info('study archived', {
         study,

@@ -8,11 +8,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Database } from '../db/dataSource.js';
 import type { Logger } from '../logging/logger.js';
-import { markArchived } from '../db/archiveRows.js';
-import { indexFoundFile } from '../db/indexFile.js';
+import { instancePage, instancePlace, instancePlaces, markArchived } from '../db/instanceStore.js';
+import { indexFoundFile } from '../db/instanceIndex.js';
 import { archivePath, DATA_DIRS, insideDataDir } from '../domain/paths.js';
 import { isValidUid } from '../domain/uid.js';
-import { parseHeaderFromFile, str, int } from '../storage/header.js';
+import { indexAttributes, parseHeaderFromFile, str } from '../storage/header.js';
 import { compareDatasets } from '../storage/files.js';
 import type { Archiver } from './archive.js';
 import { metaTransferSyntax } from './importer.js';
@@ -44,7 +44,7 @@ function readHeader(file: string) {
   } finally {
     fs.closeSync(fd);
   }
-  return { h, ts, text: (k: string) => str(h, k), int: (k: string) => int(h, k), json: JSON.stringify(h) };
+  return { h, ts };
 }
 
 const yieldToLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
@@ -82,10 +82,6 @@ export class ArchiveRecovery {
     this.stopping = true;
   }
 
-  private get instances() {
-    return this.db.source.getRepository(this.db.entities.Instance);
-  }
-
   /**
    * Start-up, after the spool's recovery: (1) a 'spooled' row whose spool file is gone while its archive file exists
    * (the index rolled back after the archiver removed the spool copy) is marked archived; (2) a spool file whose row
@@ -93,10 +89,7 @@ export class ArchiveRecovery {
    */
   async quick(): Promise<QuickCounts> {
     const counts: QuickCounts = { healed: 0, spoolCopiesRemoved: 0 };
-    const spooled = await this.instances.find({
-      where: { state: 'spooled' },
-      select: { sopInstanceUid: true, studyInstanceUid: true, seriesInstanceUid: true, path: true },
-    });
+    const spooled = await instancePlaces(this.db, { state: 'spooled' });
     const heal: string[] = [];
     for (const r of spooled) {
       if (await isFile(insideDataDir(this.dataDir, r.path))) continue;
@@ -117,10 +110,7 @@ export class ArchiveRecovery {
     }
     for (const name of names) {
       if (!name.endsWith('.dcm') || !isValidUid(name.slice(0, -4))) continue;
-      const row = await this.instances.findOne({
-        where: { sopInstanceUid: name.slice(0, -4) },
-        select: { sopInstanceUid: true, state: true, path: true },
-      });
+      const row = await instancePlace(this.db, name.slice(0, -4));
       if (row?.state !== 'archived') continue;
       const spool = path.join(incoming, name);
       const archived = insideDataDir(this.dataDir, row.path);
@@ -158,10 +148,7 @@ export class ArchiveRecovery {
   }
 
   private async walkStudy(site: string, study: string, c: WalkCounts): Promise<void> {
-    const rows = await this.instances.find({
-      where: { studyInstanceUid: study },
-      select: { sopInstanceUid: true, state: true, path: true },
-    });
+    const rows = await instancePlaces(this.db, { study });
     const known = new Map(rows.map((r) => [r.sopInstanceUid, r]));
     const heal: string[] = [];
     for (const series of await dirNames(path.join(site, study))) {
@@ -212,20 +199,17 @@ export class ArchiveRecovery {
       this.log.warn('archive file is not the instance its path names; not indexed', { file: relative });
       return 'skipped';
     }
-    const now = new Date();
-    const inserted = await indexFoundFile(this.db, h, {
-      sopInstanceUid: where.sop,
-      sopClassUid: uids.sopClass,
+    const inserted = await indexFoundFile(this.db, indexAttributes(h.h), {
+      sop: where.sop,
+      sopClass: uids.sopClass,
       transferSyntaxUid: h.ts ?? '',
-      studyInstanceUid: where.study,
-      seriesInstanceUid: where.series,
+      study: where.study,
+      series: where.series,
       path: relative,
       size,
       state: 'archived',
       source: 'recovered',
       callingAe: null,
-      receivedAt: now,
-      archivedAt: now,
     });
     return inserted ? 'indexed' : 'exists';
   }
@@ -235,12 +219,7 @@ export class ArchiveRecovery {
     let n = 0;
     const page = 1000;
     for (let skip = 0; ; skip += page) {
-      const rows = await this.instances.find({
-        select: { sopInstanceUid: true, path: true },
-        order: { sopInstanceUid: 'ASC' },
-        skip,
-        take: page,
-      });
+      const rows = await instancePage(this.db, skip, page);
       for (const r of rows) if (!(await isFile(insideDataDir(this.dataDir, r.path)))) n++;
       if (rows.length < page) return n;
     }

@@ -22,7 +22,7 @@ import {
   type ImportCounts,
   type ImportFailure,
 } from '../domain/importRules.js';
-import { Tally, type ImportBatches } from './importBatches.js';
+import { Tally, type ImportBatches } from '../db/importBatches.js';
 import type { BatchContext, FileImporter, Taken } from './importFile.js';
 import { settleTaken } from './importRelease.js';
 import { ImportTree, identKey, treeSupport } from './safeTree.js';
@@ -275,7 +275,7 @@ export class AttemptRunner {
         : `POST /api/imports/${batch.id}/retry or scannode import --retry ${batch.id}`;
     const failed = (why: string) => ({
       state: 'failed' as const,
-      message: `${why} - then retry: ${retryHint}`.slice(0, 1024),
+      message: `${why} - then retry: ${retryHint}`,
       nextAttemptAt: null,
     });
     if (this.stopping() && !a.failure) {
@@ -299,10 +299,7 @@ export class AttemptRunner {
       );
       return {
         state: 'retrying',
-        message: `${f.message} - tried again by the node at ${next.toISOString()} (attempt ${attemptNo + 1})`.slice(
-          0,
-          1024,
-        ),
+        message: `${f.message} - tried again by the node at ${next.toISOString()} (attempt ${attemptNo + 1})`,
         nextAttemptAt: next,
       };
     }

@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Database } from '../db/dataSource.js';
+import { instancePlace } from '../db/instanceStore.js';
 import type { Logger } from '../logging/logger.js';
 import type { Ingest } from './ingest.js';
 import { DATA_DIRS, insideDataDir } from '../domain/paths.js';
@@ -179,13 +180,9 @@ export class FileImporter {
 
   /** The stored copy of an instance (spool or archive): its inode, its row's source and time; null when missing. */
   private async storedCopy(sop: string): Promise<{ file: string; id: Ident; source: string; receivedAt: Date } | null> {
-    const repo = this.db.source.getRepository(this.db.entities.Instance);
     // The archiver may move it from the spool to the archive meanwhile: look again once.
     for (let i = 0; i < 2; i++) {
-      const row = await repo.findOne({
-        where: { sopInstanceUid: sop },
-        select: { path: true, source: true, receivedAt: true },
-      });
+      const row = await instancePlace(this.db, sop);
       if (!row) return null;
       const file = insideDataDir(this.dataDir, row.path);
       const st = await fs.promises.lstat(file, { bigint: true }).catch(() => undefined);

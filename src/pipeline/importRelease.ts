@@ -5,12 +5,12 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { In } from 'typeorm';
+import { instancePlacesOf } from '../db/instanceStore.js';
 import type { Database } from '../db/dataSource.js';
 import type { Logger } from '../logging/logger.js';
 import { insideDataDir } from '../domain/paths.js';
 import { classifyImportError, type ImportFailure } from '../domain/importRules.js';
-import type { Tally } from './importBatches.js';
+import type { Tally } from '../db/importBatches.js';
 import { sameData, type BatchContext, type Taken } from './importFile.js';
 import { sameIdent, type ImportTree } from './safeTree.js';
 import { openRegular, unlinkIfSame } from './treeEntries.js';
@@ -33,17 +33,12 @@ export async function settleTaken(
   taken: Taken[],
   log: Logger,
 ): Promise<void> {
-  const rows = new Map<string, ArchivedRow>();
+  let rows: Map<string, ArchivedRow>;
   try {
-    const repo = db.source.getRepository(db.entities.Instance);
-    for (let i = 0; i < taken.length; i += 500) {
-      const sops = taken.slice(i, i + 500).map((t) => t.sop);
-      const found = await repo.find({
-        where: { sopInstanceUid: In(sops) },
-        select: { sopInstanceUid: true, state: true, path: true },
-      });
-      for (const r of found) rows.set(r.sopInstanceUid, r);
-    }
+    rows = await instancePlacesOf(
+      db,
+      taken.map((t) => t.sop),
+    );
   } catch (err) {
     // Cannot tell what is archived: nothing is counted as such, no source is removed; a retry sorts it out.
     a.failure ??= classifyImportError(err, 'database', 'the index');

@@ -12,13 +12,13 @@ import type { Archiver } from './archive.js';
 import { DATA_DIRS } from '../domain/paths.js';
 import { nameText, textOfName } from '../domain/fileNames.js';
 import type { ImportCounts } from '../domain/importRules.js';
-import { ImportBatches, isActive, type ImportStatus } from './importBatches.js';
+import { ImportBatches, isActive, type ImportStatus } from '../db/importBatches.js';
 import { FileImporter } from './importFile.js';
 import { AttemptRunner, FLUSH_EVERY, type ImportRequest } from './importAttempt.js';
 
 export { FLUSH_EVERY, type ImportRequest } from './importAttempt.js';
 export type { ImportCounts } from '../domain/importRules.js';
-export type { ImportStatus } from './importBatches.js';
+export type { ImportStatus } from '../db/importBatches.js';
 export { metaTransferSyntax } from './importFile.js';
 
 export interface ImporterOptions {

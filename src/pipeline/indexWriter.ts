@@ -12,10 +12,9 @@ import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Database } from '../db/dataSource.js';
 import type { InstanceRow } from '../db/entities.js';
-import { insertInstanceBatch, type GroupRows } from '../db/instanceBatch.js';
+import { insertInstanceBatch, type GroupRows } from '../db/instanceIndex.js';
 import type { Logger } from '../logging/logger.js';
 import { DATA_DIRS } from '../domain/paths.js';
-import { int, str, type Header } from '../storage/header.js';
 import { compareDatasets, moveNoReplace } from '../storage/files.js';
 
 export interface IndexJob {
@@ -193,59 +192,4 @@ export class IndexWriter {
       });
     }
   }
-}
-
-/** The instance row and the patient / study / series rows of one spooled file. */
-export function indexRows(
-  header: Header,
-  uids: { sop: string; study: string; series: string; sopClass: string },
-  file: { path: string; size: number; transferSyntaxUid: string },
-  origin: { source: InstanceRow['source']; callingAe: string | null },
-): { row: InstanceRow; groups: GroupRows } {
-  const now = new Date();
-  const patientId = (str(header, 'PatientID') ?? '').slice(0, 64);
-  return {
-    row: {
-      sopInstanceUid: uids.sop,
-      sopClassUid: uids.sopClass,
-      transferSyntaxUid: file.transferSyntaxUid,
-      studyInstanceUid: uids.study,
-      seriesInstanceUid: uids.series,
-      instanceNumber: int(header, 'InstanceNumber') ?? null,
-      path: file.path,
-      size: file.size,
-      state: 'spooled',
-      source: origin.source,
-      callingAe: origin.callingAe,
-      receivedAt: now,
-      archivedAt: null,
-      header: JSON.stringify(header),
-    },
-    groups: {
-      patient: {
-        patientId,
-        patientName: str(header, 'PatientName')?.slice(0, 324) ?? null,
-        birthDate: str(header, 'PatientBirthDate')?.slice(0, 8) ?? null,
-        sex: str(header, 'PatientSex')?.slice(0, 16) ?? null,
-        createdAt: now,
-      },
-      study: {
-        studyInstanceUid: uids.study,
-        patientId,
-        accessionNumber: str(header, 'AccessionNumber')?.slice(0, 64) ?? null,
-        studyDate: str(header, 'StudyDate')?.slice(0, 8) ?? null,
-        studyTime: str(header, 'StudyTime')?.slice(0, 16) ?? null,
-        studyDescription: str(header, 'StudyDescription')?.slice(0, 128) ?? null,
-        createdAt: now,
-      },
-      series: {
-        seriesInstanceUid: uids.series,
-        studyInstanceUid: uids.study,
-        seriesNumber: int(header, 'SeriesNumber') ?? null,
-        modality: str(header, 'Modality')?.slice(0, 16) ?? null,
-        seriesDescription: str(header, 'SeriesDescription')?.slice(0, 128) ?? null,
-        createdAt: now,
-      },
-    },
-  };
 }

@@ -5,18 +5,19 @@ import type { Database } from '../db/dataSource.js';
 import { preparedStatements } from '../db/prepared.js';
 import type { InstanceRow } from '../db/entities.js';
 import type { Logger } from '../logging/logger.js';
-import type { DimseResult, StoreRequestInfo, StoreSink, AssociationSummary } from '../dimse/types.js';
+import type { DimseResult, StoreRequestInfo, StoreSink } from '../dimse/types.js';
 import { DATA_DIRS, insideDataDir, spoolPath } from '../domain/paths.js';
 import { DicomStatus, DimseError, hex } from '../domain/status.js';
 import { InvalidUidError, isValidUid, requireUid } from '../domain/uid.js';
 import { pixelDataTruncation } from '../domain/pixelData.js';
 import { isStorageSopClass } from '../domain/sopClass.js';
 import { SpoolWriter, storageError, type SpooledFile } from '../storage/spoolWriter.js';
-import { parseHeader, parseHeaderFromFile, str, type Header } from '../storage/header.js';
+import { indexAttributes, parseHeader, parseHeaderFromFile, str, type Header } from '../storage/header.js';
 import { compareDatasets, fsyncDir } from '../storage/files.js';
 import { SpoolPool } from '../storage/spoolPool.js';
-import { dropInstanceRow } from '../db/archiveRows.js';
-import { IndexWriter, indexRows, type IndexJob } from './indexWriter.js';
+import { dropInstanceRow } from '../db/instanceStore.js';
+import { IndexWriter, type IndexJob } from './indexWriter.js';
+import { indexRows } from '../db/instanceIndex.js';
 import { recoverSpool, type SpoolRecoveryCounts } from './spoolRecovery.js';
 import { KeyedMutex } from '../scheduler/keyedMutex.js';
 
@@ -44,7 +45,6 @@ export class Ingest extends EventEmitter {
   private readonly pool: SpoolPool;
   private readonly writer: IndexWriter;
   private readonly locks = new KeyedMutex();
-  private readonly pendingWrites = new Set<Promise<void>>();
   /** SOP Instance UIDs that another store of the same UID was waiting on: their early lookup is stale. */
   private readonly locksHeld = new Set<string>();
   private readonly findPath: (sop: string) => Promise<{ path: unknown } | null>;
@@ -216,16 +216,15 @@ export class Ingest extends EventEmitter {
     if (fs.existsSync(target) && !(await compareDatasets(spooled.tmpPath, target))) {
       return this.duplicate(spooled.tmpPath, target, uids, ctx.source);
     }
-    const { row, groups } = indexRows(
-      header,
-      uids,
-      {
-        path: relative,
-        size: spooled.metaLength + spooled.datasetLength,
-        transferSyntaxUid: ctx.transferSyntaxUid,
-      },
-      { source: ctx.source, callingAe: ctx.callingAe ?? null },
-    );
+    const { row, groups } = indexRows(indexAttributes(header), {
+      ...uids,
+      path: relative,
+      size: spooled.metaLength + spooled.datasetLength,
+      transferSyntaxUid: ctx.transferSyntaxUid,
+      state: 'spooled',
+      source: ctx.source,
+      callingAe: ctx.callingAe ?? null,
+    });
     const job = this.writer.add({ sop: uids.sop, file: spooled.tmpPath, target, row, groups });
     const instance = this.instanceOf(uids, ctx.source, false);
     if (ctx.source === 'dimse') {
@@ -343,38 +342,6 @@ export class Ingest extends EventEmitter {
     const counts = await recoverSpool(this.db, this.dataDir, this.log);
     this.pool.start();
     return counts;
-  }
-
-  /** The association audit row. */
-  recordAssociation(s: AssociationSummary): void {
-    const repo = this.db.source.getRepository(this.db.entities.Association);
-    const write = repo
-      .insert({
-        id: s.id,
-        callingAe: s.callingAe.slice(0, 16),
-        calledAe: s.calledAe.slice(0, 16),
-        remoteAddress: s.remoteAddress.slice(0, 64),
-        accepted: s.accepted,
-        rejectReason: s.rejectReason?.slice(0, 256) ?? null,
-        startedAt: s.startedAt,
-        endedAt: s.endedAt,
-        durationMs: s.endedAt.getTime() - s.startedAt.getTime(),
-        instancesReceived: s.instancesReceived,
-        bytesReceived: s.bytesReceived,
-        failures: s.failures,
-        aborted: s.aborted,
-      })
-      .then(
-        () => undefined,
-        (err: unknown) => void this.log.error('cannot record association', { err: String(err) }),
-      );
-    this.pendingWrites.add(write);
-    void write.finally(() => this.pendingWrites.delete(write));
-  }
-
-  /** Waits for audit rows still being written (shutdown calls this before it closes the database). */
-  async drain(): Promise<void> {
-    await Promise.all([...this.pendingWrites]);
   }
 
   /** After the last store and import: writes the rows still queued and empties the pool. */

@@ -92,7 +92,7 @@ export class MppsService {
       status: 'IN PROGRESS',
       scanId: null,
       ...this.columns(summary),
-      callingAe: req.association.callingAe.slice(0, 16) || null,
+      callingAe: req.association.callingAe || null,
       createdAt: now,
       updatedAt: now,
       endedAt: null,
@@ -184,7 +184,7 @@ export class MppsService {
       action,
       statusBefore,
       statusAfter,
-      callingAe: req.association.callingAe.slice(0, 16) || null,
+      callingAe: req.association.callingAe || null,
       at,
       dataset: toJson(req.dataset ?? {}),
     };

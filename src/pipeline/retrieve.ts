@@ -5,6 +5,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Database } from '../db/dataSource.js';
+import { countInstances } from '../db/instanceStore.js';
+import { insertRetrieveAttempt } from '../db/retrieveStore.js';
 import type { RetrieveAttemptRow } from '../db/retrieveEntities.js';
 import type { ScanRow } from '../db/scanEntities.js';
 import type { Logger } from '../logging/logger.js';
@@ -105,8 +107,7 @@ export class Retriever {
       }
       // The clock may be a test's: keep the real duration on top of the injected start.
       row.endedAt = new Date(startedAt.getTime() + (Date.now() - started));
-      row.error = row.error?.slice(0, 512) ?? null;
-      await this.db.source.getRepository(this.db.entities.RetrieveAttempt).insert(row);
+      await insertRetrieveAttempt(this.db, row);
       moves++;
       try {
         this.opts.onRetrieveAttempt?.(row);
@@ -131,8 +132,6 @@ export class Retriever {
   }
 
   private async countSeries(study: string, series: string): Promise<number> {
-    return this.db.source
-      .getRepository(this.db.entities.Instance)
-      .countBy({ studyInstanceUid: study, seriesInstanceUid: series });
+    return countInstances(this.db, { study, series });
   }
 }

@@ -11,15 +11,15 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Database } from '../db/dataSource.js';
-import { insertInstanceBatch } from '../db/instanceBatch.js';
+import { indexRows, insertInstanceBatch } from '../db/instanceIndex.js';
+import { dropInstanceRow, instanceExists, instancePlaces } from '../db/instanceStore.js';
 import type { Logger } from '../logging/logger.js';
 import { DATA_DIRS, insideDataDir, spoolPath } from '../domain/paths.js';
 import { isValidUid, requireUid } from '../domain/uid.js';
-import { parseHeaderFromFile, str } from '../storage/header.js';
+import { indexAttributes, parseHeaderFromFile, str } from '../storage/header.js';
 import { checkSealedFile } from '../storage/seal.js';
 import { compareDatasets, fsyncDir, moveNoReplace } from '../storage/files.js';
 import { ownedByAnotherLiveProcess } from '../storage/spoolPool.js';
-import { indexRows } from './indexWriter.js';
 
 export interface SpoolRecoveryCounts {
   /** Spool files that got their index row. */
@@ -79,7 +79,6 @@ export async function recoverSpool(db: Database, dataDir: string, log: Logger): 
   await Promise.all([fsyncDir(incoming), fs.existsSync(pool) ? fsyncDir(pool) : undefined]);
   if (tornDirMade) await fsyncDir(tornDir);
 
-  const repo = db.source.getRepository(db.entities.Instance);
   let rows: ReturnType<typeof indexRows>[] = [];
   const flush = async () => {
     if (!rows.length) return;
@@ -100,7 +99,7 @@ export async function recoverSpool(db: Database, dataDir: string, log: Logger): 
     }
     if (!name.endsWith('.dcm')) continue;
     const sop = name.slice(0, -4);
-    if (!isValidUid(sop) || (await repo.existsBy({ sopInstanceUid: sop }))) continue;
+    if (!isValidUid(sop) || (await instanceExists(db, sop))) continue;
     try {
       const header = parseHeaderFromFile(file);
       const uids = {
@@ -111,7 +110,16 @@ export async function recoverSpool(db: Database, dataDir: string, log: Logger): 
       };
       const where = { path: spoolPath(uids.sop), size: fs.statSync(file).size };
       const transferSyntaxUid = str(header, 'TransferSyntaxUID') ?? '';
-      rows.push(indexRows(header, uids, { ...where, transferSyntaxUid }, { source: 'recovered', callingAe: null }));
+      rows.push(
+        indexRows(indexAttributes(header), {
+          ...uids,
+          ...where,
+          transferSyntaxUid,
+          state: 'spooled',
+          source: 'recovered',
+          callingAe: null,
+        }),
+      );
       if (rows.length >= GROUP) await flush();
     } catch (err) {
       log.error('spool file cannot be indexed, left in place', { file: name, err: String(err) });
@@ -121,7 +129,7 @@ export async function recoverSpool(db: Database, dataDir: string, log: Logger): 
 
   // Rows are written only after their file's final name is durable: a 'spooled' row without its file does not come
   // from a crash of the receive path. As before, the row goes (an archived copy is the archive recovery's).
-  const spooled = await repo.find({ where: { state: 'spooled' }, select: { sopInstanceUid: true, path: true } });
+  const spooled = await instancePlaces(db, { state: 'spooled' });
   const missing = spooled.filter((row) => !fs.existsSync(insideDataDir(dataDir, row.path)));
   let orphans = 0;
   if (looksUnmounted(missing.length, spooled.length)) {
@@ -134,7 +142,7 @@ export async function recoverSpool(db: Database, dataDir: string, log: Logger): 
     });
   } else {
     for (const row of missing) {
-      await repo.delete({ sopInstanceUid: row.sopInstanceUid });
+      await dropInstanceRow(db, row.sopInstanceUid);
       orphans++;
     }
   }

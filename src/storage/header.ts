@@ -7,6 +7,7 @@ import dcmjs from 'dcmjs';
 import { DicomStatus, DimseError } from '../domain/status.js';
 import { TransferSyntax } from '../domain/transferSyntax.js';
 import { scanBuffer, scanFile } from './headerScan.js';
+import type { IndexAttributes } from '../db/instanceIndex.js';
 
 const { DicomMessage, DicomMetaDictionary } = dcmjs.data;
 
@@ -124,6 +125,11 @@ export function str(header: Header, key: string): string | undefined {
   }
   const s = String(v as string | number).trim();
   return s.length ? s : undefined;
+}
+
+/** The header as the instance index reads it (db/instanceIndex.ts IndexAttributes). */
+export function indexAttributes(header: Header): IndexAttributes {
+  return { text: (k) => str(header, k), int: (k) => int(header, k), json: JSON.stringify(header) };
 }
 
 export function int(header: Header, key: string): number | undefined {

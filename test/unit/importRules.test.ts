@@ -10,7 +10,7 @@ import {
   UnrecoverableImportError,
   zeroCounts,
 } from '../../src/domain/importRules.js';
-import { Tally } from '../../src/pipeline/importBatches.js';
+import { Tally } from '../../src/db/importBatches.js';
 
 const errno = (code: string) => Object.assign(new Error(`${code}: something`), { code });
 

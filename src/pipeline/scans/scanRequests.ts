@@ -208,8 +208,8 @@ export class ScanRequests {
         await this.addNow(
           {
             studyInstanceUid: study,
-            accessionNumber: study ? (summary.accessionNumber?.slice(0, 64) ?? null) : null,
-            patientId: study ? (summary.patientId?.slice(0, 64) ?? null) : null,
+            accessionNumber: study ? (summary.accessionNumber ?? null) : null,
+            patientId: study ? (summary.patientId ?? null) : null,
             studyDate: null,
             mppsSopInstanceUid: mppsUid,
           },
@@ -224,8 +224,8 @@ export class ScanRequests {
     await updateScan(this.db, scan.id, {
       mppsUid,
       updatedAt: scan.updatedAt,
-      accessionNumber: scan.accessionNumber?.slice(0, 64) ?? null,
-      patientId: scan.patientId?.slice(0, 64) ?? null,
+      accessionNumber: scan.accessionNumber ?? null,
+      patientId: scan.patientId ?? null,
     });
     await linkMppsStep(this.db, mppsUid, scan.id);
     const rows = input.expected.flatMap((s) =>

@@ -4,14 +4,15 @@
  */
 import { randomUUID } from 'node:crypto';
 import { In, LessThanOrEqual, Not } from 'typeorm';
-import type { Database } from '../db/dataSource.js';
+import type { Database } from './dataSource.js';
+import { fitRow, widthOf } from './fit.js';
 import type {
   ImportBatchRow,
   ImportProblemKind,
   ImportProblemRow,
   ImportSource,
   ImportState,
-} from '../db/importEntities.js';
+} from './importEntities.js';
 import { COUNT_KEYS, zeroCounts, type ImportCounts } from '../domain/importRules.js';
 
 export interface ImportStatus extends ImportBatchRow {
@@ -123,13 +124,13 @@ export class ImportBatches {
   async create(b: NewBatch): Promise<ImportBatchRow> {
     const row: ImportBatchRow = {
       id: randomUUID(),
-      name: b.name.slice(0, 256),
+      name: b.name,
       source: b.source,
-      path: b.path.slice(0, 1024),
+      path: b.path,
       state: 'queued',
       keepSources: b.keepSources,
-      patientId: b.patientId?.slice(0, 64) ?? null,
-      studyLabel: b.studyLabel?.slice(0, 128) ?? null,
+      patientId: b.patientId ?? null,
+      studyLabel: b.studyLabel ?? null,
       ...zeroCounts(),
       startedAt: new Date(),
       endedAt: null,
@@ -138,8 +139,9 @@ export class ImportBatches {
       nextAttemptAt: null,
       carried: null,
     };
-    await this.rows.insert(row);
-    return row;
+    const fitted = fitRow(this.db.entities.ImportBatch, row);
+    await this.rows.insert(fitted);
+    return fitted;
   }
 
   get(id: string): Promise<ImportBatchRow | null> {
@@ -147,7 +149,7 @@ export class ImportBatches {
   }
 
   async update(id: string, patch: Partial<ImportBatchRow>): Promise<void> {
-    await this.rows.update({ id }, patch);
+    await this.rows.update({ id }, fitRow(this.db.entities.ImportBatch, patch));
   }
 
   /**
@@ -169,8 +171,8 @@ export class ImportBatches {
   }
 
   async addProblem(batchId: string, path: string, reason: string, kind: ImportProblemKind): Promise<void> {
-    const row: ImportProblemRow = { batchId, path: path.slice(0, 1024), reason: reason.slice(0, 1024), kind };
-    await this.problems.insert(row);
+    const row: ImportProblemRow = { batchId, path, reason, kind };
+    await this.problems.insert(fitRow(this.db.entities.ImportProblem, row));
   }
 
   async status(id: string, problemLimit = 1000): Promise<ImportStatus | null> {
@@ -200,7 +202,7 @@ export class ImportBatches {
   /** The newest batch of a path, whatever its source (what decides whether the inbox takes the path again). */
   latestFor(path: string): Promise<ImportBatchRow | null> {
     return this.rows.findOne({
-      where: { path: path.slice(0, 1024) },
+      where: { path: path.slice(0, widthOf(this.db.entities.ImportBatch, 'path')) },
       order: { startedAt: 'DESC', id: 'ASC' },
     });
   }
