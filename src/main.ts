@@ -6,7 +6,7 @@ import { Ingest, type IngestedInstance } from './pipeline/ingest.js';
 import { MppsService } from './pipeline/mpps.js';
 import { ScanRequests } from './pipeline/scans/scanRequests.js';
 import { Completion } from './pipeline/completion.js';
-import { Reconciler } from './pipeline/reconcile.js';
+import { Reconciler } from './pipeline/retrieve/reconciler.js';
 import { ScannerSending } from './pipeline/scannerSending.js';
 import { AwaitedImages } from './pipeline/awaitedImages.js';
 import { PassTriggers } from './pipeline/passTriggers.js';

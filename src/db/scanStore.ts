@@ -15,7 +15,7 @@ export async function findScan(db: Database, id: string): Promise<ScanRow | null
 }
 
 export async function activeScans(db: Database): Promise<ScanRow[]> {
-  return scansOf(db).find({ where: { state: 'active' } });
+  return scansOf(db).find({ where: { state: 'active' }, order: { requestedAt: 'ASC' } });
 }
 
 export async function activeScanByFile(db: Database, fileName: string): Promise<ScanRow | null> {

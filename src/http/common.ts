@@ -6,7 +6,7 @@ import type { ScanRequests } from '../pipeline/scans/scanRequests.js';
 import type { SchedulerState } from '../scheduler/scheduler.js';
 import type { Registry } from 'prom-client';
 import type { ScanRow } from '../db/scanEntities.js';
-import type { ScanProgress } from '../pipeline/reconcile.js';
+import type { ScanProgress } from '../pipeline/retrieve/reconciler.js';
 import type { ClusterView } from '../db/clusterStore.js';
 
 /** The DICOM listener as the HTTP side sees it (health, status page). */

@@ -5,7 +5,7 @@ import { makeRequest } from '../domain/scanRequest.js';
 import { DATA_DIRS } from '../domain/paths.js';
 import { statusLabel } from '../domain/statusTable.js';
 import { retrieveAttemptsOf, type ScanView } from '../db/scanViews.js';
-import type { ScanProgress } from '../pipeline/reconcile.js';
+import type { ScanProgress } from '../pipeline/retrieve/reconciler.js';
 import { httpError, need, type HttpServices } from './common.js';
 
 /** Query-string paging, shared by the list endpoints. */

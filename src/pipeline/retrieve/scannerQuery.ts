@@ -2,12 +2,12 @@
  * Owns what the scanner says a study holds: SERIES-level C-FIND (counts), IMAGE-level where a count is missing or above
  * the UIDs known here; the UIDs learnt are stored in scan_expected_instances.
  */
-import { insertExpected } from '../db/scanStore.js';
-import type { Database } from '../db/dataSource.js';
-import type { ScanRow } from '../db/scanEntities.js';
-import { cFind, type ScuPeer } from '../dimse/scu.js';
-import type { SeriesExpectation } from '../domain/completeness.js';
-import { cleanUid, isValidUid } from '../domain/uid.js';
+import { insertExpected } from '../../db/scanStore.js';
+import type { Database } from '../../db/dataSource.js';
+import type { ScanRow } from '../../db/scanEntities.js';
+import { cFind, type ScuPeer } from '../../dimse/scu.js';
+import type { SeriesExpectation } from '../../domain/completeness.js';
+import { cleanUid, isValidUid } from '../../domain/uid.js';
 import type { ScannerHealth } from './scannerHealth.js';
 
 export interface ScannerQueryOptions {

@@ -2,26 +2,19 @@
  * Owns reconciling active scans against the scanner (a pass): what is expected (MPPS references, C-FIND), what is
  * here, the decision, and handing finished / failed scans to Completion; the C-MOVEs are retrieve.ts's.
  */
-import { expectedOf } from '../db/scanStore.js';
-import { In } from 'typeorm';
-import type { Database } from '../db/dataSource.js';
-import { retrieveOutcome, type RetrieveAttemptRow } from '../db/retrieveEntities.js';
-import { parseDbDate, type ScanRow } from '../db/scanEntities.js';
-import type { Logger } from '../logging/logger.js';
-import { cFind, type ScuPeer } from '../dimse/scu.js';
-import {
-  decide,
-  type CompletenessConfig,
-  type Decision,
-  type SeriesAttempts,
-  type SeriesExpectation,
-} from '../domain/completeness.js';
-import type { MppsStatus } from '../domain/mpps.js';
-import type { Completion } from './completion.js';
-import type { ScanRequests } from './scans/scanRequests.js';
-import { ArchiveError } from './archive.js';
-import type { AwaitedImages } from './awaitedImages.js';
-import { Retriever } from './retrieve.js';
+import { activeScans } from '../../db/scanStore.js';
+import type { Database } from '../../db/dataSource.js';
+import type { RetrieveAttemptRow } from '../../db/retrieveEntities.js';
+import type { ScanRow } from '../../db/scanEntities.js';
+import { loadScanFacts, type ScanFacts } from '../../db/scanFacts.js';
+import type { Logger } from '../../logging/logger.js';
+import { cFind, type ScuPeer } from '../../dimse/scu.js';
+import { decide, type CompletenessConfig, type Decision, type SeriesExpectation } from '../../domain/completeness.js';
+import type { Completion } from '../completion.js';
+import type { ScanRequests } from '../scans/scanRequests.js';
+import { ArchiveError } from '../archive.js';
+import type { AwaitedImages } from '../awaitedImages.js';
+import { Retriever } from './retriever.js';
 import { ScannerHealth } from './scannerHealth.js';
 import { ScannerQuery, merge, uidOf } from './scannerQuery.js';
 
@@ -65,11 +58,8 @@ export interface ReconcileResult {
  * Reconciles active scans against the scanner as a C-FIND / C-MOVE SCU (FIONA's moveFromScanner.sh, natively): finds
  * the study, what the scanner holds per series (counts, and SOP Instance UIDs where counts differ or are missing),
  * moves to us only what is missing, records every attempt, and hands finished / failed scans to Completion.
- * Passes never overlap: a call while one runs asks for one more pass after it.
  */
 export class Reconciler {
-  private running: Promise<void> | undefined;
-  private again = false;
   /** The scanner's state as last logged, so it is logged once per change. */
   private readonly health: ScannerHealth;
   private readonly retriever: Retriever;
@@ -90,29 +80,12 @@ export class Reconciler {
     this.query = new ScannerQuery(db, this.health, opts);
   }
 
-  /** One pass over every active scan, then the sweep of images no active scan waits for. */
-  reconcileAll(): Promise<void> {
-    if (this.running) {
-      this.again = true;
-      return this.running;
-    }
-    this.running = (async () => {
-      try {
-        do {
-          this.again = false;
-          await this.pass();
-        } while (this.again);
-      } finally {
-        this.running = undefined;
-      }
-    })();
-    return this.running;
-  }
-
-  private async pass(): Promise<void> {
-    const active = await this.db.source
-      .getRepository(this.db.entities.Scan)
-      .find({ where: { state: 'active' }, order: { requestedAt: 'ASC' } });
+  /**
+   * One pass over every active scan, then the sweep of images no active scan waits for. The caller serialises passes
+   * (the Scheduler's loop: never two at once, a trigger during a pass asks for one more after it).
+   */
+  async reconcileAll(): Promise<void> {
+    const active = await activeScans(this.db);
     for (const scan of active) {
       try {
         await this.reconcile(scan);
@@ -165,21 +138,24 @@ export class Reconciler {
       scan = (await this.resolveStudy(scan)) ?? scan;
     }
     const study = scan.studyInstanceUid;
-    const expected = await this.expectedFromDb(scan);
+    let facts = await loadScanFacts(this.db, scan);
+    const expected = facts.expected;
     let scannerAnswered = false;
     if (study) {
-      const fromScanner = await this.query.series(scan, study, await this.received(study), expected);
+      const fromScanner = await this.query.series(scan, study, facts.received, expected);
       if (fromScanner) {
         scannerAnswered = true;
         merge(expected, fromScanner);
       }
     }
-    const mppsStatus = await this.mppsStatus(scan);
+    const mppsStatus = facts.mppsStatus;
     let moves = 0;
-    let decision = await this.decideNow(scan, expected, mppsStatus, scannerAnswered);
+    let decision = this.decideOn(scan, facts, expected, scannerAnswered);
     if (decision.kind === 'retrieve' && study) {
       moves = await this.retriever.retrieve(scan, study, decision.missing);
-      decision = await this.decideNow(scan, expected, mppsStatus, scannerAnswered);
+      // The C-MOVEs changed what is here and the retrieve history: decide again on a fresh snapshot.
+      facts = { ...(await loadScanFacts(this.db, scan)), expected };
+      decision = this.decideOn(scan, facts, expected, scannerAnswered);
       // Once per pass: what is still missing waits for the next pass (and its backoff).
       if (decision.kind === 'retrieve')
         decision = { kind: 'wait', why: 'retrieve in progress', missing: decision.missing };
@@ -233,21 +209,23 @@ export class Reconciler {
     return { scanId: scan.id, decision, moves };
   }
 
-  private async decideNow(
+  /** The decision on a snapshot of the scan's facts (its MPPS, what is here, its activity and retrieve history). */
+  private decideOn(
     scan: ScanRow,
+    facts: ScanFacts,
     expected: Map<string, SeriesExpectation>,
-    mppsStatus: MppsStatus | null,
     scannerAnswered: boolean,
-  ): Promise<Decision> {
-    const received = scan.studyInstanceUid ? await this.received(scan.studyInstanceUid) : new Map();
+  ): Decision {
     return decide({
       expected: [...expected.values()],
-      received,
-      mppsStatus,
+      received: facts.received,
+      mppsStatus: facts.mppsStatus,
       scannerAnswered,
       scannerSending: scan.studyInstanceUid ? (this.opts.scannerSending?.(scan.studyInstanceUid) ?? false) : false,
-      ...(await this.activity(scan)),
-      attempts: await this.attempts(scan.id),
+      lastActivity: facts.lastActivity,
+      ...(facts.lastInstance ? { lastInstance: facts.lastInstance } : {}),
+      ...(facts.lastMpps ? { lastMpps: facts.lastMpps } : {}),
+      attempts: facts.attempts,
       now: this.opts.now(),
       config: this.opts.completeness,
     });
@@ -285,104 +263,5 @@ export class Reconciler {
     if (rest.length)
       this.log.info('request matched several studies; one request each', { scan: scan.id, studies: uids.length });
     return resolved;
-  }
-
-  /** SOP Instance UIDs the scan's MPPS (and earlier IMAGE-level C-FINDs) named, per series. */
-  private async expectedFromDb(scan: ScanRow): Promise<Map<string, SeriesExpectation>> {
-    const rows = await expectedOf(this.db, scan.id);
-    const out = new Map<string, SeriesExpectation>();
-    for (const r of rows) {
-      let s = out.get(r.seriesInstanceUid);
-      if (!s) out.set(r.seriesInstanceUid, (s = { seriesInstanceUid: r.seriesInstanceUid, sopInstanceUids: [] }));
-      s.sopInstanceUids.push(r.sopInstanceUid);
-    }
-    if (out.size) {
-      const meta = await this.db.source
-        .getRepository(this.db.entities.Series)
-        .find({ where: { seriesInstanceUid: In([...out.keys()]) } });
-      for (const m of meta) out.get(m.seriesInstanceUid)!.seriesNumber = m.seriesNumber;
-    }
-    return out;
-  }
-
-  private async received(study: string): Promise<Map<string, Set<string>>> {
-    const rows = await this.db.source.getRepository(this.db.entities.Instance).find({
-      where: { studyInstanceUid: study },
-      select: { sopInstanceUid: true, seriesInstanceUid: true },
-    });
-    const out = new Map<string, Set<string>>();
-    for (const r of rows) {
-      let s = out.get(r.seriesInstanceUid);
-      if (!s) out.set(r.seriesInstanceUid, (s = new Set()));
-      s.add(r.sopInstanceUid);
-    }
-    return out;
-  }
-
-  private async mppsStatus(scan: ScanRow): Promise<MppsStatus | null> {
-    const steps = await this.db.source
-      .getRepository(this.db.entities.MppsStep)
-      .find({ where: { scanId: scan.id }, order: { createdAt: 'ASC' } });
-    if (!steps.length) return null;
-    // Several steps for one scan: DISCONTINUED if any is, IN PROGRESS while any is, else COMPLETED.
-    if (steps.some((s) => s.status === 'DISCONTINUED')) return 'DISCONTINUED';
-    if (steps.some((s) => s.status === 'IN PROGRESS')) return 'IN PROGRESS';
-    return 'COMPLETED';
-  }
-
-  /** Last activity (request created, an image of the study received, an MPPS event of the scan) and last image. */
-  private async activity(scan: ScanRow): Promise<{ lastActivity: Date; lastInstance?: Date; lastMpps?: Date }> {
-    let last = scan.requestedAt.getTime();
-    let lastInstance: Date | undefined;
-    const max = async (qb: { getRawOne<T>(): Promise<T | undefined> }) => {
-      const r = await qb.getRawOne<{ last: string | Date | null }>();
-      if (!r?.last) return undefined;
-      const d = parseDbDate(r.last);
-      if (!Number.isFinite(d.getTime())) return undefined;
-      last = Math.max(last, d.getTime());
-      return d;
-    };
-    if (scan.studyInstanceUid) {
-      lastInstance = await max(
-        this.db.source
-          .getRepository(this.db.entities.Instance)
-          .createQueryBuilder('i')
-          .select('MAX(i.receivedAt)', 'last')
-          .where('i.studyInstanceUid = :s', { s: scan.studyInstanceUid }),
-      );
-    }
-    const lastMpps = await max(
-      this.db.source
-        .getRepository(this.db.entities.MppsStep)
-        .createQueryBuilder('m')
-        .select('MAX(m.updatedAt)', 'last')
-        .where('m.scanId = :id', { id: scan.id }),
-    );
-    return {
-      lastActivity: new Date(last),
-      ...(lastInstance ? { lastInstance } : {}),
-      ...(lastMpps ? { lastMpps } : {}),
-    };
-  }
-
-  private async attempts(scanId: string): Promise<Map<string, SeriesAttempts>> {
-    const rows = await this.db.source
-      .getRepository(this.db.entities.RetrieveAttempt)
-      .find({ where: { scanId }, order: { startedAt: 'ASC' } });
-    const out = new Map<string, SeriesAttempts>();
-    for (const r of rows) {
-      const key = r.seriesInstanceUid ?? '*';
-      const prev = out.get(key);
-      // A scanner that cannot be reached is not refusing: those attempts back off but do not count towards
-      // retrieve.maxAttempts (the no-progress rule covers a scanner that stays down).
-      out.set(key, {
-        attempts: (prev?.attempts ?? 0) + (r.status === null ? 0 : 1),
-        lastAt: r.endedAt,
-        lastStatus: r.status ?? undefined,
-        lastError: r.error ?? undefined,
-        lastFailed: retrieveOutcome(r) === 'failed',
-      });
-    }
-    return out;
   }
 }

@@ -4,16 +4,16 @@
  * in retrieve_attempts.
  */
 import { randomUUID } from 'node:crypto';
-import type { Database } from '../db/dataSource.js';
-import { countInstances } from '../db/instanceStore.js';
-import { insertRetrieveAttempt } from '../db/retrieveStore.js';
-import type { RetrieveAttemptRow } from '../db/retrieveEntities.js';
-import type { ScanRow } from '../db/scanEntities.js';
-import type { Logger } from '../logging/logger.js';
-import { cMove, type MoveResult, type ScuPeer } from '../dimse/scu.js';
-import { describeStatus, isFailure, statusText } from '../domain/statusTable.js';
-import type { MissingSeries } from '../domain/completeness.js';
-import { hex } from '../domain/status.js';
+import type { Database } from '../../db/dataSource.js';
+import { countInstances } from '../../db/instanceStore.js';
+import { insertRetrieveAttempt } from '../../db/retrieveStore.js';
+import type { RetrieveAttemptRow } from '../../db/retrieveEntities.js';
+import type { ScanRow } from '../../db/scanEntities.js';
+import type { Logger } from '../../logging/logger.js';
+import { cMove, type MoveResult, type ScuPeer } from '../../dimse/scu.js';
+import { describeStatus, isFailure, statusText } from '../../domain/statusTable.js';
+import type { MissingSeries } from '../../domain/completeness.js';
+import { hex } from '../../domain/status.js';
 import { errorText, type ScannerHealth } from './scannerHealth.js';
 
 export interface RetrieverOptions {

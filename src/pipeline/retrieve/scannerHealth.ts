@@ -2,7 +2,7 @@
  * Owns the scanner's state as the log tells it: answers, not reachable, rejects our association, refuses the C-MOVE
  * with status X, times out. Logged once per change, with the DICOM status, not on every pass.
  */
-import type { Logger } from '../logging/logger.js';
+import type { Logger } from '../../logging/logger.js';
 import {
   ScuConnectError,
   ScuError,
@@ -10,8 +10,8 @@ import {
   ScuStatusError,
   ScuTimeoutError,
   type ScuPeer,
-} from '../dimse/scu.js';
-import { hex } from '../domain/status.js';
+} from '../../dimse/scu.js';
+import { hex } from '../../domain/status.js';
 
 export class ScannerHealth {
   /** "ok", or what is wrong, as last logged. */
