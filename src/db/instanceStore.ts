@@ -119,3 +119,16 @@ export async function countInstances(
     ...(where.state !== undefined && { state: where.state }),
   });
 }
+
+/** Instances and bytes per state (spooled, archived); counts as the driver returns them (pg: strings). */
+export async function instanceCountsByState(
+  db: Database,
+): Promise<Array<{ state: string; n: unknown; bytes: unknown }>> {
+  return repo(db)
+    .createQueryBuilder('i')
+    .select('i.state', 'state')
+    .addSelect('COUNT(*)', 'n')
+    .addSelect('COALESCE(SUM(i.size), 0)', 'bytes')
+    .groupBy('i.state')
+    .getRawMany<{ state: string; n: unknown; bytes: unknown }>();
+}

@@ -5,6 +5,7 @@ import { retrieveOutcome, type RetrieveAttemptRow } from '../db/retrieveEntities
 import { statusLabel } from '../domain/statusTable.js';
 import { SCAN_STATES } from '../db/scanEntities.js';
 import { scanCountsByState } from '../db/scanStore.js';
+import { instanceCountsByState } from '../db/instanceStore.js';
 import type { AssociationInfo, AssociationSummary } from '../dimse/types.js';
 import type { Logger } from '../logging/logger.js';
 
@@ -278,14 +279,7 @@ export class Metrics {
     const db = this.db;
     if (!db) return undefined;
     try {
-      const rows = await db.source
-        .getRepository(db.entities.Instance)
-        .createQueryBuilder('i')
-        .select('i.state', 'state')
-        .addSelect('COUNT(*)', 'n')
-        .addSelect('COALESCE(SUM(i.size), 0)', 'bytes')
-        .groupBy('i.state')
-        .getRawMany<{ state: string; n: unknown; bytes: unknown }>();
+      const rows = await instanceCountsByState(db);
       const stats: InstanceStats = { spooled: { bytes: 0, count: 0 }, archived: { bytes: 0, count: 0 } };
       for (const r of rows) {
         if (r.state === 'spooled' || r.state === 'archived') {

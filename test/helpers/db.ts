@@ -1,4 +1,8 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import pg from 'pg';
+import { openDatabase, type Database } from '../../src/db/dataSource.js';
 import { CI } from './peers.js';
 
 /** The PostgreSQL of this machine (trust auth on loopback); override with SCANNODE_TEST_PG_URL. */
@@ -50,4 +54,25 @@ export async function needDb(t: { skip(msg: string): void }, kind: DbKind): Prom
   if (CI) throw new Error(why);
   t.skip(why);
   return false;
+}
+
+/**
+ * The per-database fixture of tests that use the database without a node: a migrated SQLite file in a temp folder,
+ * or a fresh schema on the test PostgreSQL; `done` closes it and removes what it made.
+ */
+export async function openTestDatabase(kind: DbKind): Promise<{ db: Database; done(): Promise<void> }> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'scannode-db-'));
+  const schema = kind === 'postgres' ? newSchema() : undefined;
+  const db = await openDatabase(
+    kind === 'sqlite' ? { type: 'sqlite', path: 'db.sqlite' } : { type: 'postgres', url: PG_URL, schema },
+    dir,
+  );
+  return {
+    db,
+    done: async () => {
+      await db.close();
+      if (schema) await dropSchema(schema);
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
 }

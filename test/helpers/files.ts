@@ -22,18 +22,3 @@ export function listFiles(dir: string): string[] {
 function isEmptyPoolFile(f: string): boolean {
   return path.basename(path.dirname(f)) === '.pool' && fs.statSync(f, { throwIfNoEntry: false })?.size === 0;
 }
-
-/** Polls until fn() is truthy (no fixed sleeps in assertions); throws with `what` after the deadline. */
-export async function waitFor<T>(
-  what: string,
-  fn: () => T | Promise<T>,
-  timeoutMs = 10_000,
-): Promise<Exclude<T, undefined | null | false>> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v as Exclude<T, undefined | null | false>;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}

@@ -104,3 +104,33 @@ export async function waitForPort(port: number, timeoutMs = 10_000): Promise<voi
     await new Promise((r) => setTimeout(r, 50));
   }
 }
+
+/**
+ * The one DCMTK storescu wrapper of the tests: to a node on 127.0.0.1, called AE `aec` (default SCANNODE), calling
+ * AE `aet` (default storescu's own); `files` are files, directories with `+sd`, or more options.
+ */
+export function storescu(
+  node: { port: number },
+  files: ReadonlyArray<string | { file: string }>,
+  o: { aet?: string; aec?: string } = {},
+): Promise<RunResult> {
+  return run('storescu', [
+    ...(o.aet ? ['-aet', o.aet] : []),
+    '-aec',
+    o.aec ?? 'SCANNODE',
+    '127.0.0.1',
+    String(node.port),
+    ...files.map((f) => (typeof f === 'string' ? f : f.file)),
+  ]);
+}
+
+/** storescu that must succeed (every file acknowledged); nothing to send is nothing to do. */
+export async function storeAll(
+  node: { port: number },
+  files: ReadonlyArray<string | { file: string }>,
+  o: { aet?: string; aec?: string } = {},
+): Promise<void> {
+  if (!files.length) return;
+  const r = await storescu(node, files, o);
+  if (r.code !== 0) throw new Error(`storescu exited with ${r.code}: ${r.stderr}`);
+}

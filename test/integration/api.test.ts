@@ -5,9 +5,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { startTestNode, type TestNode } from '../helpers/node.js';
 import { DB_KINDS, needDb } from '../helpers/db.js';
-import { freePort, needPeer, run, needNode } from '../helpers/peers.js';
+import { freePort, needPeer, run, needNode, storeAll } from '../helpers/peers.js';
 import { generateStudy, newUid, type GeneratedInstance } from '../helpers/dicomgen.js';
-import { waitFor } from '../helpers/files.js';
+import { waitFor } from '../helpers/waitFor.js';
 import { baseUrl, call } from '../helpers/http.js';
 import { createDataset, nCreate, nSet, performedSeries } from '../helpers/mppsClient.js';
 import { buildHttpApp } from '../../src/http/server.js';
@@ -38,14 +38,6 @@ async function* sseEvents(body: ReadableStream<Uint8Array>): AsyncGenerator<{ ev
 }
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'scannode-api-'));
-
-async function storescu(node: TestNode, imgs: GeneratedInstance[], callingAe = 'APISCU'): Promise<void> {
-  const r = await run(
-    'storescu',
-    ['-aet', callingAe, '-aec', 'SCANNODE', '127.0.0.1', String(node.port)].concat(imgs.map((i) => i.file)),
-  );
-  assert.equal(r.code, 0, r.stderr);
-}
 
 type Json = Record<string, unknown>;
 const list = (j: Json, key: string) => j[key] as Json[];
@@ -105,7 +97,7 @@ for (const kind of DB_KINDS) {
         assert.equal(byAcc.headers.get('location'), `/api/scans/${String(byAcc.json.id)}`);
 
         // -- images arrive: received per series, MPPS states expected per series
-        await storescu(node, study.slice(0, 4));
+        await storeAll(node, study.slice(0, 4));
         const mpps = newUid();
         assert.equal((await nCreate(node.port, mpps, createDataset({ studyInstanceUid: studyUid }))).status, 0);
         assert.equal((await nSet(node.port, mpps, { PerformedSeriesSequence: performedSeries(study) })).status, 0);
@@ -150,7 +142,7 @@ for (const kind of DB_KINDS) {
         assert.equal((await call(node, 'GET', '/api/scans?state=finished')).json.total, 0);
 
         // -- the rest of the images and MPPS COMPLETED: the scan finishes, the API says so
-        await storescu(node, study.slice(4));
+        await storeAll(node, study.slice(4));
         assert.equal((await nSet(node.port, mpps, { PerformedProcedureStepStatus: 'COMPLETED' })).status, 0);
         await node.node.scheduler.runNow();
         const done = await waitFor('the scan to finish', async () => {
@@ -176,7 +168,7 @@ for (const kind of DB_KINDS) {
           accessionNumber: 'ACCAPI2',
           extra: { StudyDate: '20250310' },
         });
-        await storescu(node, other, 'OTHERSCU');
+        await storeAll(node, other, { aet: 'OTHERSCU' });
         const all = await call(node, 'GET', '/api/studies');
         assert.equal(all.status, 200);
         assert.equal(all.json.total, 2);
@@ -268,7 +260,7 @@ for (const kind of DB_KINDS) {
         assert.equal(first.value?.event, 'status');
         const received = (e: Json) => ((e.active as { scans: Json[] }).scans[0]?.received as number | undefined) ?? -1;
         assert.equal(received(JSON.parse(first.value!.data) as Json), 0);
-        await storescu(node, study);
+        await storeAll(node, study);
         // Without asking again, a later event carries the three images.
         for (;;) {
           const next = await events.next();

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, test, before, after } from 'node:test';
 import { DB_KINDS, needDb } from '../helpers/db.js';
-import { needPeer, run, needNode } from '../helpers/peers.js';
+import { needPeer, run, needNode, storescu } from '../helpers/peers.js';
 import { startTestNode, type TestNode } from '../helpers/node.js';
 import { generateStudy } from '../helpers/dicomgen.js';
 import { datasetBytes, listFiles } from '../helpers/files.js';
@@ -26,13 +26,7 @@ for (const kind of DB_KINDS) {
     test('a study moves from the spool to site/raw/<Study>/<Series>/<SOP>.dcm; a re-run after a crash finishes', async (t) => {
       if (!needNode(t, node) || !needPeer(t, 'storescu')) return;
       const study = generateStudy({ dir: path.join(tmp, kind), series: 2, perSeries: 3 });
-      const r = await run('storescu', [
-        '-aec',
-        'SCANNODE',
-        '127.0.0.1',
-        String(node.port),
-        ...study.map((s) => s.file),
-      ]);
+      const r = await storescu(node, [...study.map((s) => s.file)]);
       assert.equal(r.code, 0, r.stderr);
       // A crash half-way: one instance already linked into the archive, its row still "spooled".
       const first = study[0]!;
@@ -83,7 +77,7 @@ describe('archive on a separate file system (site/raw on its own tmpfs)', () => 
     const mount = mountTmpfs(t, path.join(node.dataDir, 'site/raw'), 64 << 20);
     if (!mount) return;
     const study = generateStudy({ dir: path.join(tmp, 'exdev'), series: 2, perSeries: 3 });
-    const r = await run('storescu', ['-aec', 'SCANNODE', '127.0.0.1', String(node.port), ...study.map((s) => s.file)]);
+    const r = await storescu(node, [...study.map((s) => s.file)]);
     assert.equal(r.code, 0, r.stderr);
     const archiver = new Archiver(node.node.db, node.dataDir, node.node.log);
     const res = await archiver.archiveStudy(study[0]!.studyInstanceUid);
@@ -115,7 +109,7 @@ describe('archive on a separate file system (site/raw on its own tmpfs)', () => 
     const mount = mountTmpfs(t, path.join(node.dataDir, 'site/raw'), 600 * 1024);
     if (!mount) return;
     const study = generateStudy({ dir: path.join(tmp, 'full'), series: 1, perSeries: 10, rows: 256, columns: 256 });
-    const r = await run('storescu', ['-aec', 'SCANNODE', '127.0.0.1', String(node.port), ...study.map((s) => s.file)]);
+    const r = await storescu(node, [...study.map((s) => s.file)]);
     assert.equal(r.code, 0, r.stderr);
     const archiver = new Archiver(node.node.db, node.dataDir, node.node.log);
     const studyUid = study[0]!.studyInstanceUid;

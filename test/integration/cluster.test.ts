@@ -5,11 +5,10 @@ import path from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { after, describe, test } from 'node:test';
-import { openDatabase, type Database } from '../../src/db/dataSource.js';
 import { ClusterStore, clusterView } from '../../src/db/clusterStore.js';
 import { Membership, ClusterStartError } from '../../src/cluster/membership.js';
 import { createLogger } from '../../src/logging/logger.js';
-import { DB_KINDS, PG_URL, dropSchema, needDb, newSchema } from '../helpers/db.js';
+import { DB_KINDS, needDb, openTestDatabase } from '../helpers/db.js';
 import { freePort, stopProcess, waitForPort } from '../helpers/peers.js';
 import { startTestNode } from '../helpers/node.js';
 import { waitFor } from '../helpers/waitFor.js';
@@ -19,22 +18,11 @@ const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'scannode-cluster-'));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 const log = createLogger({ level: 'error', silent: true });
 
-async function openKind(kind: 'sqlite' | 'postgres'): Promise<{ db: Database; done(): Promise<void> }> {
-  if (kind === 'sqlite') {
-    const dir = fs.mkdtempSync(path.join(tmp, 'db-'));
-    const db = await openDatabase({ type: 'sqlite', path: 'db.sqlite' }, dir);
-    return { db, done: () => db.close() };
-  }
-  const schema = newSchema();
-  const db = await openDatabase({ type: 'postgres', url: PG_URL, schema }, tmp);
-  return { db, done: async () => (await db.close(), await dropSchema(schema)) };
-}
-
 for (const kind of DB_KINDS) {
   describe(`the scheduler lease on ${kind}`, () => {
     test('one node runs the scheduler; a clean stop hands it over; a silent holder loses it after the lease', async (t) => {
       if (!(await needDb(t, kind))) return;
-      const { db, done } = await openKind(kind);
+      const { db, done } = await openTestDatabase(kind);
       t.after(done);
       let now = Date.parse('2026-11-25T00:00:00Z');
       const clock = () => new Date(now);

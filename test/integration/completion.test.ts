@@ -10,7 +10,7 @@ import { generateStudy, newUid, type GeneratedInstance } from '../helpers/dicomg
 import { createDataset, nCreate, nSet, performedSeries } from '../helpers/mppsClient.js';
 import { startTestNode, type TestNode } from '../helpers/node.js';
 import { startOrthanc, type OrthancPeer } from '../helpers/orthanc.js';
-import { freePort, needPeer, run } from '../helpers/peers.js';
+import { freePort, needPeer, run, storeAll } from '../helpers/peers.js';
 import { waitFor } from '../helpers/waitFor.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'scannode-completion-'));
@@ -27,12 +27,6 @@ function fakeClock() {
       offsetMs += ms;
     },
   };
-}
-
-async function storescu(node: TestNode, imgs: GeneratedInstance[]): Promise<void> {
-  if (!imgs.length) return;
-  const r = await run('storescu', ['-aec', AE, '127.0.0.1', String(node.port), ...imgs.map((i) => i.file)]);
-  assert.equal(r.code, 0, r.stderr);
 }
 
 function readJson(file: string): Record<string, unknown> | undefined {
@@ -200,7 +194,7 @@ for (const kind of DB_KINDS) {
       if (!s) return;
       const { node, study, studyUid } = s;
       // Series 1 partly, series 2 not at all: an IMAGE-level and a SERIES-level move.
-      await storescu(node, study.slice(0, 3));
+      await storeAll(node, study.slice(0, 3));
       const mpps = newUid();
       assert.equal(
         (await nCreate(node.port, mpps, createDataset({ studyInstanceUid: studyUid, accessionNumber: 'X' }))).status,
@@ -237,7 +231,7 @@ for (const kind of DB_KINDS) {
         perSeries: 1,
         studyInstanceUid: studyUid,
       });
-      await storescu(node, extra);
+      await storeAll(node, extra);
       await node.node.scheduler.runNow();
       const updated = await waitFor('updated summary', () => {
         const f = finished(node, studyUid);
@@ -251,7 +245,7 @@ for (const kind of DB_KINDS) {
       const s = await withOrthanc(t, kind, { completion: { quietPeriodSeconds: 120 } });
       if (!s) return;
       const { node, study, studyUid, clock } = s;
-      await storescu(node, study.slice(0, 7));
+      await storeAll(node, study.slice(0, 7));
       writeRequest(node, `${studyUid}.json`, { studyInstanceUID: studyUid });
       await waitForActive(node, studyUid);
       await node.node.scheduler.runNow();
@@ -269,7 +263,7 @@ for (const kind of DB_KINDS) {
       const s = await withDcmqrscp(t, kind, { completion: { quietPeriodSeconds: 30 } });
       if (!s) return;
       const { node, study, studyUid, clock } = s;
-      await storescu(node, [study[0]!, study[5]!]);
+      await storeAll(node, [study[0]!, study[5]!]);
       // The accession number generateStudy used is in the request; the STUDY C-FIND resolves it.
       const acc = (await node.node.db.source
         .getRepository(node.node.db.entities.Study)
@@ -306,7 +300,7 @@ for (const kind of DB_KINDS) {
       t.after(() => node.destroy());
       const study = generateStudy({ dir: fs.mkdtempSync(path.join(tmp, 'c-')), series: 2, perSeries: 3 });
       const studyUid = study[0]!.studyInstanceUid;
-      await storescu(node, study.slice(0, 4));
+      await storeAll(node, study.slice(0, 4));
       const mpps = newUid();
       await nCreate(node.port, mpps, createDataset({ studyInstanceUid: studyUid }));
       const done = { PerformedProcedureStepStatus: 'COMPLETED', PerformedSeriesSequence: performedSeries(study) };
@@ -315,7 +309,7 @@ for (const kind of DB_KINDS) {
       assert.equal(finished(node, studyUid), undefined, 'not finished with 2 images missing');
       assert.equal((await scanRow(node, studyUid))?.state, 'active');
       const t0 = Date.now();
-      await storescu(node, study.slice(4));
+      await storeAll(node, study.slice(4));
       const summary = await waitFor('finished-scans summary', () => finished(node, studyUid), 5000);
       t.diagnostic(`last image to finished-scans: ${Date.now() - t0} ms`);
       assert.ok(Date.now() - t0 < 3000, 'the last image finishes the scan at once, not at the next tick');
@@ -368,7 +362,7 @@ for (const kind of DB_KINDS) {
       if (!s) return;
       const { node, study, studyUid } = s;
       const firstSeries = study.filter((i) => i.seriesInstanceUid === study[0]!.seriesInstanceUid);
-      await storescu(node, firstSeries);
+      await storeAll(node, firstSeries);
       const mpps = newUid();
       await nCreate(node.port, mpps, createDataset({ studyInstanceUid: studyUid }));
       assert.equal((await nSet(node.port, mpps, { PerformedProcedureStepStatus: 'DISCONTINUED' })).status, 0);
@@ -385,7 +379,7 @@ for (const kind of DB_KINDS) {
       const s = await withDcmqrscp(t, kind, { registerUs: false });
       if (!s) return;
       const { node, study, studyUid } = s;
-      await storescu(node, study.slice(0, 1));
+      await storeAll(node, study.slice(0, 1));
       writeRequest(node, `${studyUid}.json`, { studyInstanceUID: studyUid });
       await waitForActive(node, studyUid);
       for (let i = 0; i < 3; i++) await node.node.scheduler.runNow();
@@ -409,7 +403,7 @@ for (const kind of DB_KINDS) {
       t.after(() => node.destroy());
       const study = generateStudy({ dir: fs.mkdtempSync(path.join(tmp, 'h-')), series: 1, perSeries: 2 });
       const studyUid = study[0]!.studyInstanceUid;
-      await storescu(node, study);
+      await storeAll(node, study);
       await node.node.scheduler.runNow();
       assert.deepEqual(archived(node, studyUid), [], 'still in the spool inside the quiet period');
       clock.advance(61_000);
@@ -430,7 +424,7 @@ for (const kind of DB_KINDS) {
       t.after(() => node.destroy());
       const study = generateStudy({ dir: fs.mkdtempSync(path.join(tmp, 'n-')), series: 1, perSeries: 2 });
       const studyUid = study[0]!.studyInstanceUid;
-      await storescu(node, study.slice(0, 1));
+      await storeAll(node, study.slice(0, 1));
       writeRequest(node, `${studyUid}.json`, { studyInstanceUID: studyUid });
       await waitForActive(node, studyUid);
       clock.advance(23 * 3600_000);
@@ -500,7 +494,7 @@ describe('completion: the scanner goes away mid-retrieve', () => {
       },
     });
     t.after(() => node.destroy());
-    await storescu(node, study.slice(0, 1));
+    await storeAll(node, study.slice(0, 1));
     writeRequest(node, `${studyUid}.json`, { studyInstanceUID: studyUid });
     await waitForActive(node, studyUid);
 

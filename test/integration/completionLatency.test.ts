@@ -13,7 +13,7 @@ import { dulAssociate, type DulAssociation } from '../helpers/dulClient.js';
 import { generateStudy, newUid, type GeneratedInstance } from '../helpers/dicomgen.js';
 import { createDataset, nCreate, nSet, performedSeries } from '../helpers/mppsClient.js';
 import { startTestNode, type TestNode } from '../helpers/node.js';
-import { freePort, needPeer, run } from '../helpers/peers.js';
+import { freePort, needPeer, run, storescu } from '../helpers/peers.js';
 import { waitFor } from '../helpers/waitFor.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'scannode-latency-'));
@@ -115,7 +115,7 @@ describe('completion latency: what the scanner is doing, not a fixed settle time
     if (!s) return;
     const { node, study, studyUid } = s;
     // The scanner pushes part of the study on its own association, which it then releases.
-    const r = await run('storescu', ['-aet', SCANNER, '-aec', AE, '127.0.0.1', String(node.port), study[0]!.file]);
+    const r = await storescu(node, [study[0]!.file], { aet: SCANNER, aec: AE });
     assert.equal(r.code, 0, r.stderr);
     await mppsCompleted(node, study);
     // No runNow(), no clock moved: the N-SET and the wake-up after the quiet window must get there on their own.

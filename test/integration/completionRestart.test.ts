@@ -10,7 +10,7 @@ import { generateStudy, newUid } from '../helpers/dicomgen.js';
 import { createDataset, nCreate, nSet, performedSeries } from '../helpers/mppsClient.js';
 import { startTestNode } from '../helpers/node.js';
 import { startOrthanc } from '../helpers/orthanc.js';
-import { freePort, needPeer, run, stopProcess, waitForPort } from '../helpers/peers.js';
+import { freePort, needPeer, run, stopProcess, waitForPort, storescu } from '../helpers/peers.js';
 import { waitFor } from '../helpers/waitFor.js';
 
 const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../src/cli.js');
@@ -123,13 +123,7 @@ describe('completion across restarts', () => {
       t.after(() => node.destroy());
       const study = generateStudy({ dir: fs.mkdtempSync(path.join(tmp, 'r-')), series: 1, perSeries: 3 });
       const studyUid = study[0]!.studyInstanceUid;
-      const r = await run('storescu', [
-        '-aec',
-        'SCANNODE',
-        '127.0.0.1',
-        String(node.port),
-        ...study.map((s) => s.file),
-      ]);
+      const r = await storescu(node, [...study.map((s) => s.file)]);
       assert.equal(r.code, 0, r.stderr);
       const mpps = newUid();
       await nCreate(node.port, mpps, createDataset({ studyInstanceUid: studyUid }));

@@ -9,16 +9,11 @@ import type { ScanSummary } from '../../src/pipeline/completion.js';
 import { DB_KINDS, needDb } from '../helpers/db.js';
 import { generateStudy, type GeneratedInstance } from '../helpers/dicomgen.js';
 import { startTestNode, type TestNode } from '../helpers/node.js';
-import { needPeer, run } from '../helpers/peers.js';
+import { needPeer, run, storeAll } from '../helpers/peers.js';
 import { waitFor } from '../helpers/waitFor.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'scannode-grouping-'));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
-
-async function storescu(node: TestNode, imgs: GeneratedInstance[]): Promise<void> {
-  const r = await run('storescu', ['-aec', 'SCANNODE', '127.0.0.1', String(node.port), ...imgs.map((i) => i.file)]);
-  assert.equal(r.code, 0, r.stderr);
-}
 
 function scanFor(study: string, patientId: string): ScanRow {
   const now = new Date();
@@ -53,7 +48,7 @@ for (const kind of DB_KINDS) {
           const patientId = `GRP-${randomUUID().slice(0, 8)}`;
           const a = generateStudy({ dir: path.join(tmp, randomUUID()), patientId, series: 2, perSeries: 2 });
           const b = generateStudy({ dir: path.join(tmp, randomUUID()), patientId, series: 2, perSeries: 2 });
-          await storescu(node, [...a, ...b]);
+          await storeAll(node, [...a, ...b]);
           await waitFor('8 instances', async () => (await node.instances()).length === 8);
           const completion = node.node.completion;
           const summaries: ScanSummary[] = [];

@@ -6,7 +6,8 @@ import { startTestNode } from '../helpers/node.js';
 import { DB_KINDS, needDb } from '../helpers/db.js';
 import { PYDICOM_DATA } from '../helpers/peers.js';
 import { generateStudy, type GeneratedInstance } from '../helpers/dicomgen.js';
-import { listFiles, waitFor } from '../helpers/files.js';
+import { listFiles } from '../helpers/files.js';
+import { waitFor } from '../helpers/waitFor.js';
 import { batches } from '../helpers/imports.js';
 
 const PYDICOM_FILES = path.join(PYDICOM_DATA, 'test_files');

@@ -8,7 +8,8 @@ import { startTestNode } from '../helpers/node.js';
 import { DB_KINDS, needDb } from '../helpers/db.js';
 import { PYDICOM_DATA } from '../helpers/peers.js';
 import { generateStudy } from '../helpers/dicomgen.js';
-import { listFiles, waitFor } from '../helpers/files.js';
+import { listFiles } from '../helpers/files.js';
+import { waitFor } from '../helpers/waitFor.js';
 import { call } from '../helpers/http.js';
 import { cliConfig } from '../helpers/imports.js';
 

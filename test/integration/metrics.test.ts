@@ -9,7 +9,7 @@ import { startDcmqrscp } from '../helpers/dcmqrscp.js';
 import { generateStudy, newUid, type GeneratedInstance } from '../helpers/dicomgen.js';
 import { datasetBytes } from '../helpers/files.js';
 import { startTestNode, type TestNode } from '../helpers/node.js';
-import { freePort, needPeer, run } from '../helpers/peers.js';
+import { freePort, needPeer, run, storescu } from '../helpers/peers.js';
 import { waitFor } from '../helpers/waitFor.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'scannode-metrics-'));
@@ -17,6 +17,7 @@ after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 const AE = 'SCANNODE';
 const SCU = 'METRICSSCU';
+const storescuAs = (node: { port: number }, files: string[]) => storescu(node, files, { aet: SCU, aec: AE });
 
 interface Sample {
   name: string;
@@ -69,10 +70,6 @@ async function scrape(node: TestNode): Promise<Scrape> {
   return new Scrape(parseProm(body), res.headers.get('content-type') ?? '');
 }
 
-function storescu(node: TestNode, files: string[]) {
-  return run('storescu', ['-aet', SCU, '-aec', AE, '127.0.0.1', String(node.port), ...files]);
-}
-
 async function sumOfSizes(node: TestNode, state: string): Promise<number> {
   return (await node.instances()).filter((r) => r.state === state).reduce((n, r) => n + r.size, 0);
 }
@@ -105,7 +102,7 @@ for (const kind of DB_KINDS) {
       assert.equal(before.get('scannode_spool_instances'), 0);
       assert.equal(before.get('scannode_associations_total', { result: 'accepted' }), 0);
 
-      const sent = await storescu(
+      const sent = await storescuAs(
         node,
         study.map((s) => s.file),
       );
@@ -150,7 +147,7 @@ for (const kind of DB_KINDS) {
       fs.copyFileSync(study[0]!.file, changed);
       const mod = await run('dcmodify', ['-nb', '-m', 'SeriesDescription=changed', changed]);
       assert.equal(mod.code, 0, mod.stderr);
-      await storescu(node, [changed]);
+      await storescuAs(node, [changed]);
       const m2 = await scrape(node);
       assert.equal(m2.get('scannode_store_failures_total', { calling_ae: SCU, status: 'c003' }), 1);
       assert.equal(m2.get('scannode_instances_received_total', { calling_ae: SCU }), N);
@@ -185,7 +182,7 @@ for (const kind of DB_KINDS) {
       });
       t.after(() => node.destroy());
       // One image pushed: the rest of its series comes by IMAGE-level C-MOVE, the other series by SERIES level.
-      const sent = await storescu(node, [study[0]!.file]);
+      const sent = await storescuAs(node, [study[0]!.file]);
       assert.equal(sent.code, 0, sent.stderr);
       await node.node.scans.add(spec(studyUid), 'api');
       await node.node.scheduler.runNow();

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, test, before, after, type TestContext } from 'node:test';
 import { DB_KINDS, needDb } from '../helpers/db.js';
-import { needPeer, run, needNode } from '../helpers/peers.js';
+import { needPeer, run, needNode, storeAll } from '../helpers/peers.js';
 import { startTestNode, type TestNode } from '../helpers/node.js';
 import { generateStudy, newUid } from '../helpers/dicomgen.js';
 import { createDataset, mppsSend, nCreate, nSet, performedSeries } from '../helpers/mppsClient.js';
@@ -29,11 +29,6 @@ function images(dir: string, study: string, series: number, perSeries: number, m
       }
     : undefined;
   return generateStudy({ dir, series, perSeries, rows: 8, columns: 8, studyInstanceUid: study, extra });
-}
-
-async function storescu(node: TestNode, imgs: Img[]): Promise<void> {
-  const r = await run('storescu', ['-aec', 'SCANNODE', '127.0.0.1', String(node.port), ...imgs.map((i) => i.file)]);
-  assert.equal(r.code, 0, r.stderr);
 }
 
 function requestFile(node: TestNode, study: string): Record<string, unknown> | undefined {
@@ -215,7 +210,7 @@ for (const kind of DB_KINDS) {
       const m1 = newUid();
       const i1 = images(path.join(tmp, kind, 'before'), s1, 2, 3);
       assert.equal((await nCreate(node.port, m1, createDataset({ studyInstanceUid: s1 }))).status, 0);
-      await storescu(node, i1);
+      await storeAll(node, i1);
       const done = { PerformedProcedureStepStatus: 'COMPLETED', PerformedSeriesSequence: performedSeries(i1) };
       assert.equal((await nSet(node.port, m1, done)).status, 0);
       let c = await counts(node, s1);
@@ -226,7 +221,7 @@ for (const kind of DB_KINDS) {
       const s2 = newUid();
       const m2 = newUid();
       const i2 = images(path.join(tmp, kind, 'between'), s2, 1, 4);
-      await storescu(node, i2.slice(0, 2));
+      await storeAll(node, i2.slice(0, 2));
       const r2 = await mppsSend(node.port, [
         { op: 'create', uid: m2, dataset: createDataset({ studyInstanceUid: s2 }) },
         {
@@ -241,7 +236,7 @@ for (const kind of DB_KINDS) {
       );
       c = await counts(node, s2);
       assert.deepEqual(Object.values(c.series), [{ expected: 4, received: 2 }]);
-      await storescu(node, i2.slice(2));
+      await storeAll(node, i2.slice(2));
       c = await counts(node, s2);
       assert.deepEqual(Object.values(c.series), [{ expected: 4, received: 4 }]);
 
@@ -249,7 +244,7 @@ for (const kind of DB_KINDS) {
       const s3 = newUid();
       const m3 = newUid();
       const i3 = images(path.join(tmp, kind, 'after'), s3, 1, 2);
-      await storescu(node, i3);
+      await storeAll(node, i3);
       const r3 = await mppsSend(node.port, [
         { op: 'create', uid: m3, dataset: createDataset({}) },
         {
@@ -272,7 +267,7 @@ for (const kind of DB_KINDS) {
       const m4 = newUid();
       assert.equal((await nCreate(node.port, m4, createDataset({}))).status, 0);
       assert.ok(fs.existsSync(path.join(node.dataDir, 'active-scans', `mpps-${m4}.json`)), 'unresolved request file');
-      await storescu(node, images(path.join(tmp, kind, 'before-nostudy'), s4, 1, 2, m4));
+      await storeAll(node, images(path.join(tmp, kind, 'before-nostudy'), s4, 1, 2, m4));
       await waitFor('the request to move to its study', () => requestFile(node, s4));
       assert.ok(!fs.existsSync(path.join(node.dataDir, 'active-scans', `mpps-${m4}.json`)));
       const v4 = await node.node.scans.describe(s4);

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { describe, test, before, after } from 'node:test';
 import { DB_KINDS, needDb } from '../helpers/db.js';
-import { needPeer, run, PYDICOM_DATA, needNode } from '../helpers/peers.js';
+import { needPeer, run, PYDICOM_DATA, needNode, storescu } from '../helpers/peers.js';
 import { startTestNode, type TestNode } from '../helpers/node.js';
 import { generateStudy, type GeneratedInstance } from '../helpers/dicomgen.js';
 import { datasetBytes, listFiles } from '../helpers/files.js';
@@ -13,10 +13,6 @@ import { waitFor } from '../helpers/waitFor.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'scannode-receive-'));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
-
-function storescu(node: TestNode, files: string[], extra: string[] = []) {
-  return run('storescu', ['-aec', 'SCANNODE', ...extra, '127.0.0.1', String(node.port), ...files]);
-}
 
 /** Every sent file is in the spool, byte-identical after the meta header, and has its row. */
 async function assertStored(node: TestNode, sent: GeneratedInstance[]): Promise<void> {
@@ -228,7 +224,7 @@ describe('transfer syntaxes of SPEC section 6', () => {
     // and big endian files go with storescu told to propose exactly that; the rest with dcmsend in one association.
     const viaStorescu: Record<string, string> = { '1.2.840.10008.1.2': '-xi', '1.2.840.10008.1.2.2': '-xb' };
     for (const { ts, file } of files.filter((f) => viaStorescu[f.ts])) {
-      const r = await run('storescu', ['-aec', 'SCANNODE', viaStorescu[ts]!, '127.0.0.1', String(node.port), file]);
+      const r = await storescu(node, [viaStorescu[ts]!, file]);
       assert.equal(r.code, 0, r.stdout + r.stderr);
     }
     const rest = files.filter((f) => !viaStorescu[f.ts]).map((f) => f.file);

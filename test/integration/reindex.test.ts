@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, describe, test } from 'node:test';
-import { needPeer, run } from '../helpers/peers.js';
+import { needPeer, run, storeAll } from '../helpers/peers.js';
 import { startTestNode, type TestNode } from '../helpers/node.js';
 import { generateStudy, type GeneratedInstance } from '../helpers/dicomgen.js';
 import { datasetBytes, listFiles } from '../helpers/files.js';
@@ -15,11 +15,6 @@ after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 const archiveFile = (dataDir: string, s: GeneratedInstance) =>
   path.join(dataDir, 'site/raw', s.studyInstanceUid, s.seriesInstanceUid, `${s.sopInstanceUid}.dcm`);
-
-async function send(node: TestNode, imgs: GeneratedInstance[]): Promise<void> {
-  const r = await run('storescu', ['-aec', 'SCANNODE', '127.0.0.1', String(node.port), ...imgs.map((i) => i.file)]);
-  assert.equal(r.code, 0, r.stderr);
-}
 
 /** Rows as the index holds them, by SOP Instance UID. */
 async function rows(node: TestNode): Promise<Map<string, { state: string; path: string }>> {
@@ -48,7 +43,7 @@ describe('archive recovery and scannode reindex', () => {
     t.after(() => node.destroy());
     const a = generateStudy({ dir: path.join(tmp, 'lost-a'), series: 2, perSeries: 3 });
     const b = generateStudy({ dir: path.join(tmp, 'lost-b'), series: 1, perSeries: 2 });
-    await send(node, [...a, ...b]);
+    await storeAll(node, [...a, ...b]);
     await node.node.archiver.archiveStudy(a[0]!.studyInstanceUid);
     await node.stop();
     for (const f of fs.readdirSync(node.dir)) if (f.startsWith('db.sqlite')) fs.rmSync(path.join(node.dir, f));
@@ -87,7 +82,7 @@ describe('archive recovery and scannode reindex', () => {
     const node = await startTestNode();
     t.after(() => node.destroy());
     const study = generateStudy({ dir: path.join(tmp, 'rollback'), series: 2, perSeries: 4 });
-    await send(node, study);
+    await storeAll(node, study);
     await node.node.archiver.archiveStudy(study[0]!.studyInstanceUid);
     await rollBackArchiveRows(node, study);
     uncleanMarker(node.dataDir);
@@ -108,7 +103,7 @@ describe('archive recovery and scannode reindex', () => {
     const node = await startTestNode();
     t.after(() => node.destroy());
     const study = generateStudy({ dir: path.join(tmp, 'leftover'), series: 1, perSeries: 3 });
-    await send(node, study);
+    await storeAll(node, study);
     await node.node.archiver.archiveStudy(study[0]!.studyInstanceUid);
     // The spool names as they were before the unlink: the same inodes as the archive files.
     for (const s of study)

@@ -7,7 +7,7 @@ import { startDcmqrscp } from '../helpers/dcmqrscp.js';
 import { generateStudy } from '../helpers/dicomgen.js';
 import { listFiles } from '../helpers/files.js';
 import { startTestNode } from '../helpers/node.js';
-import { freePort, needPeer, run, startProcess, stopProcess, waitForPort } from '../helpers/peers.js';
+import { freePort, needPeer, run, startProcess, stopProcess, waitForPort, storescu } from '../helpers/peers.js';
 import { waitFor } from '../helpers/waitFor.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'scannode-storm-'));
@@ -48,7 +48,7 @@ describe('C-MOVE retry storm', () => {
       },
     });
     t.after(() => node.destroy());
-    const r = await run('storescu', ['-aec', 'SCANNODE', '127.0.0.1', String(node.port), study[0]!.file]);
+    const r = await storescu(node, [study[0]!.file]);
     assert.equal(r.code, 0, r.stderr);
     fs.writeFileSync(
       path.join(node.dataDir, 'active-scans', `${studyUid}.json`),

@@ -3,27 +3,16 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
-import { openDatabase, type Database } from '../../src/db/dataSource.js';
 import { loadScanFacts } from '../../src/db/scanFacts.js';
 import { insertExpected, insertScan } from '../../src/db/scanStore.js';
 import { insertInstanceBatch, indexRows } from '../../src/db/instanceIndex.js';
 import { insertMppsStep } from '../../src/db/mppsStore.js';
 import { insertRetrieveAttempt } from '../../src/db/retrieveStore.js';
 import type { ScanRow } from '../../src/db/scanEntities.js';
-import { DB_KINDS, PG_URL, dropSchema, needDb, newSchema } from '../helpers/db.js';
+import { DB_KINDS, needDb, openTestDatabase } from '../helpers/db.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'scannode-facts-'));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
-
-async function open(kind: 'sqlite' | 'postgres'): Promise<{ db: Database; done(): Promise<void> }> {
-  if (kind === 'sqlite') {
-    const db = await openDatabase({ type: 'sqlite', path: 'db.sqlite' }, fs.mkdtempSync(path.join(tmp, 'db-')));
-    return { db, done: () => db.close() };
-  }
-  const schema = newSchema();
-  const db = await openDatabase({ type: 'postgres', url: PG_URL, schema }, tmp);
-  return { db, done: async () => (await db.close(), await dropSchema(schema)) };
-}
 
 const T0 = new Date('2026-11-25T08:00:00Z');
 const at = (minutes: number) => new Date(T0.getTime() + minutes * 60_000);
@@ -33,7 +22,7 @@ for (const kind of DB_KINDS) {
   describe(`loadScanFacts on ${kind}`, () => {
     test('one snapshot: expected per series, what is here, MPPS state, last activity, retrieve history', async (t) => {
       if (!(await needDb(t, kind))) return;
-      const { db, done } = await open(kind);
+      const { db, done } = await openTestDatabase(kind);
       t.after(done);
       const scan: ScanRow = {
         id: 'scan-1',

@@ -12,9 +12,9 @@ import { after, describe, test } from 'node:test';
 import { SpoolWriter } from '../../src/storage/spoolWriter.js';
 import { generateStudy, type GeneratedInstance } from '../helpers/dicomgen.js';
 import { datasetBytes, listFiles } from '../helpers/files.js';
-import { needPeer, run } from '../helpers/peers.js';
+import { needPeer, run, storescu } from '../helpers/peers.js';
 import { startTestNode } from '../helpers/node.js';
-import { checkAcknowledged, startNode, storescu } from '../fault/harness.js';
+import { checkAcknowledged, startNode, storescu as watchedStorescu } from '../fault/harness.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'scannode-spool-'));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -84,7 +84,7 @@ describe('spool durability', () => {
       // Each file twice in a row on one association: the second arrives right after the first's Success, before its
       // row is written.
       const files = study.flatMap((s) => [s.file, s.file]);
-      const r = await run('storescu', ['-v', '-aec', 'SCANNODE', '127.0.0.1', String(node.port), ...files]);
+      const r = await storescu(node, ['-v', ...files]);
       assert.equal(r.code, 0, r.stderr);
       assert.equal((r.stdout + r.stderr).match(/Received Store Response \(Success\)/g)?.length, files.length);
       const rows = await node.instances();
@@ -107,7 +107,8 @@ describe('spool durability', () => {
       const dir = path.join(tmp, `kill-${i}`);
       const node = await startNode(dir, { log: { level: 'warn' } });
       // Killed on the first Success the sender reads; the rest of the files are never acknowledged.
-      const sent = await storescu(node.port, [img.file, ...study.map((s) => s.file)], () => void node.kill9()).done;
+      const sent = await watchedStorescu(node.port, [img.file, ...study.map((s) => s.file)], () => void node.kill9())
+        .done;
       await node.kill9();
       assert.ok(sent.acked.length >= 1, sent.output.slice(-2000));
       const again = await startNode(dir);
@@ -124,13 +125,7 @@ describe('spool durability', () => {
     const study = generateStudy({ dir: path.join(tmp, 'unmounted'), series: 1, perSeries: 20 });
     const node = await startTestNode();
     try {
-      const r = await run('storescu', [
-        '-aec',
-        'SCANNODE',
-        '127.0.0.1',
-        String(node.port),
-        ...study.map((s) => s.file),
-      ]);
+      const r = await storescu(node, [...study.map((s) => s.file)]);
       assert.equal(r.code, 0, r.stderr);
       assert.equal((await node.instances()).length, 20);
       await node.stop();

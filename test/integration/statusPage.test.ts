@@ -6,7 +6,7 @@ import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { launch } from '../helpers/browser.js';
 import { startTestNode, type TestNode } from '../helpers/node.js';
-import { freePort, needPeer, run, needNode } from '../helpers/peers.js';
+import { freePort, needPeer, run, needNode, storeAll } from '../helpers/peers.js';
 import { generateStudy, newUid, type GeneratedInstance } from '../helpers/dicomgen.js';
 import { baseUrl, call } from '../helpers/http.js';
 import { createDataset, nCreate, nSet, performedSeries } from '../helpers/mppsClient.js';
@@ -14,12 +14,6 @@ import { createDataset, nCreate, nSet, performedSeries } from '../helpers/mppsCl
 /** Screenshots land here (the tests' output folder, ignored by git). */
 const OUT = path.resolve('test-output', 'status-page');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'scannode-page-'));
-
-async function storescu(node: TestNode, imgs: GeneratedInstance[]): Promise<void> {
-  const files = imgs.map((i) => i.file);
-  const r = await run('storescu', ['-aet', 'PAGESCU', '-aec', 'SCANNODE', '127.0.0.1', String(node.port), ...files]);
-  assert.equal(r.code, 0, r.stderr);
-}
 
 async function startNode(t: TestContext): Promise<TestNode | undefined> {
   if (!needPeer(t, 'storescu', 'chromium')) return undefined;
@@ -69,7 +63,7 @@ test('status page: a series progress bar advances and the scan moves to finished
     await page.evaluate(() => ((window as unknown as { marker: number }).marker = 42));
 
     // Images arrive: the first series' bar moves to 3 of 4, the second stays at 0.
-    await storescu(node, study.filter((i) => i.seriesInstanceUid === s1).slice(0, 3));
+    await storeAll(node, study.filter((i) => i.seriesInstanceUid === s1).slice(0, 3));
     await page.waitForFunction(
       (uid) => document.querySelector(`tr[data-series="${uid}"] .bar`)?.getAttribute('aria-valuenow') === '3',
       s1,
@@ -83,7 +77,7 @@ test('status page: a series progress bar advances and the scan moves to finished
     await page.screenshot({ path: path.join(OUT, 'in-progress.png'), fullPage: true });
 
     // The rest, and MPPS COMPLETED: the scan leaves the active list and shows under finished.
-    await storescu(
+    await storeAll(
       node,
       study.filter((i) => !(i.seriesInstanceUid === s1 && study.indexOf(i) < 3)),
     );

@@ -4,7 +4,10 @@ import path from 'node:path';
 import { describe, test } from 'node:test';
 import Fastify from 'fastify';
 import { register as globalRegister } from 'prom-client';
-import type { Database } from '../../src/db/dataSource.js';
+import { insertScan } from '../../src/db/scanStore.js';
+import type { ScanRow } from '../../src/db/scanEntities.js';
+import { indexRows, insertInstanceBatch } from '../../src/db/instanceIndex.js';
+import { openTestDatabase } from '../helpers/db.js';
 import { checkAssociation, type Rejection } from '../../src/dimse/policy.js';
 import type { HttpServices } from '../../src/http/common.js';
 import { registerMetricsRoute } from '../../src/http/metrics.js';
@@ -28,32 +31,6 @@ async function value(m: Metrics, name: string, labels: Labels = {}, series = nam
 }
 
 const AE = { id: 'x', calledAe: 'SCANNODE', remoteAddress: '127.0.0.1', remotePort: 1 };
-
-/** A Database stand-in: the query builder chain answers from `answer` (called per getRawMany) and counts queries. */
-function fakeDb(answer: (entity: string) => unknown[]): { db: Database; queries: string[] } {
-  const queries: string[] = [];
-  const repo = (entity: string) => {
-    const qb = {
-      select: () => qb,
-      addSelect: () => qb,
-      groupBy: () => qb,
-      getRawMany: () => {
-        queries.push(entity);
-        try {
-          return Promise.resolve(answer(entity));
-        } catch (err) {
-          return Promise.reject(err as Error);
-        }
-      },
-    };
-    return { createQueryBuilder: () => qb };
-  };
-  const db = {
-    source: { getRepository: (e: { name: string }) => repo(e.name) },
-    entities: { Scan: { name: 'Scan' }, Instance: { name: 'Instance' } },
-  };
-  return { db: db as unknown as Database, queries };
-}
 
 describe('Metrics', () => {
   test('C-STORE results: counters by calling AE and status, histogram of the duration', async () => {
@@ -190,21 +167,53 @@ describe('Metrics', () => {
     assert.equal(globalRegister.getSingleMetric('process_cpu_user_seconds_total'), undefined);
   });
 
-  test('database gauges: one query per table per scrape; a failing query keeps the last value and warns once', async () => {
-    let failing = false;
-    const { db, queries } = fakeDb((entity) => {
-      if (failing) throw new Error('database is locked');
-      // PostgreSQL answers COUNT / SUM of bigint as strings.
-      return entity === 'Scan'
-        ? [
-            { state: 'active', n: '2' },
-            { state: 'failed', n: 1 },
-          ]
-        : [
-            { state: 'spooled', n: '3', bytes: '3000' },
-            { state: 'archived', n: 5, bytes: 52_000 },
-          ];
+  test('database gauges read a real SQLite index; a failing query keeps the last value and warns once', async (t) => {
+    const { db, done } = await openTestDatabase('sqlite');
+    t.after(done);
+    const scan = (id: string, state: ScanRow['state']): ScanRow => ({
+      id,
+      studyInstanceUid: null,
+      accessionNumber: `A${id}`,
+      patientId: null,
+      studyDate: null,
+      mppsUid: null,
+      state,
+      source: 'api',
+      fileName: null,
+      reason: null,
+      requestedAt: new Date(),
+      updatedAt: new Date(),
+      completedAt: null,
     });
+    for (const [id, state] of [
+      ['1', 'active'],
+      ['2', 'active'],
+      ['3', 'failed'],
+    ] as const)
+      await insertScan(db, scan(id, state));
+    const attrs = { text: () => undefined, int: () => undefined, json: '{}' };
+    const file = (n: number, state: 'spooled' | 'archived', size: number) =>
+      indexRows(attrs, {
+        sop: `1.2.3.4.${n}`,
+        sopClass: '1.2.840.10008.5.1.4.1.1.4',
+        study: '1.2.3',
+        series: '1.2.3.4',
+        path: `incoming/1.2.3.4.${n}.dcm`,
+        size,
+        transferSyntaxUid: '1.2.840.10008.1.2.1',
+        state,
+        source: 'dimse',
+        callingAe: null,
+      });
+    const rows = [
+      ...[1, 2, 3].map((n) => file(n, 'spooled', 1000)),
+      ...[4, 5, 6, 7, 8].map((n) => file(n, 'archived', 10_400)),
+    ];
+    await insertInstanceBatch(
+      db,
+      [rows[0]!.groups],
+      rows.map((r) => r.row),
+    );
     const { log, lines } = fakeLog();
     let activeFails = false;
     const m = new Metrics({
@@ -228,15 +237,22 @@ describe('Metrics', () => {
       assert.equal(await value(m, 'scannode_archive_bytes'), 52_000);
       assert.equal(await value(m, 'scannode_associations_active'), 4);
     };
-    queries.length = 0;
     const text = await m.registry.metrics();
-    assert.deepEqual(queries.sort(), ['Instance', 'Scan'], 'one scans and one instances query per scrape');
     assert.match(text, /^scannode_spool_instances 3$/m);
     assert.match(text, /^scannode_scans\{state="active"\} 2$/m);
     await expect();
     assert.equal(lines.filter((l) => l.level === 'warn').length, 1, 'statfs of a missing dir warned once');
 
-    failing = true;
+    // The tables go away under the node (a real failing query, no stand-in): the last values stay.
+    const hide = () =>
+      db.source
+        .query('ALTER TABLE scans RENAME TO scans_gone')
+        .then(() => db.source.query('ALTER TABLE instances RENAME TO instances_gone'));
+    const show = () =>
+      db.source
+        .query('ALTER TABLE scans_gone RENAME TO scans')
+        .then(() => db.source.query('ALTER TABLE instances_gone RENAME TO instances'));
+    await hide();
     activeFails = true;
     await m.registry.metrics();
     await m.registry.metrics();
@@ -244,11 +260,12 @@ describe('Metrics', () => {
     const warns = lines.filter((l) => l.level === 'warn');
     assert.equal(warns.length, 4, 'scans, instances, active associations: one warning each for the streak');
 
-    failing = false;
+    await show();
     await m.registry.metrics();
-    failing = true;
+    await hide();
     await m.registry.metrics();
     assert.equal(lines.filter((l) => l.level === 'warn').length, 6, 'a new failure streak warns again');
+    await show();
   });
 });
 
