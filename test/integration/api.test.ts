@@ -63,169 +63,173 @@ for (const kind of DB_KINDS) {
     test('health, scans (POST, list, paging, detail), studies search, associations', async (t) => {
       const node = await startNode(t, kind);
       if (!needNode(t, node)) return;
+      const study = generateStudy({
+        dir: path.join(tmp, `a-${kind}`),
+        series: 2,
+        perSeries: 3,
+        patientId: 'API-P1',
+        accessionNumber: 'ACCAPI1',
+        extra: { StudyDate: '20240105' },
+      });
+      const studyUid = study[0]!.studyInstanceUid;
+      const mpps = newUid();
+      let created!: Awaited<ReturnType<typeof call>>;
+      let byAcc!: Awaited<ReturnType<typeof call>>;
+      // Each step builds on the one before; a failure names its step.
       try {
-        // -- health
-        const health = await call(node, 'GET', '/health');
-        assert.equal(health.status, 200);
-        assert.deepEqual(health.json.database, { ok: true, type: kind });
-        assert.equal((health.json.dicom as Json).listening, true);
-
-        // -- POST /api/scans: a request by StudyInstanceUID, its file in active-scans/
-        const study = generateStudy({
-          dir: path.join(tmp, `a-${kind}`),
-          series: 2,
-          perSeries: 3,
-          patientId: 'API-P1',
-          accessionNumber: 'ACCAPI1',
-          extra: { StudyDate: '20240105' },
+        await t.test('health', async () => {
+          const health = await call(node, 'GET', '/health');
+          assert.equal(health.status, 200);
+          assert.deepEqual(health.json.database, { ok: true, type: kind });
+          assert.equal((health.json.dicom as Json).listening, true);
         });
-        const studyUid = study[0]!.studyInstanceUid;
-        const created = await call(node, 'POST', '/api/scans', { studyInstanceUid: studyUid });
-        assert.equal(created.status, 201, JSON.stringify(created.json));
-        assert.equal(created.headers.get('location'), `/api/scans/${studyUid}`);
-        assert.equal(created.json.state, 'active');
-        assert.equal(created.json.source, 'api');
-        assert.ok(fs.existsSync(path.join(node.dataDir, 'active-scans', `${studyUid}.json`)));
-        const again = await call(node, 'POST', '/api/scans', { studyInstanceUid: studyUid });
-        assert.equal(again.status, 200);
-        assert.equal(again.json.created, false);
-        assert.equal(again.json.id, created.json.id);
-        // An accession-only request stays unresolved (no study) until the scanner's C-FIND names one.
-        const byAcc = await call(node, 'POST', '/api/scans', { accessionNumber: 'ACC-ONLY-9' });
-        assert.equal(byAcc.status, 201);
-        assert.equal(byAcc.json.studyInstanceUid, null);
-        assert.equal(byAcc.headers.get('location'), `/api/scans/${String(byAcc.json.id)}`);
-
-        // -- images arrive: received per series, MPPS states expected per series
-        await storeAll(node, study.slice(0, 4));
-        const mpps = newUid();
-        assert.equal((await nCreate(node.port, mpps, createDataset({ studyInstanceUid: studyUid }))).status, 0);
-        assert.equal((await nSet(node.port, mpps, { PerformedSeriesSequence: performedSeries(study) })).status, 0);
-        const detail = await call(node, 'GET', `/api/scans/${studyUid}`);
-        assert.equal(detail.status, 200);
-        assert.equal(detail.json.mppsStatus, 'IN PROGRESS');
-        assert.equal(detail.json.requestFile, `active-scans/${studyUid}.json`);
-        assert.equal(detail.json.archivePath, `site/raw/${studyUid}`);
-        // The N-SET triggers a pass that may already have tried to pull the 2 missing images from the scanner, which
-        // is down: such an attempt shows as a connection error, nothing retrieved.
-        for (const a of list(detail.json, 'retrieveAttempts')) {
-          assert.equal(a.completed, null);
-          assert.match(String(a.error), /cannot connect to NOSCANNER/);
-        }
-        const series = list(detail.json, 'series').map((s) => [s.seriesNumber, s.modality, s.expected, s.received]);
-        assert.deepEqual(series, [
-          [1, 'MR', 3, 3],
-          [2, 'MR', 3, 1],
-        ]);
-        assert.equal(detail.json.expected, 6);
-        assert.equal(detail.json.received, 4);
-        // The same scan by its request id.
-        assert.equal(
-          (await call(node, 'GET', `/api/scans/${String(created.json.id)}`)).json.studyInstanceUid,
-          studyUid,
-        );
-
-        // -- list, state filter and paging
-        const active = await call(node, 'GET', '/api/scans?state=active');
-        assert.equal(active.status, 200);
-        assert.equal(active.json.total, 2);
-        assert.deepEqual(
-          list(active.json, 'scans').map((s) => s.id),
-          [created.json.id, byAcc.json.id],
-        );
-        const page2 = await call(node, 'GET', '/api/scans?state=active&limit=1&offset=1');
-        assert.equal(page2.json.total, 2);
-        assert.deepEqual(
-          list(page2.json, 'scans').map((s) => s.id),
-          [byAcc.json.id],
-        );
-        assert.equal((await call(node, 'GET', '/api/scans?state=finished')).json.total, 0);
-
-        // -- the rest of the images and MPPS COMPLETED: the scan finishes, the API says so
-        await storeAll(node, study.slice(4));
-        assert.equal((await nSet(node.port, mpps, { PerformedProcedureStepStatus: 'COMPLETED' })).status, 0);
-        await node.node.scheduler.runNow();
-        const done = await waitFor('the scan to finish', async () => {
-          const r = await call(node, 'GET', `/api/scans/${studyUid}`);
-          return r.json.state === 'finished' ? r.json : undefined;
+        await t.test('POST /api/scans: a request by StudyInstanceUID, its file in active-scans/', async () => {
+          created = await call(node, 'POST', '/api/scans', { studyInstanceUid: studyUid });
+          assert.equal(created.status, 201, JSON.stringify(created.json));
+          assert.equal(created.headers.get('location'), `/api/scans/${studyUid}`);
+          assert.equal(created.json.state, 'active');
+          assert.equal(created.json.source, 'api');
+          assert.ok(fs.existsSync(path.join(node.dataDir, 'active-scans', `${studyUid}.json`)));
+          const again = await call(node, 'POST', '/api/scans', { studyInstanceUid: studyUid });
+          assert.equal(again.status, 200);
+          assert.equal(again.json.created, false);
+          assert.equal(again.json.id, created.json.id);
+          // An accession-only request stays unresolved (no study) until the scanner's C-FIND names one.
+          byAcc = await call(node, 'POST', '/api/scans', { accessionNumber: 'ACC-ONLY-9' });
+          assert.equal(byAcc.status, 201);
+          assert.equal(byAcc.json.studyInstanceUid, null);
+          assert.equal(byAcc.headers.get('location'), `/api/scans/${String(byAcc.json.id)}`);
         });
-        assert.equal(done.summaryFile, `finished-scans/${studyUid}.json`);
-        assert.ok(fs.existsSync(path.join(node.dataDir, 'finished-scans', `${studyUid}.json`)));
-        assert.equal(done.requestFile, null);
-        assert.equal(done.received, 6);
-        const finished = await call(node, 'GET', '/api/scans?state=finished');
-        assert.deepEqual(
-          list(finished.json, 'scans').map((s) => s.studyInstanceUid),
-          [studyUid],
-        );
-
-        // -- a second study of another patient, then the study search
-        const other = generateStudy({
-          dir: path.join(tmp, `b-${kind}`),
-          series: 1,
-          perSeries: 2,
-          patientId: 'API-P2',
-          accessionNumber: 'ACCAPI2',
-          extra: { StudyDate: '20250310' },
+        await t.test('images arrive: received per series, MPPS states expected per series', async () => {
+          await storeAll(node, study.slice(0, 4), { aet: 'APISCU' });
+          assert.equal((await nCreate(node.port, mpps, createDataset({ studyInstanceUid: studyUid }))).status, 0);
+          assert.equal((await nSet(node.port, mpps, { PerformedSeriesSequence: performedSeries(study) })).status, 0);
+          const detail = await call(node, 'GET', `/api/scans/${studyUid}`);
+          assert.equal(detail.status, 200);
+          assert.equal(detail.json.mppsStatus, 'IN PROGRESS');
+          assert.equal(detail.json.requestFile, `active-scans/${studyUid}.json`);
+          assert.equal(detail.json.archivePath, `site/raw/${studyUid}`);
+          // The N-SET triggers a pass that may already have tried to pull the 2 missing images from the scanner, which
+          // is down: such an attempt shows as a connection error, nothing retrieved.
+          for (const a of list(detail.json, 'retrieveAttempts')) {
+            assert.equal(a.completed, null);
+            assert.match(String(a.error), /cannot connect to NOSCANNER/);
+          }
+          const series = list(detail.json, 'series').map((s) => [s.seriesNumber, s.modality, s.expected, s.received]);
+          assert.deepEqual(series, [
+            [1, 'MR', 3, 3],
+            [2, 'MR', 3, 1],
+          ]);
+          assert.equal(detail.json.expected, 6);
+          assert.equal(detail.json.received, 4);
+          // The same scan by its request id.
+          assert.equal(
+            (await call(node, 'GET', `/api/scans/${String(created.json.id)}`)).json.studyInstanceUid,
+            studyUid,
+          );
         });
-        await storeAll(node, other, { aet: 'OTHERSCU' });
-        const all = await call(node, 'GET', '/api/studies');
-        assert.equal(all.status, 200);
-        assert.equal(all.json.total, 2);
-        // Newest study date first.
-        assert.deepEqual(
-          list(all.json, 'studies').map((s) => s.accessionNumber),
-          ['ACCAPI2', 'ACCAPI1'],
-        );
-        const p1 = await call(node, 'GET', '/api/studies?patientId=API-P1');
-        assert.equal(p1.json.total, 1);
-        const s1 = list(p1.json, 'studies')[0]!;
-        assert.equal(s1.studyInstanceUid, studyUid);
-        assert.equal(s1.instances, 6);
-        assert.deepEqual(
-          list(s1, 'series').map((s) => [s.seriesNumber, s.instances]),
-          [
-            [1, 3],
-            [2, 3],
-          ],
-        );
-        assert.equal((await call(node, 'GET', '/api/studies?patientId=API-P*')).json.total, 2);
-        assert.equal((await call(node, 'GET', '/api/studies?patientId=API-P')).json.total, 0);
-        assert.equal((await call(node, 'GET', '/api/studies?accessionNumber=ACCAPI2')).json.total, 1);
-        assert.equal((await call(node, 'GET', '/api/studies?studyDate=20250101-')).json.total, 1);
-        assert.equal((await call(node, 'GET', '/api/studies?studyDate=-20241231')).json.total, 1);
-        assert.equal((await call(node, 'GET', '/api/studies?studyDate=20240105')).json.total, 1);
-        assert.equal((await call(node, 'GET', '/api/studies?studyDate=20240101-20251231')).json.total, 2);
-        const paged = await call(node, 'GET', '/api/studies?limit=1&offset=1');
-        assert.equal(paged.json.total, 2);
-        assert.deepEqual(
-          list(paged.json, 'studies').map((s) => s.accessionNumber),
-          ['ACCAPI1'],
-        );
-        const one = await call(node, 'GET', `/api/studies/${studyUid}`);
-        assert.equal(one.status, 200);
-        assert.equal((one.json.patient as Json).patientId, 'API-P1');
-        assert.equal(one.json.instances, 6);
-        assert.equal((await call(node, 'GET', `/api/studies/${newUid()}`)).status, 404);
-
-        // -- associations: the accepted ones with counts, and a rejected one with its reason
-        const rejected = await run('echoscu', ['-aet', 'APISCU', '-aec', 'WRONGAE', '127.0.0.1', String(node.port)]);
-        assert.notEqual(rejected.code, 0);
-        const assoc = await waitFor('the rejected association row', async () => {
-          const r = await call(node, 'GET', '/api/associations?accepted=false');
-          return (r.json.total as number) >= 1 ? r.json : undefined;
+        await t.test('list, state filter and paging', async () => {
+          const active = await call(node, 'GET', '/api/scans?state=active');
+          assert.equal(active.status, 200);
+          assert.equal(active.json.total, 2);
+          assert.deepEqual(
+            list(active.json, 'scans').map((s) => s.id),
+            [created.json.id, byAcc.json.id],
+          );
+          const page2 = await call(node, 'GET', '/api/scans?state=active&limit=1&offset=1');
+          assert.equal(page2.json.total, 2);
+          assert.deepEqual(
+            list(page2.json, 'scans').map((s) => s.id),
+            [byAcc.json.id],
+          );
+          assert.equal((await call(node, 'GET', '/api/scans?state=finished')).json.total, 0);
         });
-        const rj = list(assoc, 'associations')[0]!;
-        assert.equal(rj.callingAe, 'APISCU');
-        assert.equal(rj.calledAe, 'WRONGAE');
-        assert.match(String(rj.rejectReason), /called/i);
-        const accepted = await call(node, 'GET', '/api/associations?accepted=true&callingAe=APISCU');
-        const stores = list(accepted.json, 'associations').filter((a) => (a.instancesReceived as number) > 0);
-        assert.deepEqual(stores.map((a) => a.instancesReceived).sort(), [2, 4]);
-        assert.ok(stores.every((a) => (a.bytesReceived as number) > 0 && a.failures === 0));
-        const byOther = await call(node, 'GET', '/api/associations?callingAe=OTHERSCU');
-        assert.equal(byOther.json.total, 1);
-        assert.equal(list(byOther.json, 'associations')[0]!.instancesReceived, 2);
+        await t.test('the rest of the images and MPPS COMPLETED: the scan finishes, the API says so', async () => {
+          await storeAll(node, study.slice(4), { aet: 'APISCU' });
+          assert.equal((await nSet(node.port, mpps, { PerformedProcedureStepStatus: 'COMPLETED' })).status, 0);
+          await node.node.scheduler.runNow();
+          const done = await waitFor('the scan to finish', async () => {
+            const r = await call(node, 'GET', `/api/scans/${studyUid}`);
+            return r.json.state === 'finished' ? r.json : undefined;
+          });
+          assert.equal(done.summaryFile, `finished-scans/${studyUid}.json`);
+          assert.ok(fs.existsSync(path.join(node.dataDir, 'finished-scans', `${studyUid}.json`)));
+          assert.equal(done.requestFile, null);
+          assert.equal(done.received, 6);
+          const finished = await call(node, 'GET', '/api/scans?state=finished');
+          assert.deepEqual(
+            list(finished.json, 'scans').map((s) => s.studyInstanceUid),
+            [studyUid],
+          );
+        });
+        await t.test('a second study of another patient, then the study search', async () => {
+          const other = generateStudy({
+            dir: path.join(tmp, `b-${kind}`),
+            series: 1,
+            perSeries: 2,
+            patientId: 'API-P2',
+            accessionNumber: 'ACCAPI2',
+            extra: { StudyDate: '20250310' },
+          });
+          await storeAll(node, other, { aet: 'OTHERSCU' });
+          const all = await call(node, 'GET', '/api/studies');
+          assert.equal(all.status, 200);
+          assert.equal(all.json.total, 2);
+          // Newest study date first.
+          assert.deepEqual(
+            list(all.json, 'studies').map((s) => s.accessionNumber),
+            ['ACCAPI2', 'ACCAPI1'],
+          );
+          const p1 = await call(node, 'GET', '/api/studies?patientId=API-P1');
+          assert.equal(p1.json.total, 1);
+          const s1 = list(p1.json, 'studies')[0]!;
+          assert.equal(s1.studyInstanceUid, studyUid);
+          assert.equal(s1.instances, 6);
+          assert.deepEqual(
+            list(s1, 'series').map((s) => [s.seriesNumber, s.instances]),
+            [
+              [1, 3],
+              [2, 3],
+            ],
+          );
+          assert.equal((await call(node, 'GET', '/api/studies?patientId=API-P*')).json.total, 2);
+          assert.equal((await call(node, 'GET', '/api/studies?patientId=API-P')).json.total, 0);
+          assert.equal((await call(node, 'GET', '/api/studies?accessionNumber=ACCAPI2')).json.total, 1);
+          assert.equal((await call(node, 'GET', '/api/studies?studyDate=20250101-')).json.total, 1);
+          assert.equal((await call(node, 'GET', '/api/studies?studyDate=-20241231')).json.total, 1);
+          assert.equal((await call(node, 'GET', '/api/studies?studyDate=20240105')).json.total, 1);
+          assert.equal((await call(node, 'GET', '/api/studies?studyDate=20240101-20251231')).json.total, 2);
+          const paged = await call(node, 'GET', '/api/studies?limit=1&offset=1');
+          assert.equal(paged.json.total, 2);
+          assert.deepEqual(
+            list(paged.json, 'studies').map((s) => s.accessionNumber),
+            ['ACCAPI1'],
+          );
+          const one = await call(node, 'GET', `/api/studies/${studyUid}`);
+          assert.equal(one.status, 200);
+          assert.equal((one.json.patient as Json).patientId, 'API-P1');
+          assert.equal(one.json.instances, 6);
+          assert.equal((await call(node, 'GET', `/api/studies/${newUid()}`)).status, 404);
+        });
+        await t.test('associations: the accepted ones with counts, and a rejected one with its reason', async () => {
+          const rejected = await run('echoscu', ['-aet', 'APISCU', '-aec', 'WRONGAE', '127.0.0.1', String(node.port)]);
+          assert.notEqual(rejected.code, 0);
+          const assoc = await waitFor('the rejected association row', async () => {
+            const r = await call(node, 'GET', '/api/associations?accepted=false');
+            return (r.json.total as number) >= 1 ? r.json : undefined;
+          });
+          const rj = list(assoc, 'associations')[0]!;
+          assert.equal(rj.callingAe, 'APISCU');
+          assert.equal(rj.calledAe, 'WRONGAE');
+          assert.match(String(rj.rejectReason), /called/i);
+          const accepted = await call(node, 'GET', '/api/associations?accepted=true&callingAe=APISCU');
+          const stores = list(accepted.json, 'associations').filter((a) => (a.instancesReceived as number) > 0);
+          assert.deepEqual(stores.map((a) => a.instancesReceived).sort(), [2, 4]);
+          assert.ok(stores.every((a) => (a.bytesReceived as number) > 0 && a.failures === 0));
+          const byOther = await call(node, 'GET', '/api/associations?callingAe=OTHERSCU');
+          assert.equal(byOther.json.total, 1);
+          assert.equal(list(byOther.json, 'associations')[0]!.instancesReceived, 2);
+        });
       } finally {
         await node.destroy();
       }
@@ -260,7 +264,7 @@ for (const kind of DB_KINDS) {
         assert.equal(first.value?.event, 'status');
         const received = (e: Json) => ((e.active as { scans: Json[] }).scans[0]?.received as number | undefined) ?? -1;
         assert.equal(received(JSON.parse(first.value!.data) as Json), 0);
-        await storeAll(node, study);
+        await storeAll(node, study, { aet: 'APISCU' });
         // Without asking again, a later event carries the three images.
         for (;;) {
           const next = await events.next();

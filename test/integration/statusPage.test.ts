@@ -63,7 +63,7 @@ test('status page: a series progress bar advances and the scan moves to finished
     await page.evaluate(() => ((window as unknown as { marker: number }).marker = 42));
 
     // Images arrive: the first series' bar moves to 3 of 4, the second stays at 0.
-    await storeAll(node, study.filter((i) => i.seriesInstanceUid === s1).slice(0, 3));
+    await storeAll(node, study.filter((i) => i.seriesInstanceUid === s1).slice(0, 3), { aet: 'PAGESCU' });
     await page.waitForFunction(
       (uid) => document.querySelector(`tr[data-series="${uid}"] .bar`)?.getAttribute('aria-valuenow') === '3',
       s1,
@@ -80,6 +80,7 @@ test('status page: a series progress bar advances and the scan moves to finished
     await storeAll(
       node,
       study.filter((i) => !(i.seriesInstanceUid === s1 && study.indexOf(i) < 3)),
+      { aet: 'PAGESCU' },
     );
     assert.equal((await nSet(node.port, mpps, { PerformedProcedureStepStatus: 'COMPLETED' })).status, 0);
     await node.node.scheduler.runNow();
