@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, test, before, after } from 'node:test';
 import { DB_KINDS, needDb } from '../helpers/db.js';
-import { needPeer, run, needNode, storescu } from '../helpers/peers.js';
+import { needPeer, needNode, storescu } from '../helpers/peers.js';
 import { startTestNode, type TestNode } from '../helpers/node.js';
 import { generateStudy } from '../helpers/dicomgen.js';
 import { datasetBytes, listFiles } from '../helpers/files.js';

@@ -10,7 +10,7 @@ import { generateStudy, newUid, type GeneratedInstance } from '../helpers/dicomg
 import { createDataset, nCreate, nSet, performedSeries } from '../helpers/mppsClient.js';
 import { startTestNode, type TestNode } from '../helpers/node.js';
 import { startOrthanc, type OrthancPeer } from '../helpers/orthanc.js';
-import { freePort, needPeer, run, storeAll } from '../helpers/peers.js';
+import { freePort, needPeer, storeAll } from '../helpers/peers.js';
 import { waitFor } from '../helpers/waitFor.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'scannode-completion-'));

@@ -13,7 +13,7 @@ import { dulAssociate, type DulAssociation } from '../helpers/dulClient.js';
 import { generateStudy, newUid, type GeneratedInstance } from '../helpers/dicomgen.js';
 import { createDataset, nCreate, nSet, performedSeries } from '../helpers/mppsClient.js';
 import { startTestNode, type TestNode } from '../helpers/node.js';
-import { freePort, needPeer, run, storescu } from '../helpers/peers.js';
+import { freePort, needPeer, storescu } from '../helpers/peers.js';
 import { waitFor } from '../helpers/waitFor.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'scannode-latency-'));

@@ -10,7 +10,7 @@ import { generateStudy, newUid } from '../helpers/dicomgen.js';
 import { createDataset, nCreate, nSet, performedSeries } from '../helpers/mppsClient.js';
 import { startTestNode } from '../helpers/node.js';
 import { startOrthanc } from '../helpers/orthanc.js';
-import { freePort, needPeer, run, stopProcess, waitForPort, storescu } from '../helpers/peers.js';
+import { freePort, needPeer, stopProcess, waitForPort, storescu } from '../helpers/peers.js';
 import { waitFor } from '../helpers/waitFor.js';
 
 const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../src/cli.js');

@@ -7,9 +7,9 @@ import { after, describe, test } from 'node:test';
 import type { ScanRow } from '../../src/db/scanEntities.js';
 import type { ScanSummary } from '../../src/pipeline/completion.js';
 import { DB_KINDS, needDb } from '../helpers/db.js';
-import { generateStudy, type GeneratedInstance } from '../helpers/dicomgen.js';
-import { startTestNode, type TestNode } from '../helpers/node.js';
-import { needPeer, run, storeAll } from '../helpers/peers.js';
+import { generateStudy } from '../helpers/dicomgen.js';
+import { startTestNode } from '../helpers/node.js';
+import { needPeer, storeAll } from '../helpers/peers.js';
 import { waitFor } from '../helpers/waitFor.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'scannode-grouping-'));

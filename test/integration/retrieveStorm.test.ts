@@ -7,7 +7,7 @@ import { startDcmqrscp } from '../helpers/dcmqrscp.js';
 import { generateStudy } from '../helpers/dicomgen.js';
 import { listFiles } from '../helpers/files.js';
 import { startTestNode } from '../helpers/node.js';
-import { freePort, needPeer, run, startProcess, stopProcess, waitForPort, storescu } from '../helpers/peers.js';
+import { freePort, needPeer, startProcess, stopProcess, waitForPort, storescu } from '../helpers/peers.js';
 import { waitFor } from '../helpers/waitFor.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'scannode-storm-'));

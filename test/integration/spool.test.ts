@@ -12,7 +12,7 @@ import { after, describe, test } from 'node:test';
 import { SpoolWriter } from '../../src/storage/spoolWriter.js';
 import { generateStudy, type GeneratedInstance } from '../helpers/dicomgen.js';
 import { datasetBytes, listFiles } from '../helpers/files.js';
-import { needPeer, run, storescu } from '../helpers/peers.js';
+import { needPeer, storescu } from '../helpers/peers.js';
 import { startTestNode } from '../helpers/node.js';
 import { checkAcknowledged, startNode, storescu as watchedStorescu } from '../fault/harness.js';
 

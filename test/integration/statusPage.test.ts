@@ -6,8 +6,8 @@ import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { launch } from '../helpers/browser.js';
 import { startTestNode, type TestNode } from '../helpers/node.js';
-import { freePort, needPeer, run, needNode, storeAll } from '../helpers/peers.js';
-import { generateStudy, newUid, type GeneratedInstance } from '../helpers/dicomgen.js';
+import { freePort, needPeer, needNode, storeAll } from '../helpers/peers.js';
+import { generateStudy, newUid } from '../helpers/dicomgen.js';
 import { baseUrl, call } from '../helpers/http.js';
 import { createDataset, nCreate, nSet, performedSeries } from '../helpers/mppsClient.js';
 
