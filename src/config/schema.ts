@@ -118,32 +118,6 @@ const scannerObject = z.strictObject({
  */
 const scanner = z.union([z.string().min(1), scannerObject]).optional();
 
-/** Which scans go to which destinations, once finished (or failed). */
-const forwardRule = z.strictObject({
-  /** Names of remotes with roles.store. */
-  to: z.array(z.string().min(1)).min(1),
-  /** Which ends of a scan are forwarded. */
-  when: z.enum(['finished', 'failed', 'both']).default('finished'),
-  /** Only scans whose series include one of these modalities (e.g. ["MR"]). */
-  modality: z.array(z.string().min(1)).optional(),
-  /** Only scans whose images came from this remote (by name). */
-  from: z.string().min(1).optional(),
-  /** Only series whose description matches this regular expression; the other series are not sent. */
-  seriesDescription: z.string().min(1).optional(),
-  /** Ask the destination for Storage Commitment; delivered only once it has committed every instance. */
-  commitment: z.boolean().default(false),
-});
-
-/** The outbox: how forwarding retries. */
-const forwarding = z
-  .strictObject({
-    maxTries: z.number().int().min(1).max(1000).default(20),
-    retrySeconds: z.number().int().min(1).max(86_400).default(60),
-    /** How long to wait for a destination's storage commitment report before asking again. */
-    commitmentTimeoutSeconds: z.number().int().min(1).max(86_400).default(600),
-  })
-  .prefault({});
-
 const database = z
   .discriminatedUnion('type', [
     z.strictObject({ type: z.literal('sqlite'), path: z.string().min(1).default('scannode.sqlite') }),
@@ -295,8 +269,6 @@ const configObject = z.strictObject({
   remotes: z
     .record(z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'a remote name is 1-64 letters, digits, _ . -'), remote)
     .default({}),
-  forward: z.array(forwardRule).default([]),
-  forwarding,
   cluster,
   dataDir: z.string().min(1).default('../data'),
   database,
@@ -321,8 +293,7 @@ export type Config = Omit<ParsedConfig, 'scanner'> & { scanner: ScannerRemote };
 
 /**
  * The whole configuration. `scanner` is resolved to a named remote: a name must exist in `remotes`; today's object
- * becomes the remote "scanner" (it may send to us and we may retrieve from it). Forward rules may only name remotes
- * we may store to.
+ * becomes the remote "scanner" (it may send to us and we may retrieve from it).
  */
 export const configSchema = configObject
   .superRefine((c, ctx) => {
@@ -342,38 +313,6 @@ export const configSchema = configObject
         message: 'remotes.scanner exists: set "scanner": "scanner" (its name) instead of a second scanner object',
       });
     }
-    c.forward.forEach((rule, i) => {
-      rule.to.forEach((name, j) => {
-        const r = c.remotes[name];
-        if (!r)
-          ctx.addIssue({
-            code: 'custom',
-            path: ['forward', i, 'to', j],
-            message: `no remote named "${name}" (remotes: ${known})`,
-          });
-        else if (!r.roles.store) {
-          ctx.addIssue({
-            code: 'custom',
-            path: ['forward', i, 'to', j],
-            message: `remote "${name}" does not have roles.store`,
-          });
-        }
-      });
-      if (rule.from && !c.remotes[rule.from] && !(rule.from === 'scanner' && typeof c.scanner !== 'string')) {
-        ctx.addIssue({
-          code: 'custom',
-          path: ['forward', i, 'from'],
-          message: `no remote named "${rule.from}" (remotes: ${known})`,
-        });
-      }
-      if (rule.seriesDescription) {
-        try {
-          new RegExp(rule.seriesDescription);
-        } catch (e) {
-          ctx.addIssue({ code: 'custom', path: ['forward', i, 'seriesDescription'], message: (e as Error).message });
-        }
-      }
-    });
   })
   .transform((c): Config => {
     if (typeof c.scanner === 'string') {
