@@ -14,6 +14,7 @@ import { isSchedulerPaused, schedulerPausedSince, setSchedulerPaused } from './s
 import { runImportCommand, runImportRetry } from './importCommand.js';
 import { runReindex } from './reindexCommand.js';
 import { runNodesCommand } from './nodesCommand.js';
+import { runRemotesCommand } from './remotesCommand.js';
 import { VERSION } from './version.js';
 import { notifyReady } from './systemd.js';
 
@@ -271,6 +272,16 @@ function configPausedNote(loaded: LoadedConfig): string {
     ? ''
     : `note: scheduler.enabled is false in ${loaded.file}: a node started with it stays paused until restarted with it true\n`;
 }
+
+program
+  .command('remotes')
+  .description('the named DICOM nodes of the config (the scanner marked *); --echo C-ECHOes each')
+  .option('--echo', 'C-ECHO each remote (exit code 1 when one does not answer)')
+  .addOption(configOption())
+  .action(async (opts: { echo?: boolean; config: string }) => {
+    const ok = await runRemotesCommand(load(opts.config).config, !!opts.echo, process.stdout);
+    if (!ok) process.exit(EXIT_RUNTIME);
+  });
 
 program
   .command('nodes')

@@ -334,6 +334,8 @@ export class ScannodeNode {
       changed: () => this.changes.emit('change'),
       now: this.now,
       cluster: () => clusterView(db, Date.now(), cl.leaseSeconds * 1000),
+      remotes: config.remotes,
+      scannerName: config.scanner.name,
     });
     if (walkArchive) this.reindexing = this.walkArchive(archiveRecovery, walkArchive);
   }

@@ -140,7 +140,8 @@ export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): 
   const base = path.dirname(abs);
   const dataDir = path.resolve(base, config.dataDir);
   if (config.log.file) config.log.file = path.resolve(base, config.log.file);
-  for (const files of [config.dicom.tls, config.scanner.tls]) {
+  const remoteTls = Object.values(config.remotes).map((r) => r.tls);
+  for (const files of [config.dicom.tls, config.scanner.tls, ...remoteTls]) {
     if (!files) continue;
     for (const key of ['cert', 'key', 'ca'] as const) if (files[key]) files[key] = path.resolve(base, files[key]);
   }

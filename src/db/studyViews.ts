@@ -155,3 +155,10 @@ export async function seriesOfStudies(db: Database, studies: string[]) {
     );
   return out;
 }
+
+/** The last association of a calling AE title (any outcome), or null. */
+export async function lastAssociationOf(db: Database, callingAe: string): Promise<AssociationRow | null> {
+  return db.source
+    .getRepository(db.entities.Association)
+    .findOne({ where: { callingAe }, order: { endedAt: 'DESC', id: 'ASC' } });
+}

@@ -2,6 +2,7 @@
 import dimse from 'dcmjs-dimse';
 import { clientTlsOptions, type TlsClientFiles } from './tls.js';
 import { describeStatus } from '../domain/statusTable.js';
+import { rejectText } from './rejectTable.js';
 
 const { Client, requests, constants } = dimse;
 // The library logs every PDU at info; a CLI user wants the answer only.
@@ -34,7 +35,7 @@ export function echo(peer: Peer, callingAe: string, timeoutMs = 10000): Promise<
     });
     client.addRequest(request);
     client.on('associationRejected', (r: { result: number; source: number; reason: number }) =>
-      reject(new Error(`association rejected (result ${r.result}, source ${r.source}, reason ${r.reason})`)),
+      reject(new Error(`association rejected: ${rejectText(r.result, r.source, r.reason)}`)),
     );
     client.on('networkError', (e: Error) => reject(new Error(`network error: ${e.message}`)));
     client.on('closed', () => {

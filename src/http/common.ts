@@ -39,6 +39,10 @@ export interface HttpServices {
   /** Tells the live status page that something changed (a request added through the API). */
   changed?: () => void;
   now?: () => Date;
+  /** The named DICOM nodes of the config (`remotes`, with the scanner). */
+  remotes?: Config['remotes'];
+  /** Which of them is the scanner. */
+  scannerName?: string;
   /** The cluster's nodes and which one runs the scheduler. */
   cluster?: () => Promise<ClusterView>;
 }

@@ -6,6 +6,7 @@ import { registerStudyRoutes } from './studies.js';
 import { registerStatusRoutes } from './status.js';
 import { registerMetricsRoute } from './metrics.js';
 import { registerNodeRoutes } from './nodes.js';
+import { registerRemoteRoutes } from './remotes.js';
 import { isLoopback, type HttpServices } from './common.js';
 import { registerGuards } from './guard.js';
 
@@ -35,6 +36,7 @@ export async function buildHttpApp(s: HttpServices): Promise<FastifyInstance> {
   registerStudyRoutes(app, s);
   registerMetricsRoute(app, s);
   registerNodeRoutes(app, s);
+  registerRemoteRoutes(app, s);
   await registerStatusRoutes(app, s);
   return app;
 }

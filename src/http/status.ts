@@ -80,7 +80,7 @@ export async function statusSnapshot(s: HttpServices) {
     active: { total: active.total, scans: active.scans.map((v) => scanJson(v, progress(v.id))) },
     finished: { total: finished.total, scans: finished.scans.map(ended) },
     failed: { total: failed.total, scans: failed.scans.map(ended) },
-    associations: associations.map(associationJson),
+    associations: associations.map((a) => associationJson(a, s.remotes)),
     imports: { total: imports.total, recent: imports.batches.map((b) => importJson(s, b)) },
   };
 }

@@ -3,6 +3,7 @@ import { httpError, need, type HttpServices } from './common.js';
 import { pagingProperties } from './scans.js';
 import type { AssociationRow } from '../db/entities.js';
 import { associationPage, pick, searchStudies, seriesOfStudies, studyWithPatient } from '../db/studyViews.js';
+import { remoteOf } from '../domain/remotes.js';
 
 const studiesSchema = {
   querystring: {
@@ -126,16 +127,18 @@ export function registerStudyRoutes(app: FastifyInstance, s: HttpServices): void
         total,
         limit: q.limit,
         offset: q.offset,
-        associations: rows.map(associationJson),
+        associations: rows.map((a) => associationJson(a, s.remotes)),
       };
     },
   );
 }
 
 /** One association row as the API shows it (also in /api/status). */
-export function associationJson(a: AssociationRow) {
+/** An audit row as the API shows it, named by the remote it came from (config `remotes`) when one matches. */
+export function associationJson(a: AssociationRow, remotes: HttpServices['remotes'] = {}) {
   return {
     id: a.id,
+    remote: remoteOf(remotes, a.callingAe, a.remoteAddress) ?? null,
     callingAe: a.callingAe,
     calledAe: a.calledAe,
     remoteAddress: a.remoteAddress,

@@ -314,7 +314,7 @@ function render(st) {
   fillTable($('#associations'), st.associations, (a) => ({
     values: [
       when(a.endedAt),
-      a.callingAe,
+      a.remote ? `${a.callingAe} (${a.remote})` : a.callingAe,
       a.remoteAddress,
       a.accepted
         ? a.aborted

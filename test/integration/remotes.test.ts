@@ -1,0 +1,93 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { after, describe, test } from 'node:test';
+import { generateStudy } from '../helpers/dicomgen.js';
+import { call } from '../helpers/http.js';
+import { startTestNode } from '../helpers/node.js';
+import { freePort, needPeer, startProcess, stopProcess, storeAll, waitForPort } from '../helpers/peers.js';
+import { waitFor } from '../helpers/waitFor.js';
+
+const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../src/cli.js');
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'scannode-remotes-it-'));
+after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+type Json = Record<string, unknown>;
+
+describe('remotes', () => {
+  test('an association from a configured remote is named in the audit and in /api/remotes', async (t) => {
+    if (!needPeer(t, 'storescu')) return;
+    const node = await startTestNode({
+      extra: {
+        scanner: 'mr3t',
+        remotes: {
+          mr3t: { aeTitle: 'MR3T', host: '127.0.0.1', port: await freePort(), roles: { retrieve: true } },
+          pacs: { aeTitle: 'PACS', host: '127.0.0.1', port: await freePort(), roles: { send: false, store: true } },
+        },
+      },
+    });
+    t.after(() => node.destroy());
+    const study = generateStudy({ dir: path.join(tmp, 'mr'), series: 1, perSeries: 2 });
+    await storeAll(node, study, { aet: 'MR3T' });
+    await storeAll(node, study, { aet: 'VISITOR' });
+    const rows = await waitFor('two audit rows', async () => {
+      const r = await call(node, 'GET', '/api/associations');
+      return (r.json.total as number) >= 2 ? (r.json.associations as Json[]) : undefined;
+    });
+    assert.deepEqual(rows.map((a) => [a.callingAe, a.remote]).sort(), [
+      ['MR3T', 'mr3t'],
+      ['VISITOR', null],
+    ]);
+    const remotes = (await call(node, 'GET', '/api/remotes')).json.remotes as Json[];
+    assert.deepEqual(
+      remotes.map((r) => [r.name, r.scanner, (r.lastAssociation as Json | null)?.instancesReceived ?? null]),
+      [
+        ['mr3t', true, 2],
+        ['pacs', false, null],
+      ],
+    );
+    assert.deepEqual((remotes[1] as Json).roles, { send: false, retrieve: false, store: true });
+  });
+
+  test('scannode remotes --echo answers per remote and fails when one does not answer', async (t) => {
+    if (!needPeer(t, 'storescp')) return;
+    const up = await freePort();
+    const down = await freePort();
+    const scp = startProcess('storescp', ['-aet', 'UPNODE', String(up)]);
+    t.after(() => stopProcess(scp));
+    await waitForPort(up);
+    const config = path.join(tmp, 'echo.json');
+    fs.writeFileSync(
+      config,
+      JSON.stringify({
+        scanner: 'up',
+        remotes: {
+          up: { aeTitle: 'UPNODE', host: '127.0.0.1', port: up, roles: { retrieve: true } },
+          gone: { aeTitle: 'GONE', host: '127.0.0.1', port: down, roles: { store: true } },
+        },
+      }),
+    );
+    const listed = spawnSync(process.execPath, [CLI, 'remotes', '--config', config], { encoding: 'utf8' });
+    assert.equal(listed.status, 0, listed.stderr);
+    assert.match(listed.stdout, /^\* up +UPNODE@127\.0\.0\.1:\d+  roles=send,retrieve$/m);
+    assert.match(listed.stdout, /^ {2}gone +GONE@127\.0\.0\.1:\d+  roles=send,store$/m);
+    const echoed = spawnSync(process.execPath, [CLI, 'remotes', '--echo', '--config', config], {
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    assert.equal(echoed.status, 1, 'one remote does not answer');
+    assert.match(echoed.stdout, /up .*C-ECHO ok \(\d+ ms\)/);
+    assert.match(echoed.stdout, /gone .*C-ECHO failed: /);
+  });
+
+  test('a scanner name that is not a remote stops the node with a clear config error', () => {
+    const config = path.join(tmp, 'bad.json');
+    fs.writeFileSync(config, JSON.stringify({ scanner: 'mr7t', remotes: {} }));
+    const r = spawnSync(process.execPath, [CLI, 'config', 'check', '--config', config], { encoding: 'utf8' });
+    assert.notEqual(r.status, 0);
+    assert.match(r.stderr + r.stdout, /scanner: no remote named "mr7t" \(remotes: none\)/);
+  });
+});
