@@ -28,6 +28,7 @@ import { startRunMarker } from './pipeline/runMarker.js';
 import fs from 'node:fs';
 import { IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION } from './storage/part10.js';
 import { VERSION } from './version.js';
+import { remoteOf } from './domain/remotes.js';
 import { ClusterStore, clusterView } from './db/clusterStore.js';
 import { clusterJob, Membership } from './cluster/membership.js';
 import { noWake, pgWake, type Wake } from './cluster/wake.js';
@@ -253,7 +254,11 @@ export class ScannodeNode {
     const commitments = new Commitments(db, this.log, {
       dataDir,
       ourAe: config.dicom.aeTitle,
-      peerFor: (ae) => (ae === config.scanner.aeTitle ? config.scanner : undefined),
+      // The requester among the remotes, by AE title: the report goes back on a new association to it.
+      peerFor: (ae) => {
+        const name = remoteOf(config.remotes, ae);
+        return name ? config.remotes[name] : undefined;
+      },
       maxTries: config.storageCommitment.maxTries,
       retryMs: config.storageCommitment.retrySeconds * 1000,
     });
