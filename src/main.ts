@@ -23,7 +23,7 @@ import { Importer } from './pipeline/importer.js';
 import { InboxWatcher } from './pipeline/inboxWatcher.js';
 import { DATA_DIRS } from './domain/paths.js';
 import { startHttp } from './http/server.js';
-import { ArchiveRecovery, type WalkCounts } from './pipeline/archiveRecovery.js';
+import { ArchiveRecovery, archiveWalkNeeded, type WalkCounts } from './pipeline/archiveRecovery.js';
 import { startRunMarker } from './pipeline/runMarker.js';
 import fs from 'node:fs';
 import { IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION } from './storage/part10.js';
@@ -203,7 +203,12 @@ export class ScannodeNode {
     const archiveRecovery = (p.archiveRecovery = new ArchiveRecovery(db, dataDir, this.log, archiver));
     await archiveRecovery.quick();
     this.runMarker = startRunMarker(dataDir);
-    const walkArchive = await this.archiveWalkNeeded();
+    const walkArchive = await archiveWalkNeeded(
+      db,
+      dataDir,
+      config.archive.reindexOnStart,
+      this.runMarker.uncleanBefore,
+    );
     const scans = (p.scans = new ScanRequests(db, dataDir, this.log));
     await scans.start();
     ingest.on('instance', (i: IngestedInstance) => void scans.onInstance(i));
@@ -342,38 +347,8 @@ export class ScannodeNode {
       remotes: config.remotes,
       scannerName: config.scanner.name,
     });
-    if (walkArchive) this.reindexing = this.walkArchive(archiveRecovery, walkArchive);
-  }
-
-  /**
-   * Whether site/raw is walked in the background after start: every file without a row is indexed. Only when an
-   * inconsistency is possible (the last run did not stop cleanly: SQLite may have rolled back commits the files
-   * outlived; or the index is empty while site/raw is not), so a big archive does not cost every start a full walk.
-   */
-  private async archiveWalkNeeded(): Promise<string | undefined> {
-    const mode = this.loaded.config.archive.reindexOnStart;
-    if (mode === 'never') return undefined;
-    if (mode === 'always') return 'archive.reindexOnStart is always';
-    if (this.runMarker?.uncleanBefore) return 'the last run did not stop cleanly';
-    const site = path.join(this.loaded.dataDir, DATA_DIRS.site);
-    const archiveHasFiles = fs.existsSync(site) && fs.readdirSync(site).length > 0;
-    const db = this.db;
-    if (archiveHasFiles && !(await db.source.getRepository(db.entities.Instance).exists()))
-      return 'the index is empty while site/raw is not';
-    return undefined;
-  }
-
-  private async walkArchive(recovery: ArchiveRecovery, why: string): Promise<WalkCounts | undefined> {
-    const started = Date.now();
-    this.log.info('indexing the archive in the background', { why });
-    try {
-      const counts = await recovery.walk();
-      this.log.info('archive indexed', { ...counts, ms: Date.now() - started });
-      if (counts.indexed || counts.healed) this.changes.emit('change');
-      return counts;
-    } catch (err) {
-      this.log.error('indexing the archive failed; run `scannode reindex`', { err: String(err) });
-      return undefined;
+    if (walkArchive) {
+      this.reindexing = archiveRecovery.walkInBackground(walkArchive, () => this.changes.emit('change'));
     }
   }
 

@@ -132,3 +132,8 @@ export async function instanceCountsByState(
     .groupBy('i.state')
     .getRawMany<{ state: string; n: unknown; bytes: unknown }>();
 }
+
+/** The index holds at least one instance. */
+export async function anyInstance(db: Database): Promise<boolean> {
+  return repo(db).exists();
+}

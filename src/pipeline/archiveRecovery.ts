@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Database } from '../db/dataSource.js';
 import type { Logger } from '../logging/logger.js';
-import { instancePage, instancePlace, instancePlaces, markArchived } from '../db/instanceStore.js';
+import { anyInstance, instancePage, instancePlace, instancePlaces, markArchived } from '../db/instanceStore.js';
 import { indexFoundFile } from '../db/instanceIndex.js';
 import { archivePath, DATA_DIRS, insideDataDir } from '../domain/paths.js';
 import { isValidUid } from '../domain/uid.js';
@@ -76,6 +76,21 @@ export class ArchiveRecovery {
     private readonly log: Logger,
     private readonly archiver: Archiver,
   ) {}
+
+  /** The walk of site/raw after start, in the background: logged, never thrown (`scannode reindex` is the fallback). */
+  async walkInBackground(why: string, changed: () => void): Promise<WalkCounts | undefined> {
+    const started = Date.now();
+    this.log.info('indexing the archive in the background', { why });
+    try {
+      const counts = await this.walk();
+      this.log.info('archive indexed', { ...counts, ms: Date.now() - started });
+      if (counts.indexed || counts.healed) changed();
+      return counts;
+    } catch (err) {
+      this.log.error('indexing the archive failed; run `scannode reindex`', { err: String(err) });
+      return undefined;
+    }
+  }
 
   /** Asks a running walk to stop after the study it is on (shutdown). */
   stop(): void {
@@ -224,4 +239,24 @@ export class ArchiveRecovery {
       if (rows.length < page) return n;
     }
   }
+}
+
+/**
+ * Why site/raw is walked in the background after start (undefined: it is not). Only when an inconsistency is possible
+ * (the last run did not stop cleanly: SQLite may have rolled back commits the files outlived; or the index is empty
+ * while site/raw is not), so a big archive does not cost every start a full walk.
+ */
+export async function archiveWalkNeeded(
+  db: Database,
+  dataDir: string,
+  mode: 'auto' | 'always' | 'never',
+  uncleanBefore: boolean,
+): Promise<string | undefined> {
+  if (mode === 'never') return undefined;
+  if (mode === 'always') return 'archive.reindexOnStart is always';
+  if (uncleanBefore) return 'the last run did not stop cleanly';
+  const site = path.join(dataDir, DATA_DIRS.site);
+  const archiveHasFiles = fs.existsSync(site) && fs.readdirSync(site).length > 0;
+  if (archiveHasFiles && !(await anyInstance(db))) return 'the index is empty while site/raw is not';
+  return undefined;
 }
