@@ -25,7 +25,6 @@ import { DATA_DIRS } from './domain/paths.js';
 import { startHttp } from './http/server.js';
 import { ArchiveRecovery, archiveWalkNeeded, type WalkCounts } from './pipeline/archiveRecovery.js';
 import { startRunMarker } from './pipeline/runMarker.js';
-import fs from 'node:fs';
 import { IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION } from './storage/part10.js';
 import { VERSION } from './version.js';
 import { remoteOf } from './domain/remotes.js';
