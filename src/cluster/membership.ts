@@ -10,6 +10,7 @@ import type { Logger } from '../logging/logger.js';
 import { Loop, type LoopTimers } from '../scheduler/loop.js';
 import type { RunReason } from '../scheduler/scheduler.js';
 import type { Wake } from './wake.js';
+import { processAlive } from '../pipeline/runMarker.js';
 
 export interface MembershipOptions {
   nodeId?: string;
@@ -144,14 +145,4 @@ export function clusterJob(
     await membership.countPass();
     await pass();
   };
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    // EPERM: it exists but is not ours.
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }

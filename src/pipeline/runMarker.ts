@@ -4,7 +4,8 @@ import path from 'node:path';
 
 const PREFIX = '.scannode-running.';
 
-function alive(pid: number): boolean {
+/** A process with this pid runs on this machine (EPERM: it exists but is not ours). */
+export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
@@ -23,7 +24,7 @@ export function startRunMarker(dataDir: string): { uncleanBefore: boolean; clear
   for (const name of fs.readdirSync(dataDir)) {
     if (!name.startsWith(PREFIX)) continue;
     const pid = Number(name.slice(PREFIX.length));
-    if (Number.isInteger(pid) && pid !== process.pid && alive(pid)) continue;
+    if (Number.isInteger(pid) && pid !== process.pid && processAlive(pid)) continue;
     uncleanBefore = true;
     fs.rmSync(path.join(dataDir, name), { force: true });
   }
