@@ -179,7 +179,12 @@ export class ScannodeNode {
       leaseMs: cl.leaseSeconds * 1000,
       // Leases are wall-clock time shared with other nodes: never the injected clock of completion.
       now: () => new Date(),
-      onLeadership: (leader) => leader && p.scheduler?.trigger(),
+      // The inbox has one watcher in the cluster: the node holding its lease.
+      leases: config.import.watchInbox ? ['scheduler', 'inbox'] : ['scheduler'],
+      onLease: (name, held) => {
+        if (name === 'scheduler' && held) p.scheduler?.trigger();
+        if (name === 'inbox') this.watchInbox(held);
+      },
     }));
     await membership.join();
     if (config.database.type === 'postgres') {
@@ -316,13 +321,7 @@ export class ScannodeNode {
     }));
     await importer.markInterrupted();
     importer.startRetries();
-    if (ic.watchInbox) {
-      p.inbox = new InboxWatcher(importer, path.join(dataDir, DATA_DIRS.inbox), this.log, {
-        stableMs: ic.stableSeconds * 1000,
-        rescanMs: ic.rescanSeconds * 1000,
-      });
-      p.inbox.start();
-    }
+    if (ic.watchInbox) this.watchInbox(membership.holds('inbox'));
     p.http = await startHttp({
       http: config.http,
       dataDir,
@@ -348,6 +347,24 @@ export class ScannodeNode {
     });
     if (walkArchive) {
       this.reindexing = archiveRecovery.walkInBackground(walkArchive, () => this.changes.emit('change'));
+    }
+  }
+
+  /** Starts the inbox watcher when this node takes the inbox lease, stops it when the lease goes to another node. */
+  private watchInbox(held: boolean): void {
+    const p = this.parts;
+    if (!p.importer || this.stopping) return;
+    if (held && !p.inbox) {
+      const ic = this.loaded.config.import;
+      p.inbox = new InboxWatcher(p.importer, path.join(this.loaded.dataDir, DATA_DIRS.inbox), this.log, {
+        stableMs: ic.stableSeconds * 1000,
+        rescanMs: ic.rescanSeconds * 1000,
+      });
+      p.inbox.start();
+    } else if (!held && p.inbox) {
+      const watcher = p.inbox;
+      p.inbox = undefined;
+      void watcher.stop();
     }
   }
 

@@ -20,8 +20,13 @@ export interface MembershipOptions {
   heartbeatMs: number;
   leaseMs: number;
   now: () => Date;
-  /** Called when this node takes or loses the scheduler lease. */
-  onLeadership?: (leader: boolean) => void;
+  /**
+   * The leases this node bids for (default: the scheduler's). Each is held by one node of the cluster at a time:
+   * 'scheduler' (cron ticks and reconcile passes), 'inbox' (the inbox watcher).
+   */
+  leases?: readonly string[];
+  /** Called when this node takes or loses a lease. */
+  onLease?: (name: string, held: boolean) => void;
   timers?: LoopTimers;
   /** Injected for tests: whether a process runs here (default: signal 0). */
   pidAlive?: (pid: number) => boolean;
@@ -38,8 +43,9 @@ export class Membership {
   readonly id: string;
   private readonly here: Here;
   private readonly loop: Loop<undefined>;
-  /** Until when (this node's clock) the scheduler lease is ours; 0 when not held. */
-  private leaseUntil = 0;
+  /** Until when (this node's clock) each lease is ours; absent when not held. */
+  private readonly until = new Map<string, number>();
+  private readonly leases: readonly string[];
   private joined = false;
 
   constructor(
@@ -54,6 +60,7 @@ export class Membership {
       pid: opts.pid ?? process.pid,
       pidAlive: opts.pidAlive ?? processAlive,
     };
+    this.leases = opts.leases ?? [SCHEDULER_LEASE];
     this.loop = new Loop({
       run: () => this.beat(),
       onError: (err) => this.log.warn('cluster heartbeat failed', { node: this.id, err: String(err) }),
@@ -63,7 +70,7 @@ export class Membership {
     });
   }
 
-  /** Registers this node, after checking no live node is in the way; then beats and bids for the scheduler. */
+  /** Registers this node, after checking no live node is in the way; then beats and bids for its leases. */
   async join(): Promise<void> {
     const now = this.opts.now();
     const refusal = startRefusal(
@@ -89,12 +96,17 @@ export class Membership {
     this.loop.start();
   }
 
-  /** This node runs the scheduler now (holds its lease, with a heartbeat of margin against clock skew). */
+  /** This node runs the scheduler now (holds its lease). */
   get leader(): boolean {
-    return this.opts.now().getTime() < this.leaseUntil - this.opts.heartbeatMs;
+    return this.holds(SCHEDULER_LEASE);
   }
 
-  /** One heartbeat: the registry row, then the scheduler lease (renewed, or taken over from a dead holder). */
+  /** This node holds the lease `name` now (with a heartbeat of margin against clock skew). */
+  holds(name: string): boolean {
+    return this.opts.now().getTime() < (this.until.get(name) ?? 0) - this.opts.heartbeatMs;
+  }
+
+  /** One heartbeat: the registry row, then each lease (renewed, or taken over from a dead holder). */
   async beat(): Promise<void> {
     const now = this.opts.now();
     await this.store.heartbeat(this.id, now);
@@ -107,23 +119,28 @@ export class Membership {
   }
 
   private async bid(now: Date): Promise<void> {
-    const was = this.leader;
-    const won = await this.store.acquire(SCHEDULER_LEASE, this.id, now.getTime(), this.opts.leaseMs);
-    this.leaseUntil = won ? now.getTime() + this.opts.leaseMs : 0;
-    if (won !== was) {
-      this.log.info(won ? 'this node now runs the scheduler' : 'another node runs the scheduler', { node: this.id });
-      this.opts.onLeadership?.(won);
+    for (const name of this.leases) {
+      const was = this.holds(name);
+      const won = await this.store.acquire(name, this.id, now.getTime(), this.opts.leaseMs);
+      if (won) this.until.set(name, now.getTime() + this.opts.leaseMs);
+      else this.until.delete(name);
+      if (won !== was) {
+        this.log.info(won ? `this node now holds the ${name} lease` : `another node holds the ${name} lease`, {
+          node: this.id,
+        });
+        this.opts.onLease?.(name, won);
+      }
     }
   }
 
-  /** Stops beating, gives the lease up (another node takes it at its next heartbeat) and marks the node stopped. */
+  /** Stops beating, gives its leases up (others take them at their next heartbeat) and marks the node stopped. */
   async leave(): Promise<void> {
     await this.loop.stop();
     if (!this.joined) return;
     this.joined = false;
-    const was = this.leaseUntil > 0;
-    this.leaseUntil = 0;
-    if (was) await this.store.release(SCHEDULER_LEASE, this.id);
+    const held = [...this.until.keys()];
+    this.until.clear();
+    for (const name of held) await this.store.release(name, this.id);
     await this.store.markStopped(this.id, this.opts.now());
   }
 }

@@ -136,7 +136,7 @@ describe('several nodes', () => {
     await waitForPort(otherPort, 20_000);
   });
 
-  test('two nodes on one PostgreSQL: only one runs reconcile passes; it hands over on stop; /api/nodes shows both', async (t) => {
+  test('two nodes on one PostgreSQL: one runs the reconcile passes and one watches the inbox; both hand over on stop; /api/nodes shows both', async (t) => {
     if (!(await needDb(t, 'postgres'))) return;
     const cluster = { heartbeatSeconds: 0.2, leaseSeconds: 1 };
     const scheduler = { enabled: true, cron: '* * * * * *' };
@@ -156,6 +156,8 @@ describe('several nodes', () => {
     stopB = () => b.stop();
     assert.equal(a.node.membership.leader, true);
     assert.equal(b.node.membership.leader, false);
+    assert.ok(a.node.inbox, 'the first node watches the inbox');
+    assert.equal(b.node.inbox, undefined, 'one inbox watcher in the cluster');
     const passes = async () => (await clusterView(b.node.db, Date.now(), 1000)).passes;
     await waitFor('three cron ticks of the cluster', async () => (await passes()) >= 3, 10_000);
     assert.ok(a.node.scheduler.state.runs >= 3);
@@ -178,6 +180,7 @@ describe('several nodes', () => {
 
     await a.stop();
     await waitFor('node-b takes the scheduler', () => b.node.membership.leader, 5000);
+    await waitFor('node-b takes the inbox', () => b.node.inbox, 5000);
     const before = await passes();
     await waitFor('node-b runs passes', async () => (await passes()) > before, 5000);
   });
