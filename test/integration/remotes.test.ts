@@ -72,8 +72,8 @@ describe('remotes', () => {
     );
     const listed = spawnSync(process.execPath, [CLI, 'remotes', '--config', config], { encoding: 'utf8' });
     assert.equal(listed.status, 0, listed.stderr);
-    assert.match(listed.stdout, /^\* up +UPNODE@127\.0\.0\.1:\d+  roles=send,retrieve$/m);
-    assert.match(listed.stdout, /^ {2}gone +GONE@127\.0\.0\.1:\d+  roles=send,store$/m);
+    assert.match(listed.stdout, /^\* up +UPNODE@127\.0\.0\.1:\d+ {2}roles=send,retrieve$/m);
+    assert.match(listed.stdout, /^ {2}gone +GONE@127\.0\.0\.1:\d+ {2}roles=send,store$/m);
     const echoed = spawnSync(process.execPath, [CLI, 'remotes', '--echo', '--config', config], {
       encoding: 'utf8',
       timeout: 60_000,
