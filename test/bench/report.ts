@@ -70,6 +70,8 @@ export interface Figures {
     moveMs: { median: number };
   };
   importRatio?: { files: number; ratio: number };
+  /** The forwarding bench (forward.ts): scannode's C-STORE SCU vs dcmsend, medians in inst/s. */
+  forward?: { scannode: number; dcmsend: number; ratio: number };
 }
 
 function rateRow(
@@ -151,6 +153,15 @@ export function targetRows(f: Figures): TargetRow[] {
       value: f.importRatio.ratio,
       target: '>= 2x',
       ok: f.importRatio.ratio >= 2,
+    });
+  }
+  if (f.forward) {
+    rows.push({
+      measurement: `forwarding ${f.instances} x 0.5 MB to storescp vs dcmsend (issue 15)`,
+      figures: `${f1(f.forward.scannode)} vs ${f1(f.forward.dcmsend)} inst/s`,
+      value: f.forward.ratio,
+      target: '>= 0.8x',
+      ok: f.forward.ratio >= 0.8,
     });
   }
   return rows.filter((r): r is TargetRow => r !== undefined);

@@ -9,7 +9,8 @@
  * --phases     single (one association vs storescp, storescp+fsync, Orthanc), multi (4 senders vs storescp --fork,
  *              with and without fsync), rss (peak RSS: one 1 GiB instance, a 2.5 GiB object without Pixel Data),
  *              import (import.ts), move (C-MOVE of the study from Orthanc to storescp vs scannode), complete
- *              (completion.ts: last image / N-SET to finished-scans, dcmqrscp as the scanner); default all
+ *              (completion.ts: last image / N-SET to finished-scans, dcmqrscp as the scanner), forward (forward.ts:
+ *              scannode's C-STORE SCU vs dcmsend, both to storescp); default all
  * --profile    start scannode with `node --cpu-prof` (test-output/prof/<phase>/) and print the top self-time
  *              functions of the single-association runs; also BENCH_PROFILE=1
  * --keep       keep the temp dir (its path is printed)
@@ -29,6 +30,7 @@ import { measureMove, runImportBench, startPeerBench } from './peers.js';
 import type { ImportFigures, MoveMeasurement } from './peers.js';
 import { killAll } from './procs.js';
 import { formatSummary, profileFiles, summarize } from './profsummary.js';
+import { benchForward, type ForwardFigures } from './forward.js';
 import { measure, type BenchContext, type Measurement, type Receiver } from './receivers.js';
 import { f1, f2, formatTargets, rates, table, targetRows, type Figures } from './report.js';
 import { describe, measureRss, type BigObject, type RssResult } from './rss.js';
@@ -39,8 +41,8 @@ const SENDERS = 4;
 const SIZE = 512;
 const SERIES = 2;
 
-type Phase = 'single' | 'multi' | 'rss' | 'import' | 'move' | 'complete';
-const PHASES: Phase[] = ['single', 'multi', 'rss', 'import', 'move', 'complete'];
+type Phase = 'single' | 'multi' | 'rss' | 'import' | 'move' | 'complete' | 'forward';
+const PHASES: Phase[] = ['single', 'multi', 'rss', 'import', 'move', 'complete', 'forward'];
 /** Receivers of each rate phase; the order turns by one each round, so none always gets the warmer cache. */
 const SINGLE: Receiver[] = ['scannode', 'storescp', 'storescp+fsync', 'orthanc'];
 const MULTI: Receiver[] = ['scannode', 'storescp --fork', 'storescp --fork+fsync'];
@@ -149,7 +151,7 @@ async function main(): Promise<void> {
         `phases=${[...opts.phases].join(',')}${opts.quick ? ', QUICK (smoke run)' : ''}, tmp=${tmp}`,
     );
     let study: GeneratedInstance[] = [];
-    if (['single', 'multi', 'move', 'complete'].some((p) => opts.phases.has(p as Phase))) {
+    if (['single', 'multi', 'move', 'complete', 'forward'].some((p) => opts.phases.has(p as Phase))) {
       const t0 = Date.now();
       const dir = path.join(tmp, 'study');
       study = generateStudy({ dir, series: SERIES, perSeries, rows: SIZE, columns: SIZE });
@@ -218,6 +220,8 @@ async function main(): Promise<void> {
       console.log('\ncompletion latency (dcmqrscp as the scanner, default config):');
       for (const line of table(completion.rows)) console.log(line);
     }
+    let forward: ForwardFigures | undefined;
+    if (opts.phases.has('forward')) forward = await benchForward(tmp, files, opts.rounds);
     const figures: Figures = {
       instances: files.length,
       senders: SENDERS,
@@ -228,6 +232,7 @@ async function main(): Promise<void> {
       moves,
       completion: completion?.json as Figures['completion'],
       importRatio: imported ? { files: imported.files, ratio: imported.ratio } : undefined,
+      forward,
     };
     const rows = targetRows(figures);
     const totalS = (Date.now() - started) / 1000;
@@ -278,6 +283,7 @@ async function main(): Promise<void> {
       import: imported,
       move: moves,
       complete: completion?.json,
+      forward,
       profileTop: profile?.rows.slice(0, 20),
       seconds: totalS,
     };
