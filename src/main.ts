@@ -19,6 +19,7 @@ import type { FastifyInstance } from 'fastify';
 import { Metrics } from './metrics/metrics.js';
 import { Archiver } from './pipeline/archive.js';
 import { AssociationAudit } from './pipeline/associationAudit.js';
+import { Forwarder } from './pipeline/forward/forwarder.js';
 import { Importer } from './pipeline/importer.js';
 import { InboxWatcher } from './pipeline/inboxWatcher.js';
 import { DATA_DIRS } from './domain/paths.js';
@@ -73,6 +74,8 @@ export class ScannodeNode {
   private commitments: Commitments | undefined;
   private wake: Wake = noWake;
   private audit: AssociationAudit | undefined;
+  /** The forwarding outbox's sender (tests run its due rows with deliverNow). */
+  forwarder: Forwarder | undefined;
   /** The background walk of site/raw started at start-up (undefined when none was needed). */
   reindexing: Promise<WalkCounts | undefined> | undefined;
   private runMarker: { uncleanBefore: boolean; clear(): void } | undefined;
@@ -219,6 +222,16 @@ export class ScannodeNode {
     ingest.on('instance', () => this.changes.emit('change'));
     const mpps = (p.mpps = new MppsService(db, dataDir, this.log, scans));
     const { completion: cc, retrieve: rc } = config;
+    const forwarder = (this.forwarder = new Forwarder(db, dataDir, this.log, {
+      rules: config.forward,
+      peers: Object.fromEntries(Object.entries(config.remotes).filter(([, r]) => r.roles.store)),
+      callingAe: config.dicom.aeTitle,
+      implementationClassUid: IMPLEMENTATION_CLASS_UID,
+      implementationVersionName: IMPLEMENTATION_VERSION,
+      maxTries: config.forwarding.maxTries,
+      retryMs: config.forwarding.retrySeconds * 1000,
+      now: () => new Date(),
+    }));
     const completion = (p.completion = new Completion(
       db,
       dataDir,
@@ -226,6 +239,7 @@ export class ScannodeNode {
       scans,
       { quietPeriodSeconds: cc.quietPeriodSeconds, now: this.now, grouping: cc.grouping },
       archiver,
+      forwarder,
     ));
     // The job reaches the reconciler, built next, only once the scheduler runs.
     const scheduler = (p.scheduler = new Scheduler({
@@ -309,6 +323,7 @@ export class ScannodeNode {
     ));
     await dicom.listen();
     commitments.start();
+    forwarder.start();
     scheduler.start();
     // Imports (inbox watcher, REST) and the HTTP server, after the DICOM listener.
     const ic = config.import;
@@ -381,6 +396,7 @@ export class ScannodeNode {
       ['scheduler', () => (p.reconciler?.stop(), p.scheduler?.stop())],
       ['archive walk', async () => void (p.archiveRecovery?.stop(), await this.reindexing)],
       ['DICOM listener', () => (this.commitments?.stop(), p.dicom?.close())],
+      ['forwarding', () => this.forwarder?.stop()],
       ['association audit', () => this.audit?.drain()],
       // Both flags are set at once: the batch in flight stops after the files it holds (state interrupted).
       ['imports', async () => void (await Promise.all([p.inbox?.stop(), p.importer?.stop()]))],

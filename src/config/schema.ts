@@ -118,6 +118,27 @@ const scannerObject = z.strictObject({
  */
 const scanner = z.union([z.string().min(1), scannerObject]).optional();
 
+/** Which scans go to which destinations once they end (issue 15). */
+const forwardRule = z.strictObject({
+  /** Names of remotes with roles.store. */
+  to: z.array(z.string().min(1)).min(1),
+  /** Which ends of a scan are forwarded. */
+  when: z.enum(['finished', 'failed', 'both']).default('finished'),
+  /** Only scans with a series of one of these modalities (e.g. ["MR"]). */
+  modality: z.array(z.string().min(1)).optional(),
+  /** Only the series whose description matches this regular expression are sent. */
+  seriesDescription: z.string().min(1).optional(),
+});
+
+/** The outbox: how forwarding retries. */
+const forwarding = z
+  .strictObject({
+    maxTries: z.number().int().min(1).max(1000).default(20),
+    /** First wait before a failed delivery is tried again; it doubles with each attempt, up to an hour. */
+    retrySeconds: z.number().positive().max(86_400).default(60),
+  })
+  .prefault({});
+
 const database = z
   .discriminatedUnion('type', [
     z.strictObject({ type: z.literal('sqlite'), path: z.string().min(1).default('scannode.sqlite') }),
@@ -269,6 +290,8 @@ const configObject = z.strictObject({
   remotes: z
     .record(z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'a remote name is 1-64 letters, digits, _ . -'), remote)
     .default({}),
+  forward: z.array(forwardRule).default([]),
+  forwarding,
   cluster,
   dataDir: z.string().min(1).default('../data'),
   database,
@@ -293,7 +316,8 @@ export type Config = Omit<ParsedConfig, 'scanner'> & { scanner: ScannerRemote };
 
 /**
  * The whole configuration. `scanner` is resolved to a named remote: a name must exist in `remotes`; today's object
- * becomes the remote "scanner" (it may send to us and we may retrieve from it).
+ * becomes the remote "scanner" (it may send to us and we may retrieve from it). Forward rules may only name remotes we
+ * may store to.
  */
 export const configSchema = configObject
   .superRefine((c, ctx) => {
@@ -313,6 +337,22 @@ export const configSchema = configObject
         message: 'remotes.scanner exists: set "scanner": "scanner" (its name) instead of a second scanner object',
       });
     }
+    c.forward.forEach((rule, i) => {
+      rule.to.forEach((name, j) => {
+        const r = c.remotes[name];
+        const path = ['forward', i, 'to', j];
+        if (!r) ctx.addIssue({ code: 'custom', path, message: `no remote named "${name}" (remotes: ${known})` });
+        else if (!r.roles.store)
+          ctx.addIssue({ code: 'custom', path, message: `remote "${name}" does not have roles.store` });
+      });
+      if (rule.seriesDescription) {
+        try {
+          new RegExp(rule.seriesDescription);
+        } catch (e) {
+          ctx.addIssue({ code: 'custom', path: ['forward', i, 'seriesDescription'], message: (e as Error).message });
+        }
+      }
+    });
   })
   .transform((c): Config => {
     if (typeof c.scanner === 'string') {

@@ -12,6 +12,8 @@ import { Grouping1763900000006 } from './migrations/0006-grouping.js';
 import { ImportRetries1763900000017 } from './migrations/0017-import-retries.js';
 import { StorageCommitment1763900000018 } from './migrations/0018-storage-commitment.js';
 import { Cluster1763900000030 } from './migrations/0030-cluster.js';
+import { ForwardOutbox1763900000031 } from './migrations/0031-forward-outbox.js';
+import { outboxEntities, type OutboxEntities } from './outboxEntities.js';
 import { clusterEntities, type ClusterEntities } from './clusterEntities.js';
 import { commitmentEntities, type CommitmentEntities } from './commitmentEntities.js';
 import { importEntities, type ImportEntities } from './importEntities.js';
@@ -29,6 +31,7 @@ export const MIGRATIONS = [
   ImportRetries1763900000017,
   StorageCommitment1763900000018,
   Cluster1763900000030,
+  ForwardOutbox1763900000031,
 ];
 
 export interface Database {
@@ -39,7 +42,8 @@ export interface Database {
     SettingsEntities &
     ImportEntities &
     CommitmentEntities &
-    ClusterEntities;
+    ClusterEntities &
+    OutboxEntities;
   type: 'sqlite' | 'postgres';
   close(): Promise<void>;
 }
@@ -58,6 +62,7 @@ export async function openDatabase(config: Config['database'], dataDir: string):
     ...importEntities(dialectOf(config.type)),
     ...commitmentEntities(dialectOf(config.type)),
     ...clusterEntities(dialectOf(config.type)),
+    ...outboxEntities(dialectOf(config.type)),
   };
   let source: DataSource;
   if (config.type === 'sqlite') {

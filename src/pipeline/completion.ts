@@ -82,6 +82,8 @@ export class Completion {
     private readonly scans: ScanRequests,
     private readonly opts: CompletionOptions,
     private readonly archiver: Archiver,
+    /** The forwarding outbox: told of each scan that ends, before the scan is marked ended. */
+    private readonly outbox?: { enqueue(scan: ScanRow, state: 'finished' | 'failed'): Promise<void> },
   ) {}
 
   summaryFile(state: 'finished' | 'failed', scan: Pick<ScanRow, 'studyInstanceUid' | 'fileName' | 'id'>): string {
@@ -116,6 +118,7 @@ export class Completion {
     const file = this.summaryFile(outcome.state, scan);
     fs.mkdirSync(path.dirname(file), { recursive: true });
     writeFileAtomic(file, `${JSON.stringify(summary, null, 2)}\n`);
+    await this.outbox?.enqueue(scan, outcome.state);
     await this.scans.end(scan, outcome.state, outcome.reason, now);
     const meta = { scan: scan.id, study: scan.studyInstanceUid ?? undefined, file: path.relative(this.dataDir, file) };
     if (outcome.state === 'finished') this.log.info('scan finished', { ...meta, archived: summary.archived });

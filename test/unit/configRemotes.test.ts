@@ -60,3 +60,22 @@ test('a scanner name that does not exist is a clear config error listing the rem
 test('a scanner object beside a remote named scanner is refused as ambiguous', () => {
   assert.match(problems({ scanner: { aeTitle: 'A' }, remotes: { scanner: pacs } }), /remotes\.scanner exists/);
 });
+
+test('a forward rule must name remotes we may store to', () => {
+  const text = problems({
+    remotes: { pacs, viewer: { ...pacs, aeTitle: 'VIEW', roles: { store: false } } },
+    forward: [{ to: ['pacs', 'xnat', 'viewer'] }],
+  });
+  assert.match(text, /forward\.0\.to\.1: no remote named "xnat"/);
+  assert.match(text, /forward\.0\.to\.2: remote "viewer" does not have roles\.store/);
+  assert.doesNotMatch(text, /to\.0/);
+});
+test('a forward rule gets its defaults and a bad series filter is refused', () => {
+  const config = load({ remotes: { pacs }, forward: [{ to: ['pacs'] }] });
+  assert.deepEqual(config.forward[0], { to: ['pacs'], when: 'finished' });
+  assert.equal(config.forwarding.maxTries, 20);
+  assert.match(
+    problems({ remotes: { pacs }, forward: [{ to: ['pacs'], seriesDescription: '(' }] }),
+    /seriesDescription/,
+  );
+});
