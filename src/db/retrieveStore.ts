@@ -8,14 +8,3 @@ export async function insertRetrieveAttempt(db: Database, row: RetrieveAttemptRo
   await db.source.getRepository(db.entities.RetrieveAttempt).insert(fitted);
   return fitted;
 }
-
-/** The attempts of these scans, oldest first. */
-export async function retrieveAttemptsOf(db: Database, scanIds: string[]): Promise<RetrieveAttemptRow[]> {
-  if (!scanIds.length) return [];
-  return db.source
-    .getRepository(db.entities.RetrieveAttempt)
-    .createQueryBuilder('a')
-    .where('a.scanId IN (:...ids)', { ids: scanIds })
-    .orderBy('a.startedAt', 'ASC')
-    .getMany();
-}

@@ -5,6 +5,7 @@ import { makeRequest } from '../domain/scanRequest.js';
 import { DATA_DIRS } from '../domain/paths.js';
 import { statusLabel } from '../domain/statusTable.js';
 import { retrieveAttemptsOf, type ScanView } from '../db/scanViews.js';
+import { forwardsOfScan } from '../db/outboxStore.js';
 import type { ScanProgress } from '../pipeline/retrieve/reconciler.js';
 import { httpError, need, type HttpServices } from './common.js';
 
@@ -108,7 +109,7 @@ export function registerScanRoutes(app: FastifyInstance, s: HttpServices): void 
     const db = need(s.db, 'database');
     const view = await scans.describe(req.params.key);
     if (!view) throw httpError(404, `no scan request for ${req.params.key}`);
-    const attempts = await retrieveAttemptsOf(db, view.id, 100);
+    const [attempts, forwards] = await Promise.all([retrieveAttemptsOf(db, view.id, 100), forwardsOfScan(db, view.id)]);
     const study = view.studyInstanceUid;
     const ended = view.state === 'finished' || view.state === 'failed';
     return {
@@ -135,6 +136,16 @@ export function registerScanRoutes(app: FastifyInstance, s: HttpServices): void 
         remaining: a.remaining,
         status: a.status === null ? null : statusLabel(a.status),
         error: a.error,
+      })),
+      forwards: forwards.map((f) => ({
+        destination: f.destination,
+        state: f.state,
+        attempts: f.attempts,
+        nextAttemptAt: f.state === 'pending' ? f.nextAttemptAt : null,
+        lastError: f.lastError,
+        instancesSent: f.instancesSent,
+        instancesTotal: f.instancesTotal,
+        updatedAt: f.updatedAt,
       })),
     };
   });

@@ -75,6 +75,12 @@ describe('forwarding finished scans', () => {
       return r?.state === 'sent' ? r : undefined;
     });
     assert.deepEqual([row.destination, row.attempts, row.instancesSent, row.instancesTotal], ['research', 1, 4, 4]);
+    const detail = await call(node, 'GET', `/api/scans/${study[0]!.studyInstanceUid}`);
+    assert.deepEqual(
+      (detail.json.forwards as Array<Record<string, unknown>>).map((f) => [f.destination, f.state, f.instancesSent]),
+      [['research', 'sent', 4]],
+      'the scan detail shows its forward state',
+    );
     assertReceived(out, study);
   });
 
