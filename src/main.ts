@@ -231,6 +231,8 @@ export class ScannodeNode {
       maxTries: config.forwarding.maxTries,
       retryMs: config.forwarding.retrySeconds * 1000,
       now: () => new Date(),
+      // One sender in a cluster: the node running the scheduler.
+      sends: () => membership.leader,
     }));
     const completion = (p.completion = new Completion(
       db,

@@ -28,6 +28,8 @@ export interface ForwarderOptions {
   maxTries: number;
   retryMs: number;
   now: () => Date;
+  /** Whether this node sends (in a cluster: the node holding the scheduler lease); default always. */
+  sends?: () => boolean;
 }
 
 export class Forwarder {
@@ -83,6 +85,7 @@ export class Forwarder {
   }
 
   private async deliverDue(): Promise<void> {
+    if (this.opts.sends && !this.opts.sends()) return;
     for (const row of await dueForwards(this.db, this.opts.now())) await this.deliver(row);
   }
 
