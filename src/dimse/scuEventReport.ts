@@ -4,13 +4,15 @@
  * so SCP/SCU Role Selection is proposed with SCU role 0 and SCP role 1 (PS3.7 D.3.3.4). Resolves with the peer's
  * status; rejects when the association cannot be made or ends before the answer.
  */
-import net from 'node:net';
 import dimse from 'dcmjs-dimse';
 import type { AssociateRq } from './associatePdu.js';
 import { realClock } from './clock.js';
 import { MessageAssembler, encodeMessage } from './dimseMessages.js';
 import { STORAGE_COMMITMENT_SOP_CLASS, eventReportCommand } from './nAction.js';
 import { UpperLayer } from './upperLayer.js';
+import { rejectText } from './rejectTable.js';
+import { requestorTransport } from './requestorTransport.js';
+import type { TlsClientFiles } from './tls.js';
 import type { Logger } from '../logging/logger.js';
 
 const { Dataset } = dimse;
@@ -21,6 +23,8 @@ export interface ReportPeer {
   aeTitle: string;
   host: string;
   port: number;
+  /** Present: the report's association runs over DICOM TLS. */
+  tls?: TlsClientFiles;
 }
 
 export interface ReportOptions {
@@ -38,7 +42,6 @@ export function sendEventReport(
   opts: ReportOptions,
 ): Promise<number> {
   return new Promise<number>((resolve, reject) => {
-    let socket: net.Socket | undefined;
     let status: number | undefined;
     let failure: string | undefined;
     const assembler = new MessageAssembler({
@@ -78,24 +81,15 @@ export function sendEventReport(
     }, opts.timeoutMs ?? 30_000);
     timer.unref();
     const ul: UpperLayer = new UpperLayer(
-      {
-        connect: () => {
-          socket = net.connect(peer.port, peer.host, () => {
-            socket!.setNoDelay(true);
-            ul.transportConfirmation();
-          });
-          socket.on('data', (chunk: Buffer) => ul.input(chunk));
-          socket.on('error', (err) => (failure ??= err.message));
-          socket.on('close', () => ul.transportClosed());
-        },
-        write: (b) => socket!.write(b),
-        end: () => socket!.end(),
-        destroy: () => socket!.destroy(),
-      },
+      requestorTransport(
+        peer,
+        () => ul,
+        (message) => (failure ??= message),
+      ),
       {
         associateConfirmation: (a) => {
           if ('rj' in a) {
-            failure = `association rejected (result ${a.rj.result}, reason ${a.rj.reason})`;
+            failure = `association rejected: ${rejectText(a.rj.result, a.rj.source, a.rj.reason)}`;
             return;
           }
           const pc = a.ac.presentationContexts.find((p) => p.id === 1);

@@ -6,15 +6,14 @@
  * sent data set in memory (64-97 inst/s measured), which is why this one is ours.
  * Resolves with one outcome per instance; rejects only when the association cannot be made at all.
  */
-import net from 'node:net';
-import tls from 'node:tls';
 import type { AssociateRq } from './associatePdu.js';
 import { realClock } from './clock.js';
 import { encodeCommandSet } from './commandSet.js';
 import { DATA_SET_PRESENT, MessageAssembler, type CommandSet } from './dimseMessages.js';
 import { pdataPdus, PduType, PDU_HEADER, PDV_HEADER, PDV_LAST } from './pdu.js';
 import { rejectText } from './rejectTable.js';
-import { clientTlsOptions, type TlsClientFiles } from './tls.js';
+import type { TlsClientFiles } from './tls.js';
+import { requestorTransport } from './requestorTransport.js';
 import { UpperLayer } from './upperLayer.js';
 import type { Logger } from '../logging/logger.js';
 
@@ -123,7 +122,6 @@ interface Link {
 function associate(peer: StorePeer, contexts: Map<string, number>, opts: StoreOptions): Promise<Link> {
   const timeoutMs = opts.timeoutMs ?? 60_000;
   return new Promise<Link>((resolve, reject) => {
-    let socket: net.Socket | undefined;
     let failure: string | undefined;
     let opened = false;
     let closedResolve: () => void = () => undefined;
@@ -244,7 +242,8 @@ function associate(peer: StorePeer, contexts: Map<string, number>, opts: StoreOp
           if (link.ended) throw new Error(link.ended);
           ul.send([pdu]);
           if (!ahead) break;
-          if (socket?.writableNeedDrain) await new Promise((r) => socket!.once('drain', r).once('close', r));
+          const socket = transport.socket;
+          if (socket?.writableNeedDrain) await new Promise((r) => socket.once('drain', r).once('close', r));
         }
       } finally {
         // A read still in flight when sending stopped: let it end before the source closes.
@@ -252,24 +251,13 @@ function associate(peer: StorePeer, contexts: Map<string, number>, opts: StoreOp
         await source.close();
       }
     };
+    const transport = requestorTransport(
+      peer,
+      () => ul,
+      (message) => (failure ??= message),
+    );
     const ul: UpperLayer = new UpperLayer(
-      {
-        connect: () => {
-          const onConnect = () => {
-            socket!.setNoDelay(true);
-            ul.transportConfirmation();
-          };
-          socket = peer.tls
-            ? tls.connect({ host: peer.host, port: peer.port, ...clientTlsOptions(peer.tls) }, onConnect)
-            : net.connect(peer.port, peer.host, onConnect);
-          socket.on('data', (chunk: Buffer) => ul.input(chunk));
-          socket.on('error', (err) => (failure ??= err.message));
-          socket.on('close', () => ul.transportClosed());
-        },
-        write: (b) => socket!.write(b),
-        end: () => socket!.end(),
-        destroy: () => socket!.destroy(),
-      },
+      transport,
       {
         associateConfirmation: (a) => {
           clearTimeout(openTimer);
