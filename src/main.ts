@@ -29,9 +29,10 @@ import { startRunMarker } from './pipeline/runMarker.js';
 import { IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION } from './storage/part10.js';
 import { VERSION } from './version.js';
 import { remoteOf } from './domain/remotes.js';
-import { ClusterStore, clusterView } from './db/clusterStore.js';
-import { clusterJob, Membership } from './cluster/membership.js';
-import { noWake, pgWake, type Wake } from './cluster/wake.js';
+import { clusterView } from './db/clusterStore.js';
+import { clusterJob, type Membership } from './cluster/membership.js';
+import { joinCluster } from './cluster/join.js';
+import { noWake, type Wake } from './cluster/wake.js';
 
 /** What a started node is made of (ScannodeNode's getters). */
 interface NodeParts {
@@ -172,28 +173,12 @@ export class ScannodeNode {
     const db = (p.db = await openDatabase(config.database, dataDir));
     this.log.info('database ready', { type: db.type });
     // Before anything touches the spool: a second node on the same SQLite database is refused here.
-    const cl = config.cluster;
-    const membership = (p.membership = new Membership(new ClusterStore(db), this.log, {
-      nodeId: cl.nodeId,
-      aeTitle: config.dicom.aeTitle,
-      version: VERSION,
-      database: db.type,
-      heartbeatMs: cl.heartbeatSeconds * 1000,
-      leaseMs: cl.leaseSeconds * 1000,
-      // Leases are wall-clock time shared with other nodes: never the injected clock of completion.
-      now: () => new Date(),
-      // The inbox has one watcher in the cluster: the node holding its lease.
-      leases: config.import.watchInbox ? ['scheduler', 'inbox'] : ['scheduler'],
-      onLease: (name, held) => {
-        if (name === 'scheduler' && held) p.scheduler?.trigger();
-        if (name === 'inbox') this.watchInbox(held);
-      },
-    }));
-    await membership.join();
-    if (config.database.type === 'postgres') {
-      const { url, schema } = config.database;
-      this.wake = await pgWake(url, schema, membership.id, () => p.scheduler?.trigger(), this.log);
-    }
+    const cluster = await joinCluster(config, db, VERSION, this.log, {
+      passWanted: () => p.scheduler?.trigger(),
+      inbox: (held) => this.watchInbox(held),
+    });
+    const membership = (p.membership = cluster.membership);
+    this.wake = cluster.wake;
     const metrics = (p.metrics = new Metrics({
       db,
       dataDir,
@@ -222,18 +207,8 @@ export class ScannodeNode {
     ingest.on('instance', () => this.changes.emit('change'));
     const mpps = (p.mpps = new MppsService(db, dataDir, this.log, scans));
     const { completion: cc, retrieve: rc } = config;
-    const forwarder = (this.forwarder = new Forwarder(db, dataDir, this.log, {
-      rules: config.forward,
-      peers: Object.fromEntries(Object.entries(config.remotes).filter(([, r]) => r.roles.store)),
-      callingAe: config.dicom.aeTitle,
-      implementationClassUid: IMPLEMENTATION_CLASS_UID,
-      implementationVersionName: IMPLEMENTATION_VERSION,
-      maxTries: config.forwarding.maxTries,
-      retryMs: config.forwarding.retrySeconds * 1000,
-      now: () => new Date(),
-      // One sender in a cluster: the node running the scheduler.
-      sends: () => membership.leader,
-    }));
+    // One sender in a cluster: the node running the scheduler.
+    const forwarder = (this.forwarder = Forwarder.fromConfig(config, db, dataDir, this.log, () => membership.leader));
     const completion = (p.completion = new Completion(
       db,
       dataDir,
@@ -358,7 +333,7 @@ export class ScannodeNode {
       },
       changed: () => this.changes.emit('change'),
       now: this.now,
-      cluster: () => clusterView(db, Date.now(), cl.leaseSeconds * 1000),
+      cluster: () => clusterView(db, Date.now(), config.cluster.leaseSeconds * 1000),
       remotes: config.remotes,
       scannerName: config.scanner.name,
     });

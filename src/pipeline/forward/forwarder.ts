@@ -5,7 +5,9 @@
  * instance, or tries again later (backoff doubling from forwarding.retrySeconds) up to forwarding.maxTries.
  * A row that is sent is never sent again.
  */
+import type { Config } from '../../config/schema.js';
 import type { Database } from '../../db/dataSource.js';
+import { IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION } from '../../storage/part10.js';
 import { archivedFilesOf, dueForwards, enqueueForwards, updateForward } from '../../db/outboxStore.js';
 import type { OutboxRow } from '../../db/outboxEntities.js';
 import type { ScanRow } from '../../db/scanEntities.js';
@@ -46,6 +48,21 @@ export class Forwarder {
       onError: (err) => this.log.error('forwarding pass failed', { err: String(err) }),
       every: { ms: Math.min(opts.retryMs, 10_000), arg: undefined },
       unref: true,
+    });
+  }
+
+  /** The forwarder of a node's config: its rules, the remotes it may store to, its retries. */
+  static fromConfig(config: Config, db: Database, dataDir: string, log: Logger, sends: () => boolean): Forwarder {
+    return new Forwarder(db, dataDir, log, {
+      rules: config.forward,
+      peers: Object.fromEntries(Object.entries(config.remotes).filter(([, r]) => r.roles.store)),
+      callingAe: config.dicom.aeTitle,
+      implementationClassUid: IMPLEMENTATION_CLASS_UID,
+      implementationVersionName: IMPLEMENTATION_VERSION,
+      maxTries: config.forwarding.maxTries,
+      retryMs: config.forwarding.retrySeconds * 1000,
+      now: () => new Date(),
+      sends,
     });
   }
 
