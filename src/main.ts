@@ -29,6 +29,7 @@ import { startRunMarker } from './pipeline/runMarker.js';
 import { IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION } from './storage/part10.js';
 import { VERSION } from './version.js';
 import { remoteOf } from './domain/remotes.js';
+import { sourceRemoteProblem } from './pipeline/remoteDirectory.js';
 import { ClusterStore, clusterView } from './db/clusterStore.js';
 import { clusterJob, Membership } from './cluster/membership.js';
 import { noWake, pgWake, type Wake } from './cluster/wake.js';
@@ -216,7 +217,9 @@ export class ScannodeNode {
       config.archive.reindexOnStart,
       this.runMarker.uncleanBefore,
     );
-    const scans = (p.scans = new ScanRequests(db, dataDir, this.log));
+    const scans = (p.scans = new ScanRequests(db, dataDir, this.log, {
+      sourceProblem: (r) => sourceRemoteProblem(config.remotes, config.scanner.name, r),
+    }));
     await scans.start();
     ingest.on('instance', (i: IngestedInstance) => void scans.onInstance(i));
     ingest.on('instance', () => this.changes.emit('change'));
