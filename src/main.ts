@@ -200,6 +200,7 @@ export class ScannodeNode {
       dataDir,
       log: this.log,
       activeAssociations: () => p.dicom?.activeAssociations ?? 0,
+      remoteOf: (ae, address) => remoteOf(config.remotes, ae, address),
     }));
     const ingest = (p.ingest = new Ingest(db, dataDir, this.log, {
       onConflict: config.dicom.onConflict,
