@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
@@ -50,6 +51,64 @@ describe('remotes', () => {
       ],
     );
     assert.deepEqual((remotes[1] as Json).roles, { send: false, retrieve: false, store: true });
+    const addr = node.node.http.server.address() as AddressInfo;
+    const metrics = await (await fetch(`http://127.0.0.1:${addr.port}/metrics`)).text();
+    assert.match(metrics, /^scannode_instances_received_total\{calling_ae="MR3T",remote="mr3t"\} 2$/m);
+    assert.match(metrics, /^scannode_instances_received_total\{calling_ae="VISITOR",remote="unknown"\} 2$/m);
+  });
+
+  test('a scan request naming an unknown source, or one we may not retrieve from, is refused with the reason', async (t) => {
+    const node = await startTestNode({
+      extra: {
+        scanner: 'mr3t',
+        remotes: {
+          mr3t: { aeTitle: 'MR3T', host: '127.0.0.1', port: await freePort(), roles: { retrieve: true } },
+          pacs: { aeTitle: 'PACS', host: '127.0.0.1', port: await freePort(), roles: { send: false, retrieve: true } },
+          ct: { aeTitle: 'CT1', host: '127.0.0.1', port: await freePort() },
+        },
+      },
+    });
+    t.after(() => node.destroy());
+    const unknown = await call(node, 'POST', '/api/scans', { accessionNumber: 'A1', remote: 'nope' });
+    assert.equal(unknown.status, 400);
+    assert.match(JSON.stringify(unknown.json), /no remote named \\?"nope\\?" \(remotes: mr3t, pacs, ct\)/);
+    const noRetrieve = await call(node, 'POST', '/api/scans', { accessionNumber: 'A1', remote: 'ct' });
+    assert.equal(noRetrieve.status, 400);
+    assert.match(JSON.stringify(noRetrieve.json), /remote \\?"ct\\?" may not be queried and retrieved from/);
+    const pulled = await call(node, 'POST', '/api/scans', { accessionNumber: 'A2', remote: 'pacs' });
+    assert.equal(pulled.status, 201, JSON.stringify(pulled.json));
+    const row = await node.node.db.source
+      .getRepository(node.node.db.entities.Scan)
+      .findOneByOrFail({ accessionNumber: 'A2' });
+    assert.equal(row.remote, 'pacs', 'the scan remembers where to retrieve from');
+
+    const active = path.join(node.dataDir, 'active-scans');
+    fs.writeFileSync(path.join(active, 'from-nowhere.json'), JSON.stringify({ accessionNumber: 'A3', remote: 'nope' }));
+    const reason = await waitFor('the file moved to problem/', () => {
+      const f = path.join(node.dataDir, 'problem', 'from-nowhere.json.reason.txt');
+      return fs.existsSync(f) ? fs.readFileSync(f, 'utf8') : undefined;
+    });
+    assert.match(reason, /source no remote named "nope"/);
+
+    const config = path.join(tmp, 'scan-add.json');
+    fs.writeFileSync(
+      config,
+      JSON.stringify({
+        dataDir: path.join(tmp, 'cli-data'),
+        database: { type: 'sqlite', path: path.join(tmp, 'cli.sqlite') },
+        remotes: { mr3t: { aeTitle: 'MR3T', host: '127.0.0.1', port: 104, roles: { retrieve: true } } },
+        scanner: 'mr3t',
+      }),
+    );
+    const r = spawnSync(
+      process.execPath,
+      [CLI, 'scan', 'add', '--accession', 'A4', '--remote', 'nope', '--config', config],
+      {
+        encoding: 'utf8',
+      },
+    );
+    assert.equal(r.status, 2, r.stdout);
+    assert.match(r.stderr, /source no remote named "nope" \(remotes: mr3t\)/);
   });
 
   test('scannode remotes --echo answers per remote and fails when one does not answer', async (t) => {
