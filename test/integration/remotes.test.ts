@@ -6,6 +6,10 @@ import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { after, describe, test } from 'node:test';
+import { randomUUID } from 'node:crypto';
+import { insertScan } from '../../src/db/scanStore.js';
+import type { ScanRow } from '../../src/db/scanEntities.js';
+import { DB_KINDS, needDb, openTestDatabase } from '../helpers/db.js';
 import { generateStudy } from '../helpers/dicomgen.js';
 import { call } from '../helpers/http.js';
 import { startTestNode } from '../helpers/node.js';
@@ -150,3 +154,31 @@ describe('remotes', () => {
     assert.match(r.stderr + r.stdout, /scanner: no remote named "mr7t" \(remotes: none\)/);
   });
 });
+
+for (const kind of DB_KINDS) {
+  test(`${kind}: a scan row keeps its source remote (migration 0032)`, async (t) => {
+    if (!(await needDb(t, kind))) return;
+    const { db, done } = await openTestDatabase(kind);
+    t.after(done);
+    const now = new Date();
+    const row: ScanRow = {
+      id: randomUUID(),
+      studyInstanceUid: null,
+      accessionNumber: 'ACC9',
+      patientId: null,
+      studyDate: null,
+      mppsUid: null,
+      remote: 'pacs',
+      state: 'active',
+      source: 'api',
+      fileName: 'accession-ACC9.json',
+      reason: null,
+      requestedAt: now,
+      updatedAt: now,
+      completedAt: null,
+    };
+    await insertScan(db, row);
+    const back = await db.source.getRepository(db.entities.Scan).findOneByOrFail({ id: row.id });
+    assert.equal(back.remote, 'pacs');
+  });
+}
