@@ -77,6 +77,8 @@ export function scanJson(v: ScanView, progress: ScanProgress | undefined) {
     accessionNumber: v.accessionNumber,
     patientId: v.patientId,
     studyDate: v.studyDate,
+    /** The remote it is retrieved from (null: the scanner). */
+    remote: v.remote ?? null,
     state: v.state,
     source: v.source,
     reason: v.reason,
