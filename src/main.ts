@@ -29,7 +29,7 @@ import { startRunMarker } from './pipeline/runMarker.js';
 import { IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION } from './storage/part10.js';
 import { VERSION } from './version.js';
 import { remoteOf } from './domain/remotes.js';
-import { sourceRemoteProblem } from './pipeline/remoteDirectory.js';
+import { recordAssociation, RemoteStates, sourceRemoteProblem } from './pipeline/remoteDirectory.js';
 import { ClusterStore, clusterView } from './db/clusterStore.js';
 import { clusterJob, Membership } from './cluster/membership.js';
 import { noWake, pgWake, type Wake } from './cluster/wake.js';
@@ -83,6 +83,8 @@ export class ScannodeNode {
   private readonly now: () => Date;
   /** 'change' when something the status page shows changed: an image stored, an MPPS, a scheduler pass. */
   private readonly changes = new EventEmitter();
+  /** Each remote's last success and last error (GET /api/remotes). */
+  readonly remoteStates = new RemoteStates();
   private stopping: Promise<void> | undefined;
 
   constructor(
@@ -319,6 +321,7 @@ export class ScannodeNode {
         nAction: (req) => commitments.nAction(req),
         associationClosed: (s) => {
           metrics.associationClosed(s);
+          recordAssociation(this.remoteStates, remoteOf(config.remotes, s.callingAe, s.remoteAddress), s);
           audit.record(s);
           sending.closed(s);
           this.changes.emit('change');
@@ -364,6 +367,7 @@ export class ScannodeNode {
       now: this.now,
       cluster: () => clusterView(db, Date.now(), cl.leaseSeconds * 1000),
       remotes: config.remotes,
+      remoteStates: this.remoteStates,
       scannerName: config.scanner.name,
     });
     if (walkArchive) {

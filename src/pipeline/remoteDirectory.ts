@@ -35,3 +35,60 @@ export function sourceRemoteProblem(
     return `source ${(err as Error).message}`;
   }
 }
+
+/** What is known of a remote's reachability: from associations it opened to us and our C-ECHO / SCU outcomes. */
+export interface RemoteState {
+  /** The last outcome was a success (null: none seen since start). */
+  reachable: boolean | null;
+  lastSuccessAt: Date | null;
+  lastErrorAt: Date | null;
+  lastError: string | null;
+  /** DICOM status of the last error (4 hex digits), when the remote answered one. */
+  lastErrorStatus: string | null;
+}
+
+/** Per remote name, the last success and the last error, in memory (the audit keeps the history). */
+export class RemoteStates {
+  private readonly states = new Map<string, RemoteState>();
+
+  constructor(private readonly now: () => Date = () => new Date()) {}
+
+  private of(name: string): RemoteState {
+    let s = this.states.get(name);
+    if (!s) {
+      s = { reachable: null, lastSuccessAt: null, lastErrorAt: null, lastError: null, lastErrorStatus: null };
+      this.states.set(name, s);
+    }
+    return s;
+  }
+
+  succeeded(name: string): void {
+    const s = this.of(name);
+    s.reachable = true;
+    s.lastSuccessAt = this.now();
+  }
+
+  failed(name: string, error: string, status?: number): void {
+    const s = this.of(name);
+    s.reachable = false;
+    s.lastErrorAt = this.now();
+    s.lastError = error;
+    s.lastErrorStatus = status === undefined ? null : status.toString(16).padStart(4, '0');
+  }
+
+  get(name: string): RemoteState {
+    return { ...this.of(name) };
+  }
+}
+
+/** An association a remote opened to us: accepted is a success, rejected or aborted an error. */
+export function recordAssociation(
+  states: RemoteStates,
+  name: string | undefined,
+  s: { accepted: boolean; aborted: boolean; rejectReason?: string; abortDetail?: string },
+): void {
+  if (name === undefined) return;
+  if (!s.accepted) states.failed(name, `association rejected: ${s.rejectReason ?? 'not set up'}`);
+  else if (s.aborted) states.failed(name, `association aborted: ${s.abortDetail ?? 'no detail'}`);
+  else states.succeeded(name);
+}

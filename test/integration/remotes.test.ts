@@ -55,6 +55,17 @@ describe('remotes', () => {
       ],
     );
     assert.deepEqual((remotes[1] as Json).roles, { send: false, retrieve: false, store: true });
+    const state = (remotes[0] as Json).state as Json;
+    assert.equal(state.reachable, true, 'its accepted associations count as reachable');
+    assert.equal((remotes[1] as Json).state && ((remotes[1] as Json).state as Json).reachable, null, 'pacs not seen');
+    const onPage = ((await call(node, 'GET', '/api/status')).json.remotes as Json[]).map((r) => [
+      r.name,
+      (r.state as Json).reachable,
+    ]);
+    assert.deepEqual(onPage, [
+      ['mr3t', true],
+      ['pacs', null],
+    ]);
     const addr = node.node.http.server.address() as AddressInfo;
     const metrics = await (await fetch(`http://127.0.0.1:${addr.port}/metrics`)).text();
     assert.match(metrics, /^scannode_instances_received_total\{calling_ae="MR3T",remote="mr3t"\} 2$/m);

@@ -339,6 +339,27 @@ function render(st) {
       `${(a.durationMs / 1000).toFixed(1)} s`,
     ],
   }));
+  fillTable(
+    $('#remotes'),
+    (st.remotes || []).map((r) => ({ ...r, state: r.state || { reachable: null } })),
+    (r) => ({
+      values: [
+        r.scanner ? `${r.name} (scanner)` : r.name,
+        `${r.aeTitle}@${r.host}:${r.port}`,
+        ['send', 'retrieve', 'store'].filter((k) => r.roles[k]).join(', '),
+        r.state.reachable == null
+          ? 'not seen'
+          : { text: r.state.reachable ? 'reachable' : 'unreachable', class: r.state.reachable ? '' : 'failed-reason' },
+        when(r.state.lastSuccessAt),
+        {
+          text: r.state.lastError
+            ? `${when(r.state.lastErrorAt)}: ${r.state.lastError}${r.state.lastErrorStatus ? ` (status ${r.state.lastErrorStatus})` : ''}`
+            : '',
+          class: 'wrap',
+        },
+      ],
+    }),
+  );
   setText($('#generated'), `updated ${when(st.generatedAt)}`);
   document.body.dataset.generatedAt = st.generatedAt;
 }
