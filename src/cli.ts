@@ -2,6 +2,7 @@
 import './threadpool.js';
 import { Command, Option } from 'commander';
 import { ConfigError, DEFAULT_CONFIG_FILE, loadConfig, type LoadedConfig } from './config/load.js';
+import type { Config } from './config/schema.js';
 import { ScannodeNode } from './main.js';
 import { echo, parsePeer } from './dimse/echo.js';
 import { openDatabase, type Database } from './db/dataSource.js';
@@ -10,6 +11,7 @@ import { createLogger } from './logging/logger.js';
 import { ScanRequests } from './pipeline/scans/scanRequests.js';
 import { describeScan, listScans, type ScanView } from './db/scanViews.js';
 import { makeRequest } from './domain/scanRequest.js';
+import { sourceRemoteProblem } from './pipeline/remoteDirectory.js';
 import { isSchedulerPaused, schedulerPausedSince, setSchedulerPaused } from './scheduler/pauseFlag.js';
 import { runImportCommand, runImportRetry } from './importCommand.js';
 import { runReindex } from './reindexCommand.js';
@@ -136,10 +138,10 @@ program
 // -- scan requests: open the database of the config directly; a running node picks the new file up --------------
 
 /** For `scan add`: the request side (row and file), not started, so no watcher runs here. */
-async function withScans<T>(configFile: string, fn: (scans: ScanRequests) => Promise<T>): Promise<T> {
+async function withScans<T>(configFile: string, fn: (scans: ScanRequests, config: Config) => Promise<T>): Promise<T> {
   return withDb(configFile, (db, loaded) => {
     const log = createLogger({ level: loaded.config.log.level === 'debug' ? 'debug' : 'warn' });
-    return fn(new ScanRequests(db, loaded.dataDir, log));
+    return fn(new ScanRequests(db, loaded.dataDir, log), loaded.config);
   });
 }
 
@@ -164,11 +166,12 @@ scan
   .option('--accession <n>', 'accession number (resolved to studies by the scheduler)')
   .option('--patient <id>', 'patient ID (resolved to studies by the scheduler)')
   .option('--date <yyyymmdd>', 'study date, with --patient')
+  .option('--remote <name>', 'the remote to retrieve from (default: the scanner)')
   .addOption(configOption())
   .action(
     async (
       studyUid: string | undefined,
-      opts: { accession?: string; patient?: string; date?: string; config: string },
+      opts: { accession?: string; patient?: string; date?: string; remote?: string; config: string },
     ) => {
       const given = [studyUid, opts.accession, opts.patient].filter((v) => v !== undefined);
       const usage = (msg: string) => {
@@ -182,9 +185,12 @@ scan
         accessionNumber: opts.accession ?? null,
         patientId: opts.patient ?? null,
         studyDate: opts.date ?? null,
+        remote: opts.remote ?? null,
       });
       if (!parsed.ok) return usage(parsed.reason);
-      await withScans(opts.config, async (scans) => {
+      await withScans(opts.config, async (scans, config) => {
+        const problem = sourceRemoteProblem(config.remotes, config.scanner.name, parsed.spec.remote);
+        if (problem) return usage(problem);
         const { scan: row, created } = await scans.add(parsed.spec, 'cli');
         process.stdout.write(
           `${created ? 'requested' : 'already requested'}: ${row.fileName ? `active-scans/${row.fileName}` : row.id}\n`,

@@ -33,6 +33,7 @@ import { clusterView } from './db/clusterStore.js';
 import { clusterJob, type Membership } from './cluster/membership.js';
 import { joinCluster } from './cluster/join.js';
 import { noWake, type Wake } from './cluster/wake.js';
+import { peerForScan, recordAssociation, RemoteStates, sourceRemoteProblem } from './pipeline/remoteDirectory.js';
 
 /** What a started node is made of (ScannodeNode's getters). */
 interface NodeParts {
@@ -83,6 +84,8 @@ export class ScannodeNode {
   private readonly now: () => Date;
   /** 'change' when something the status page shows changed: an image stored, an MPPS, a scheduler pass. */
   private readonly changes = new EventEmitter();
+  /** Each remote's last success and last error (GET /api/remotes). */
+  readonly remoteStates = new RemoteStates();
   private stopping: Promise<void> | undefined;
 
   constructor(
@@ -184,6 +187,7 @@ export class ScannodeNode {
       dataDir,
       log: this.log,
       activeAssociations: () => p.dicom?.activeAssociations ?? 0,
+      remoteOf: (ae, address) => remoteOf(config.remotes, ae, address),
     }));
     const ingest = (p.ingest = new Ingest(db, dataDir, this.log, {
       onConflict: config.dicom.onConflict,
@@ -201,7 +205,9 @@ export class ScannodeNode {
       config.archive.reindexOnStart,
       this.runMarker.uncleanBefore,
     );
-    const scans = (p.scans = new ScanRequests(db, dataDir, this.log));
+    const scans = (p.scans = new ScanRequests(db, dataDir, this.log, {
+      sourceProblem: (r) => sourceRemoteProblem(config.remotes, config.scanner.name, r),
+    }));
     await scans.start();
     ingest.on('instance', (i: IngestedInstance) => void scans.onInstance(i));
     ingest.on('instance', () => this.changes.emit('change'));
@@ -237,6 +243,7 @@ export class ScannodeNode {
     ));
     const reconciler = (p.reconciler = new Reconciler(db, this.log, scans, completion, {
       scanner: config.scanner,
+      peerOf: (scan) => peerForScan(config, scan),
       aeTitle: config.dicom.aeTitle,
       completeness: { ...cc, ...rc },
       findTimeoutMs: rc.findTimeoutSeconds * 1000,
@@ -290,6 +297,7 @@ export class ScannodeNode {
         nAction: (req) => commitments.nAction(req),
         associationClosed: (s) => {
           metrics.associationClosed(s);
+          recordAssociation(this.remoteStates, remoteOf(config.remotes, s.callingAe, s.remoteAddress), s);
           audit.record(s);
           sending.closed(s);
           this.changes.emit('change');
@@ -335,6 +343,7 @@ export class ScannodeNode {
       now: this.now,
       cluster: () => clusterView(db, Date.now(), config.cluster.leaseSeconds * 1000),
       remotes: config.remotes,
+      remoteStates: this.remoteStates,
       scannerName: config.scanner.name,
     });
     if (walkArchive) {

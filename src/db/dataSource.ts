@@ -13,6 +13,7 @@ import { ImportRetries1763900000017 } from './migrations/0017-import-retries.js'
 import { StorageCommitment1763900000018 } from './migrations/0018-storage-commitment.js';
 import { Cluster1763900000030 } from './migrations/0030-cluster.js';
 import { ForwardOutbox1763900000031 } from './migrations/0031-forward-outbox.js';
+import { ScanRemote1763900000032 } from './migrations/0032-scan-remote.js';
 import { outboxEntities, type OutboxEntities } from './outboxEntities.js';
 import { clusterEntities, type ClusterEntities } from './clusterEntities.js';
 import { commitmentEntities, type CommitmentEntities } from './commitmentEntities.js';
@@ -32,6 +33,7 @@ export const MIGRATIONS = [
   StorageCommitment1763900000018,
   Cluster1763900000030,
   ForwardOutbox1763900000031,
+  ScanRemote1763900000032,
 ];
 
 export interface Database {

@@ -53,6 +53,8 @@ export interface ScanRow {
   studyDate: string | null;
   /** The MPPS instance that created or last updated the request. */
   mppsUid: string | null;
+  /** The remote retrieved from, by name (null or absent: the scanner). */
+  remote?: string | null;
   state: ScanState;
   source: ScanSource;
   /** Name of its file in active-scans/ (null: no file, e.g. an MPPS whose study is not known yet and has no name). */
@@ -118,6 +120,7 @@ export function scanEntities(d: Dialect) {
       patientId: { name: 'patient_id', type: 'varchar', length: 64, nullable: true },
       studyDate: { name: 'study_date', type: 'varchar', length: 8, nullable: true },
       mppsUid: { name: 'mpps_uid', type: 'varchar', length: 64, nullable: true },
+      remote: { type: 'varchar', length: 64, nullable: true },
       state: { type: 'varchar', length: 16 },
       source: { type: 'varchar', length: 16 },
       fileName: { name: 'file_name', type: 'varchar', length: 255, nullable: true },

@@ -11,6 +11,11 @@ export interface ScanRequestSpec {
   patientId: string | null;
   studyDate: string | null;
   mppsSopInstanceUid: string | null;
+  /**
+   * The remote to query and retrieve from, by name (absent or null: the scanner). Whether it exists and may be
+   * retrieved from is checked against the configuration (pipeline/remoteDirectory.ts), not here.
+   */
+  remote?: string | null;
 }
 
 export type ParseResult = { ok: true; spec: ScanRequestSpec } | { ok: false; reason: string };
@@ -61,9 +66,14 @@ export function makeRequest(parts: Partial<Record<keyof ScanRequestSpec, unknown
     patientId: textField(obj, ['patientId'], 'patientId', 64),
     studyDate: textField(obj, ['studyDate'], 'studyDate', 32),
     mppsSopInstanceUid: textField(obj, ['mppsSopInstanceUid'], 'mppsSopInstanceUID', 64),
+    remote: textField(obj, ['remote'], 'remote', 64),
   };
   for (const v of Object.values(fields)) if (v && typeof v === 'object') return { ok: false, reason: v.error };
   const spec = fields as ScanRequestSpec;
+  if (spec.remote === null) delete spec.remote;
+  else if (!/^[A-Za-z0-9_.-]{1,64}$/.test(spec.remote!)) {
+    return { ok: false, reason: `remote "${spec.remote}" is not a remote name (letters, digits, _ . -)` };
+  }
   if (spec.studyInstanceUid !== null) {
     const uid = cleanUid(spec.studyInstanceUid);
     if (!isValidUid(uid))
@@ -120,6 +130,7 @@ export function parseRequestFile(name: string, content: Buffer | string): ParseR
     patientId: pick(obj, 'patientId'),
     studyDate: pick(obj, 'studyDate'),
     mppsSopInstanceUid: pick(obj, 'mppsSopInstanceUid'),
+    remote: pick(obj, 'remote'),
   });
   if (result.ok && nameUid && result.spec.studyInstanceUid !== nameUid) {
     return {
@@ -158,6 +169,7 @@ export function requestFileContent(v: RequestFileView): string {
       patientId: v.patientId,
       studyDate: v.studyDate,
       mppsSopInstanceUID: v.mppsSopInstanceUid,
+      ...(v.remote ? { remote: v.remote } : {}),
       state: v.state,
       source: v.source,
       requestedAt: v.requestedAt.toISOString(),

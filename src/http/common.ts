@@ -1,4 +1,5 @@
 import type { Config } from '../config/schema.js';
+import type { RemoteStates } from '../pipeline/remoteDirectory.js';
 import type { Database } from '../db/dataSource.js';
 import type { Logger } from '../logging/logger.js';
 import type { Importer } from '../pipeline/importer.js';
@@ -41,6 +42,8 @@ export interface HttpServices {
   now?: () => Date;
   /** The named DICOM nodes of the config (`remotes`, with the scanner). */
   remotes?: Config['remotes'];
+  /** Each remote's last success and last error (remoteDirectory.ts). */
+  remoteStates?: RemoteStates;
   /** Which of them is the scanner. */
   scannerName?: string;
   /** The cluster's nodes and which one runs the scheduler. */

@@ -24,6 +24,7 @@ export function registerRemoteRoutes(app: FastifyInstance, s: HttpServices): voi
         roles: r.roles,
         matchAddress: r.matchAddress,
         scanner: name === s.scannerName,
+        state: s.remoteStates?.get(name) ?? null,
         lastAssociation: ours
           ? {
               endedAt: ours.endedAt,

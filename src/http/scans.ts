@@ -2,6 +2,7 @@ import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { SCAN_STATES, type ScanState } from '../db/scanEntities.js';
 import { makeRequest } from '../domain/scanRequest.js';
+import { sourceRemoteProblem } from '../pipeline/remoteDirectory.js';
 import { DATA_DIRS } from '../domain/paths.js';
 import { statusLabel } from '../domain/statusTable.js';
 import { retrieveAttemptsOf, type ScanView } from '../db/scanViews.js';
@@ -41,6 +42,7 @@ const postSchema = {
       accessionNumber: { type: 'string', minLength: 1, maxLength: 16 },
       patientId: { type: 'string', minLength: 1, maxLength: 64 },
       studyDate: { type: 'string', pattern: '^[0-9]{8}$' },
+      remote: { type: 'string', minLength: 1, maxLength: 64 },
     },
   },
 } as const;
@@ -50,6 +52,8 @@ interface PostBody {
   accessionNumber?: string;
   patientId?: string;
   studyDate?: string;
+  /** The remote to retrieve from, by name (default: the scanner). */
+  remote?: string;
 }
 
 /** A scan as the API shows it: expected per series is the larger of the MPPS references and the scanner's count. */
@@ -73,6 +77,8 @@ export function scanJson(v: ScanView, progress: ScanProgress | undefined) {
     accessionNumber: v.accessionNumber,
     patientId: v.patientId,
     studyDate: v.studyDate,
+    /** The remote it is retrieved from (null: the scanner). */
+    remote: v.remote ?? null,
     state: v.state,
     source: v.source,
     reason: v.reason,
@@ -161,8 +167,11 @@ export function registerScanRoutes(app: FastifyInstance, s: HttpServices): void 
       accessionNumber: b.accessionNumber ?? null,
       patientId: b.patientId ?? null,
       studyDate: b.studyDate ?? null,
+      remote: b.remote ?? null,
     });
     if (!parsed.ok) throw httpError(400, parsed.reason);
+    const sourceProblem = sourceRemoteProblem(s.remotes ?? {}, s.scannerName ?? 'scanner', parsed.spec.remote);
+    if (sourceProblem) throw httpError(400, sourceProblem);
     const { scan, created } = await scans.add(parsed.spec, 'api');
     const url = `/api/scans/${scan.studyInstanceUid ?? scan.id}`;
     s.changed?.();

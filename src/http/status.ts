@@ -81,6 +81,15 @@ export async function statusSnapshot(s: HttpServices) {
     finished: { total: finished.total, scans: finished.scans.map(ended) },
     failed: { total: failed.total, scans: failed.scans.map(ended) },
     associations: associations.map((a) => associationJson(a, s.remotes)),
+    remotes: Object.entries(s.remotes ?? {}).map(([name, r]) => ({
+      name,
+      aeTitle: r.aeTitle,
+      host: r.host,
+      port: r.port,
+      roles: r.roles,
+      scanner: name === s.scannerName,
+      state: s.remoteStates?.get(name) ?? null,
+    })),
     imports: { total: imports.total, recent: imports.batches.map((b) => importJson(s, b)) },
   };
 }

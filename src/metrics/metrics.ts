@@ -19,11 +19,13 @@ export interface MetricsOptions {
   activeAssociations?: () => number;
   /** process_* / nodejs_* metrics of prom-client (default true). */
   defaultMetrics?: boolean;
+  /** The configured remote an association comes from (label `remote`; "unknown" when none or absent). */
+  remoteOf?: (callingAe: string, address?: string) => string | undefined;
 }
 
 /** What the DIMSE edge reports once a C-STORE is answered. */
 export interface StoreCompleted {
-  association: Pick<AssociationInfo, 'callingAe'>;
+  association: Pick<AssociationInfo, 'callingAe'> & Partial<Pick<AssociationInfo, 'remoteAddress'>>;
   status: number;
   bytes: number;
   durationMs: number;
@@ -62,9 +64,10 @@ export class Metrics {
   private readonly failing = new Set<string>();
   private instanceQuery: Promise<InstanceStats | undefined> | undefined;
 
-  readonly instancesReceived: Counter<'calling_ae'>;
-  readonly bytesReceived: Counter<'calling_ae'>;
-  readonly storeFailures: Counter<'calling_ae' | 'status'>;
+  readonly instancesReceived: Counter<'calling_ae' | 'remote'>;
+  readonly bytesReceived: Counter<'calling_ae' | 'remote'>;
+  readonly storeFailures: Counter<'calling_ae' | 'remote' | 'status'>;
+  private readonly remoteOf: MetricsOptions['remoteOf'];
   readonly cstoreDuration: Histogram;
   readonly associationsActive: Gauge;
   readonly associations: Counter<'result'>;
@@ -82,6 +85,7 @@ export class Metrics {
 
   constructor(opts: MetricsOptions) {
     this.log = opts.log;
+    this.remoteOf = opts.remoteOf;
     this.db = opts.db;
     this.dataDir = opts.dataDir;
     const registers = [this.registry];
@@ -90,19 +94,19 @@ export class Metrics {
     this.instancesReceived = new Counter({
       name: 'scannode_instances_received_total',
       help: 'C-STORE instances answered Success, by calling AE title',
-      labelNames: ['calling_ae'],
+      labelNames: ['calling_ae', 'remote'],
       registers,
     });
     this.bytesReceived = new Counter({
       name: 'scannode_bytes_received_total',
       help: 'Data set bytes of the C-STORE instances answered Success, by calling AE title',
-      labelNames: ['calling_ae'],
+      labelNames: ['calling_ae', 'remote'],
       registers,
     });
     this.storeFailures = new Counter({
       name: 'scannode_store_failures_total',
       help: 'C-STORE requests answered with a non-success status (4 hex digits), by calling AE title',
-      labelNames: ['calling_ae', 'status'],
+      labelNames: ['calling_ae', 'remote', 'status'],
       registers,
     });
     this.cstoreDuration = new Histogram({
@@ -211,11 +215,13 @@ export class Metrics {
   /** A C-STORE was answered (DimseHandlers.storeCompleted). */
   storeCompleted(e: StoreCompleted): void {
     const callingAe = this.aeLabel(e.association.callingAe);
+    // Configured names only (or "unknown"): the label set stays bounded by the config.
+    const remote = this.remoteOf?.(e.association.callingAe, e.association.remoteAddress) ?? 'unknown';
     if (e.status === 0) {
-      this.instancesReceived.inc({ calling_ae: callingAe });
-      this.bytesReceived.inc({ calling_ae: callingAe }, Math.max(0, e.bytes));
+      this.instancesReceived.inc({ calling_ae: callingAe, remote });
+      this.bytesReceived.inc({ calling_ae: callingAe, remote }, Math.max(0, e.bytes));
     } else {
-      this.storeFailures.inc({ calling_ae: callingAe, status: statusLabel(e.status) });
+      this.storeFailures.inc({ calling_ae: callingAe, remote, status: statusLabel(e.status) });
     }
     this.cstoreDuration.observe(Math.max(0, e.durationMs) / 1000);
   }

@@ -98,7 +98,7 @@ for (const kind of DB_KINDS) {
       const N = study.length;
 
       const before = await scrape(node);
-      assert.equal(before.get('scannode_instances_received_total', { calling_ae: SCU }), undefined);
+      assert.equal(before.get('scannode_instances_received_total', { calling_ae: SCU, remote: 'unknown' }), undefined);
       assert.equal(before.get('scannode_spool_instances'), 0);
       assert.equal(before.get('scannode_associations_total', { result: 'accepted' }), 0);
 
@@ -124,8 +124,12 @@ for (const kind of DB_KINDS) {
       const rows = await node.instances();
       assert.equal(rows.length, N);
       const wireBytes = rows.reduce((n, r) => n + datasetBytes(path.join(node.dataDir, r.path)).length, 0);
-      assert.equal(m.get('scannode_instances_received_total', { calling_ae: SCU }), N);
-      assert.equal(m.get('scannode_bytes_received_total', { calling_ae: SCU }), wireBytes, 'data set bytes');
+      assert.equal(m.get('scannode_instances_received_total', { calling_ae: SCU, remote: 'unknown' }), N);
+      assert.equal(
+        m.get('scannode_bytes_received_total', { calling_ae: SCU, remote: 'unknown' }),
+        wireBytes,
+        'data set bytes',
+      );
       assert.equal(m.get('scannode_cstore_duration_seconds_count'), N);
       assert.equal(m.get('scannode_cstore_duration_seconds_bucket', { le: '+Inf' }), N);
       assert.ok(m.get('scannode_cstore_duration_seconds_sum')! > 0);
@@ -149,8 +153,8 @@ for (const kind of DB_KINDS) {
       assert.equal(mod.code, 0, mod.stderr);
       await storescuAs(node, [changed]);
       const m2 = await scrape(node);
-      assert.equal(m2.get('scannode_store_failures_total', { calling_ae: SCU, status: 'c003' }), 1);
-      assert.equal(m2.get('scannode_instances_received_total', { calling_ae: SCU }), N);
+      assert.equal(m2.get('scannode_store_failures_total', { calling_ae: SCU, remote: 'unknown', status: 'c003' }), 1);
+      assert.equal(m2.get('scannode_instances_received_total', { calling_ae: SCU, remote: 'unknown' }), N);
       assert.equal(m2.get('scannode_cstore_duration_seconds_count'), N + 1);
       assert.equal(m2.get('scannode_spool_instances'), N);
     });
@@ -223,8 +227,11 @@ for (const kind of DB_KINDS) {
       assert.equal(m.get('scannode_archive_instances'), study.length);
       assert.equal(m.get('scannode_archive_bytes'), await sumOfSizes(node, 'archived'));
       // The pushed image came from storescu's AE title, the moved ones from the scanner's.
-      assert.equal(m.get('scannode_instances_received_total', { calling_ae: SCU }), 1);
-      assert.equal(m.get('scannode_instances_received_total', { calling_ae: 'QRSCANNER' }), study.length - 1);
+      assert.equal(m.get('scannode_instances_received_total', { calling_ae: SCU, remote: 'unknown' }), 1);
+      assert.equal(
+        m.get('scannode_instances_received_total', { calling_ae: 'QRSCANNER', remote: 'scanner' }),
+        study.length - 1,
+      );
       const received = m.samples
         .filter((s) => s.name === 'scannode_instances_received_total')
         .reduce((n, s) => n + s.value, 0);

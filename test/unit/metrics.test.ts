@@ -43,11 +43,24 @@ describe('Metrics', () => {
     store('SCU1', 0xa700, 9999, 1);
     store('SCU2 ', 0xc003, 77, 20_000);
 
-    assert.equal(await value(m, 'scannode_instances_received_total', { calling_ae: 'SCU1' }), 3);
-    assert.equal(await value(m, 'scannode_instances_received_total', { calling_ae: 'SCU2' }), undefined);
-    assert.equal(await value(m, 'scannode_bytes_received_total', { calling_ae: 'SCU1' }), 4000, 'failures not counted');
-    assert.equal(await value(m, 'scannode_store_failures_total', { calling_ae: 'SCU1', status: 'a700' }), 1);
-    assert.equal(await value(m, 'scannode_store_failures_total', { calling_ae: 'SCU2', status: 'c003' }), 1);
+    assert.equal(await value(m, 'scannode_instances_received_total', { calling_ae: 'SCU1', remote: 'unknown' }), 3);
+    assert.equal(
+      await value(m, 'scannode_instances_received_total', { calling_ae: 'SCU2', remote: 'unknown' }),
+      undefined,
+    );
+    assert.equal(
+      await value(m, 'scannode_bytes_received_total', { calling_ae: 'SCU1', remote: 'unknown' }),
+      4000,
+      'failures not counted',
+    );
+    assert.equal(
+      await value(m, 'scannode_store_failures_total', { calling_ae: 'SCU1', remote: 'unknown', status: 'a700' }),
+      1,
+    );
+    assert.equal(
+      await value(m, 'scannode_store_failures_total', { calling_ae: 'SCU2', remote: 'unknown', status: 'c003' }),
+      1,
+    );
 
     const h = 'scannode_cstore_duration_seconds';
     assert.equal(await value(m, h, {}, `${h}_count`), 5);
@@ -99,9 +112,9 @@ describe('Metrics', () => {
     m.storeCompleted({ association: { ...AE, callingAe: 'AE0' }, status: 0, bytes: 1, durationMs: 1 });
     const json = (await m.registry.getMetricsAsJSON()).find((x) => x.name === 'scannode_instances_received_total')!;
     assert.equal(json.values.length, MAX_CALLING_AES + 1);
-    assert.equal(await value(m, 'scannode_instances_received_total', { calling_ae: OTHER_AE }), 5);
+    assert.equal(await value(m, 'scannode_instances_received_total', { calling_ae: OTHER_AE, remote: 'unknown' }), 5);
     assert.equal(
-      await value(m, 'scannode_instances_received_total', { calling_ae: 'AE0' }),
+      await value(m, 'scannode_instances_received_total', { calling_ae: 'AE0', remote: 'unknown' }),
       2,
       'known AE keeps its own',
     );
@@ -282,8 +295,8 @@ describe('GET /metrics', () => {
       assert.equal(res.statusCode, 200);
       assert.equal(res.headers['content-type'], m.registry.contentType);
       assert.match(res.body, /^# TYPE scannode_instances_received_total counter$/m);
-      assert.match(res.body, /^scannode_instances_received_total\{calling_ae="CT1"\} 1$/m);
-      assert.match(res.body, /^scannode_bytes_received_total\{calling_ae="CT1"\} 12$/m);
+      assert.match(res.body, /^scannode_instances_received_total\{calling_ae="CT1",remote="unknown"\} 1$/m);
+      assert.match(res.body, /^scannode_bytes_received_total\{calling_ae="CT1",remote="unknown"\} 12$/m);
     } finally {
       await app.close();
     }

@@ -40,6 +40,15 @@ function when(iso) {
   return sameDay ? d.toLocaleTimeString() : d.toLocaleString();
 }
 
+/** How long ago an ISO time was, in the largest whole unit (s, min, h, d). */
+function age(iso) {
+  const s = Math.max(0, (Date.now() - new Date(iso).getTime()) / 1000);
+  if (s < 60) return `${Math.floor(s)} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} min`;
+  if (s < 86400) return `${Math.floor(s / 3600)} h`;
+  return `${Math.floor(s / 86400)} d`;
+}
+
 function shortUid(uid) {
   if (!uid) return '(study not known yet)';
   return uid.length > 28 ? `…${uid.slice(-26)}` : uid;
@@ -138,8 +147,11 @@ function renderActive(active) {
       node.title,
       [
         shortUid(scan.studyInstanceUid),
+        scan.patientId && `patient ${scan.patientId}`,
         scan.accessionNumber && `acc ${scan.accessionNumber}`,
         dicomDate(scan.studyDate),
+        scan.remote && `from ${scan.remote}`,
+        scan.requestedAt && `requested ${age(scan.requestedAt)} ago`,
       ]
         .filter(Boolean)
         .join(' · '),
@@ -327,6 +339,27 @@ function render(st) {
       `${(a.durationMs / 1000).toFixed(1)} s`,
     ],
   }));
+  fillTable(
+    $('#remotes'),
+    (st.remotes || []).map((r) => ({ ...r, state: r.state || { reachable: null } })),
+    (r) => ({
+      values: [
+        r.scanner ? `${r.name} (scanner)` : r.name,
+        `${r.aeTitle}@${r.host}:${r.port}`,
+        ['send', 'retrieve', 'store'].filter((k) => r.roles[k]).join(', '),
+        r.state.reachable == null
+          ? 'not seen'
+          : { text: r.state.reachable ? 'reachable' : 'unreachable', class: r.state.reachable ? '' : 'failed-reason' },
+        when(r.state.lastSuccessAt),
+        {
+          text: r.state.lastError
+            ? `${when(r.state.lastErrorAt)}: ${r.state.lastError}${r.state.lastErrorStatus ? ` (status ${r.state.lastErrorStatus})` : ''}`
+            : '',
+          class: 'wrap',
+        },
+      ],
+    }),
+  );
   setText($('#generated'), `updated ${when(st.generatedAt)}`);
   document.body.dataset.generatedAt = st.generatedAt;
 }

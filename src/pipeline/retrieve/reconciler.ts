@@ -20,6 +20,8 @@ import { ScannerQuery, merge, uidOf } from './scannerQuery.js';
 
 export interface ReconcilerOptions {
   scanner: ScuPeer;
+  /** The remote a scan is queried and retrieved from (its request's `remote`); default the scanner. */
+  peerOf?: (scan: ScanRow) => ScuPeer;
   /** Our AE title: the calling AE of every query and the move destination. */
   aeTitle: string;
   completeness: CompletenessConfig;
@@ -238,7 +240,8 @@ export class Reconciler {
       : { PatientID: scan.patientId!, ...(scan.studyDate ? { StudyDate: scan.studyDate } : {}) };
     let rows: Array<Record<string, unknown>>;
     try {
-      rows = await cFind(this.opts.scanner, this.opts.aeTitle, 'STUDY', keys, { timeoutMs: this.opts.findTimeoutMs });
+      const peer = this.opts.peerOf?.(scan) ?? this.opts.scanner;
+      rows = await cFind(peer, this.opts.aeTitle, 'STUDY', keys, { timeoutMs: this.opts.findTimeoutMs });
       this.health.ok();
     } catch (err) {
       this.health.problem(err, 'STUDY C-FIND');

@@ -18,6 +18,7 @@ import { errorText, type ScannerHealth } from './scannerHealth.js';
 
 export interface RetrieverOptions {
   scanner: ScuPeer;
+  peerOf?: (scan: ScanRow) => ScuPeer;
   /** Our AE title: the calling AE and the move destination. */
   aeTitle: string;
   moveTimeoutMs: number;
@@ -61,7 +62,7 @@ export class Retriever {
       const before = await this.countSeries(study, m.seriesInstanceUid);
       try {
         result = await cMove(
-          this.opts.scanner,
+          this.opts.peerOf?.(scan) ?? this.opts.scanner,
           this.opts.aeTitle,
           this.opts.aeTitle,
           m.level,

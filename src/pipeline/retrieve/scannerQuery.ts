@@ -12,6 +12,7 @@ import type { ScannerHealth } from './scannerHealth.js';
 
 export interface ScannerQueryOptions {
   scanner: ScuPeer;
+  peerOf?: (scan: ScanRow) => ScuPeer;
   /** Our AE title: the calling AE of every query. */
   aeTitle: string;
   findTimeoutMs: number;
@@ -47,9 +48,10 @@ export class ScannerQuery {
     known: Map<string, SeriesExpectation>,
   ): Promise<Map<string, SeriesExpectation> | undefined> {
     const opts = { timeoutMs: this.opts.findTimeoutMs };
+    const peer = this.opts.peerOf?.(scan) ?? this.opts.scanner;
     const out = new Map<string, SeriesExpectation>();
     try {
-      const series = await cFind(this.opts.scanner, this.opts.aeTitle, 'SERIES', { StudyInstanceUID: study }, opts);
+      const series = await cFind(peer, this.opts.aeTitle, 'SERIES', { StudyInstanceUID: study }, opts);
       for (const row of series) {
         const uid = uidOf(row.SeriesInstanceUID);
         if (!uid) continue;
@@ -66,7 +68,7 @@ export class ScannerQuery {
         for (const sop of known.get(s.seriesInstanceUid)?.sopInstanceUids ?? []) here.add(sop);
         if (s.scannerCount !== undefined && s.scannerCount <= here.size) continue;
         const images = await cFind(
-          this.opts.scanner,
+          peer,
           this.opts.aeTitle,
           'IMAGE',
           { StudyInstanceUID: study, SeriesInstanceUID: s.seriesInstanceUid },

@@ -23,6 +23,8 @@ export interface RequestWatcherOptions {
   rescanMs?: number;
   /** A file modified more recently than this may still be being written: look again later. */
   settleMs?: number;
+  /** Why a request may not name this source remote (unknown, or not roles.retrieve); undefined: it may. */
+  sourceProblem?: (remote: string) => string | undefined;
 }
 
 /**
@@ -87,7 +89,7 @@ export class RequestWatcher {
     private readonly dataDir: string,
     private readonly rules: RequestRules,
     private readonly log: Logger,
-    opts: RequestWatcherOptions = {},
+    private readonly opts: RequestWatcherOptions = {},
   ) {
     this.dir = path.join(dataDir, DATA_DIRS.activeScans);
     this.problemDir = path.join(dataDir, DATA_DIRS.problem);
@@ -234,6 +236,11 @@ export class RequestWatcher {
     }
     if (!parsed.ok) {
       this.toProblem(name, parsed.reason);
+      return;
+    }
+    const sourceProblem = parsed.spec.remote ? this.opts.sourceProblem?.(parsed.spec.remote) : undefined;
+    if (sourceProblem) {
+      this.toProblem(name, sourceProblem);
       return;
     }
     const scan = await this.rules.addFromFile(parsed.spec);
