@@ -5,13 +5,12 @@
  * status; rejects when the association cannot be made or ends before the answer.
  */
 import dimse from 'dcmjs-dimse';
-import type { AssociateRq } from './associatePdu.js';
 import { realClock } from './clock.js';
 import { MessageAssembler, encodeMessage } from './dimseMessages.js';
 import { STORAGE_COMMITMENT_SOP_CLASS, eventReportCommand } from './nAction.js';
 import { UpperLayer } from './upperLayer.js';
 import { rejectText } from './rejectTable.js';
-import { requestorTransport } from './requestorTransport.js';
+import { requestorAssociateRq, requestorTransport } from './requestorTransport.js';
 import type { TlsClientFiles } from './tls.js';
 import type { Logger } from '../logging/logger.js';
 
@@ -58,23 +57,16 @@ export function sendEventReport(
       invalid: (_r, detail) => ul.abort(detail),
       unreadable: (detail) => ul.abort(detail),
     });
-    const rq: AssociateRq = {
-      protocolVersion: 1,
+    const rq = requestorAssociateRq({
       calledAe: peer.aeTitle,
       callingAe: opts.callingAe,
-      applicationContext: '1.2.840.10008.3.1.1.1',
       presentationContexts: [
         { id: 1, abstractSyntax: STORAGE_COMMITMENT_SOP_CLASS, transferSyntaxes: [EXPLICIT_LE, IMPLICIT_LE] },
       ],
-      userInfo: {
-        maxLength: 65536,
-        implementationClassUid: opts.implementationClassUid,
-        implementationVersionName: opts.implementationVersionName,
-        asyncOps: undefined,
-        roleSelections: [{ sopClassUid: STORAGE_COMMITMENT_SOP_CLASS, scu: false, scp: true }],
-        other: [],
-      },
-    };
+      implementationClassUid: opts.implementationClassUid,
+      implementationVersionName: opts.implementationVersionName,
+      roleSelections: [{ sopClassUid: STORAGE_COMMITMENT_SOP_CLASS, scu: false, scp: true }],
+    });
     const timer = setTimeout(() => {
       failure = 'timed out';
       ul.abort('timed out waiting for the N-EVENT-REPORT-RSP');

@@ -6,18 +6,16 @@
  * sent data set in memory (64-97 inst/s measured), which is why this one is ours.
  * Resolves with one outcome per instance; rejects only when the association cannot be made at all.
  */
-import type { AssociateRq } from './associatePdu.js';
 import { realClock } from './clock.js';
 import { encodeCommandSet } from './commandSet.js';
 import { DATA_SET_PRESENT, MessageAssembler, type CommandSet } from './dimseMessages.js';
 import { pdataPdus, PduType, PDU_HEADER, PDV_HEADER, PDV_LAST } from './pdu.js';
 import { rejectText } from './rejectTable.js';
 import type { TlsClientFiles } from './tls.js';
-import { requestorTransport } from './requestorTransport.js';
+import { requestorAssociateRq, requestorTransport } from './requestorTransport.js';
 import { UpperLayer } from './upperLayer.js';
 import type { Logger } from '../logging/logger.js';
 
-const APPLICATION_CONTEXT = '1.2.840.10008.3.1.1.1';
 /** PS3.8 9.3.2: presentation context ids are odd, 1-255. */
 const MAX_CONTEXTS = 128;
 
@@ -142,24 +140,16 @@ function associate(peer: StorePeer, contexts: Map<string, number>, opts: StoreOp
       invalid: (_r, detail) => ul.abort(detail),
       unreadable: (detail) => ul.abort(detail),
     });
-    const rq: AssociateRq = {
-      protocolVersion: 1,
+    const rq = requestorAssociateRq({
       calledAe: peer.aeTitle,
       callingAe: opts.callingAe,
-      applicationContext: APPLICATION_CONTEXT,
       presentationContexts: [...contexts].map(([key, id]) => {
         const [abstractSyntax, ts] = key.split('\\') as [string, string];
         return { id, abstractSyntax, transferSyntaxes: [ts] };
       }),
-      userInfo: {
-        maxLength: 65536,
-        implementationClassUid: opts.implementationClassUid,
-        implementationVersionName: opts.implementationVersionName,
-        asyncOps: undefined,
-        roleSelections: [],
-        other: [],
-      },
-    };
+      implementationClassUid: opts.implementationClassUid,
+      implementationVersionName: opts.implementationVersionName,
+    });
     const openTimer = setTimeout(() => {
       failure = 'timed out opening the association';
       ul.abort(failure);
