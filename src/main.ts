@@ -214,7 +214,14 @@ export class ScannodeNode {
     const mpps = (p.mpps = new MppsService(db, dataDir, this.log, scans));
     const { completion: cc, retrieve: rc } = config;
     // One sender in a cluster: the node running the scheduler.
-    const forwarder = (this.forwarder = Forwarder.fromConfig(config, db, dataDir, this.log, () => membership.leader));
+    const forwarder = (this.forwarder = Forwarder.fromConfig(
+      config,
+      db,
+      dataDir,
+      this.log,
+      () => membership.leader,
+      (o) => (o.ok ? this.remoteStates.succeeded(o.destination) : this.remoteStates.failed(o.destination, o.error ?? '')),
+    ));
     const completion = (p.completion = new Completion(
       db,
       dataDir,
@@ -295,6 +302,7 @@ export class ScannodeNode {
           return rsp;
         },
         nAction: (req) => commitments.nAction(req),
+        nEventReport: (req) => forwarder.commitmentReport(req),
         associationClosed: (s) => {
           metrics.associationClosed(s);
           recordAssociation(this.remoteStates, remoteOf(config.remotes, s.callingAe, s.remoteAddress), s);

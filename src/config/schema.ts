@@ -100,6 +100,11 @@ const remote = z.strictObject({
    * (`host` must then be the address it connects from).
    */
   matchAddress: z.boolean().default(false),
+  /**
+   * Forwarding to it asks for Storage Commitment after the C-STOREs (N-ACTION), and a study counts as delivered only
+   * once the remote reports every instance committed (needs roles.store).
+   */
+  commitment: z.boolean().default(false),
 });
 export type Remote = z.infer<typeof remote>;
 
@@ -126,6 +131,8 @@ const forwardRule = z.strictObject({
   when: z.enum(['finished', 'failed', 'both']).default('finished'),
   /** Only scans with a series of one of these modalities (e.g. ["MR"]). */
   modality: z.array(z.string().min(1)).optional(),
+  /** Only scans from one of these remotes (a scan's source remote; the scanner by its name). */
+  from: z.array(z.string().min(1)).min(1).optional(),
   /** Only the series whose description matches this regular expression are sent. */
   seriesDescription: z.string().min(1).optional(),
 });
@@ -136,6 +143,8 @@ const forwarding = z
     maxTries: z.number().int().min(1).max(1000).default(20),
     /** First wait before a failed delivery is tried again; it doubles with each attempt, up to an hour. */
     retrySeconds: z.number().positive().max(86_400).default(60),
+    /** How long a destination has to report storage commitment before the study is sent and asked again. */
+    commitmentWaitSeconds: z.number().positive().max(86_400).default(600),
   })
   .prefault({});
 
@@ -345,6 +354,10 @@ export const configSchema = configObject
         else if (!r.roles.store)
           ctx.addIssue({ code: 'custom', path, message: `remote "${name}" does not have roles.store` });
       });
+      rule.from?.forEach((name, j) => {
+        if (!c.remotes[name] && !(name === 'scanner' && typeof c.scanner !== 'string'))
+          ctx.addIssue({ code: 'custom', path: ['forward', i, 'from', j], message: `no remote named "${name}"` });
+      });
       if (rule.seriesDescription) {
         try {
           new RegExp(rule.seriesDescription);
@@ -365,6 +378,7 @@ export const configSchema = configObject
       ...(c.scanner ?? scannerObject.parse({})),
       roles: { send: true, retrieve: true, store: false },
       matchAddress: false,
+      commitment: false,
     };
     return { ...c, remotes: { scanner: own, ...c.remotes }, scanner: { ...own, name: 'scanner' } };
   });

@@ -14,6 +14,7 @@ import { StorageCommitment1763900000018 } from './migrations/0018-storage-commit
 import { Cluster1763900000030 } from './migrations/0030-cluster.js';
 import { ForwardOutbox1763900000031 } from './migrations/0031-forward-outbox.js';
 import { ScanRemote1763900000032 } from './migrations/0032-scan-remote.js';
+import { ForwardCommitment1763900000033 } from './migrations/0033-forward-commitment.js';
 import { outboxEntities, type OutboxEntities } from './outboxEntities.js';
 import { clusterEntities, type ClusterEntities } from './clusterEntities.js';
 import { commitmentEntities, type CommitmentEntities } from './commitmentEntities.js';
@@ -34,6 +35,7 @@ export const MIGRATIONS = [
   Cluster1763900000030,
   ForwardOutbox1763900000031,
   ScanRemote1763900000032,
+  ForwardCommitment1763900000033,
 ];
 
 export interface Database {

@@ -2,7 +2,11 @@
 import { EntitySchema } from 'typeorm';
 import type { Dialect } from './entities.js';
 
-export const OUTBOX_STATES = ['pending', 'sent', 'given-up'] as const;
+/**
+ * pending: to send (again) when due; committing: sent, waiting for the destination's storage commitment report until
+ * next_attempt_at; sent: delivered (no commitment asked); committed: delivered and committed; given-up: out of tries.
+ */
+export const OUTBOX_STATES = ['pending', 'committing', 'sent', 'committed', 'given-up'] as const;
 export type OutboxState = (typeof OUTBOX_STATES)[number];
 
 export interface OutboxRow {
@@ -20,6 +24,10 @@ export interface OutboxRow {
   /** Instances the destination answered Success (or a warning) in the last attempt. */
   instancesSent: number;
   instancesTotal: number;
+  /** The storage commitment request this row waits on (state committing), or the last one asked. */
+  commitTransactionUid: string | null;
+  /** Instances the destination reported committed. */
+  instancesCommitted: number;
   createdAt: Date;
   updatedAt: Date;
 }
@@ -40,6 +48,8 @@ export function outboxEntities(d: Dialect) {
       lastError: { name: 'last_error', type: 'varchar', length: 512, nullable: true },
       instancesSent: { name: 'instances_sent', type: 'integer' },
       instancesTotal: { name: 'instances_total', type: 'integer' },
+      commitTransactionUid: { name: 'commit_transaction_uid', type: 'varchar', length: 64, nullable: true },
+      instancesCommitted: { name: 'instances_committed', type: 'integer', default: 0 },
       createdAt: { name: 'created_at', type: d.timestamp },
       updatedAt: { name: 'updated_at', type: d.timestamp },
     },

@@ -25,6 +25,8 @@ export async function enqueueForwards(
       lastError: null,
       instancesSent: 0,
       instancesTotal: 0,
+      commitTransactionUid: null,
+      instancesCommitted: 0,
       createdAt: now,
       updatedAt: now,
     }),
@@ -32,17 +34,40 @@ export async function enqueueForwards(
   await db.source.createQueryBuilder().insert().into(Outbox).values(values).orIgnore().execute();
 }
 
-/** Pending rows whose next attempt is due, oldest first. */
+/** Rows whose next attempt is due (pending), or whose commitment report is overdue (committing), oldest first. */
 export async function dueForwards(db: Database, now: Date, limit = 20): Promise<OutboxRow[]> {
   return repo(db).find({
-    where: { state: 'pending', nextAttemptAt: LessThanOrEqual(now) },
+    where: [
+      { state: 'pending', nextAttemptAt: LessThanOrEqual(now) },
+      { state: 'committing', nextAttemptAt: LessThanOrEqual(now) },
+    ],
     order: { nextAttemptAt: 'ASC', id: 'ASC' },
     take: limit,
   });
 }
 
+/** The row waiting on a storage commitment transaction, if any. */
+export async function forwardOfTransaction(db: Database, transactionUid: string): Promise<OutboxRow | null> {
+  return repo(db).findOne({ where: { commitTransactionUid: transactionUid, state: 'committing' } });
+}
+
 export async function forwardsOfScan(db: Database, scanId: string): Promise<OutboxRow[]> {
   return repo(db).find({ where: { scanId }, order: { destination: 'ASC' } });
+}
+
+/** A row as the API and the scan summary show it: the next attempt (or the commitment deadline) only while due. */
+export function forwardView(f: OutboxRow) {
+  return {
+    destination: f.destination,
+    state: f.state,
+    attempts: f.attempts,
+    nextAttemptAt: f.state === 'pending' || f.state === 'committing' ? f.nextAttemptAt : null,
+    lastError: f.lastError,
+    instancesSent: f.instancesSent,
+    instancesTotal: f.instancesTotal,
+    instancesCommitted: f.instancesCommitted,
+    updatedAt: f.updatedAt,
+  };
 }
 
 export async function updateForward(db: Database, id: string, change: Partial<OutboxRow>): Promise<void> {
@@ -53,13 +78,23 @@ export async function updateForward(db: Database, id: string, change: Partial<Ou
 export async function archivedFilesOf(
   db: Database,
   study: string,
-): Promise<Array<{ path: string; seriesDescription: string | null; modality: string | null }>> {
+): Promise<
+  Array<{
+    path: string;
+    sopClassUid: string;
+    sopInstanceUid: string;
+    seriesDescription: string | null;
+    modality: string | null;
+  }>
+> {
   const { Instance, Series } = db.entities;
   return db.source
     .getRepository(Instance)
     .createQueryBuilder('i')
     .innerJoin(Series.options.name, 's', 's.seriesInstanceUid = i.seriesInstanceUid')
     .select('i.path', 'path')
+    .addSelect('i.sopClassUid', 'sopClassUid')
+    .addSelect('i.sopInstanceUid', 'sopInstanceUid')
     .addSelect('s.seriesDescription', 'seriesDescription')
     .addSelect('s.modality', 'modality')
     .where('i.studyInstanceUid = :study', { study })

@@ -3,8 +3,15 @@
  * the A-ASSOCIATE-AC (presentation contexts negotiated, our Maximum Length and implementation identity). Pure.
  */
 import { isValidUid } from '../domain/uid.js';
-import { APPLICATION_CONTEXT, type AssociateAc, type AssociateRq, type PresentationContextAc } from './associatePdu.js';
+import {
+  APPLICATION_CONTEXT,
+  type AssociateAc,
+  type AssociateRq,
+  type PresentationContextAc,
+  type RoleSelection,
+} from './associatePdu.js';
 import { aeTitleProblem, checkAssociation, type AccessPolicy, type Rejection } from './policy.js';
+import { STORAGE_COMMITMENT_SOP_CLASS } from './nAction.js';
 
 /** PS3.8 9.3.2: at most 128 presentation contexts, odd IDs 1-255. */
 export const MAX_PRESENTATION_CONTEXTS = 128;
@@ -89,13 +96,25 @@ export function negotiate(
       maxLength: me.maxPduLength,
       implementationClassUid: me.implementationClassUid,
       implementationVersionName: me.implementationVersionName,
-      // No asynchronous operations window: one operation at a time (the default); no role selection answered.
+      // No asynchronous operations window: one operation at a time (the default).
       asyncOps: undefined,
-      roleSelections: [],
+      roleSelections: rolesAnswered(rq, contexts),
       other: [],
     },
   };
   return { ok: true, ac, contexts, callingAe, calledAe };
+}
+
+/**
+ * SCP/SCU Role Selection (PS3.7 D.3.3.4) is answered for Storage Commitment only: a destination we forwarded to sends
+ * its N-EVENT-REPORT on a new association as the SCP of the SOP class, and says so with a role item; we accept the
+ * roles it proposed. For any other SOP class no item is answered (the default roles).
+ */
+function rolesAnswered(rq: AssociateRq, contexts: Map<number, AcceptedContext>): RoleSelection[] {
+  const accepted = new Set([...contexts.values()].map((c) => c.abstractSyntax));
+  return (rq.userInfo?.roleSelections ?? [])
+    .filter((r) => r.sopClassUid === STORAGE_COMMITMENT_SOP_CLASS && accepted.has(r.sopClassUid))
+    .map((r) => ({ sopClassUid: r.sopClassUid, scu: r.scu, scp: r.scp }));
 }
 
 /** PS3.8 9.3.2 and PS3.7 D.3.3.1: what a well-formed request has. */

@@ -63,6 +63,7 @@ const SERVICES: Readonly<Record<number, Service>> = {
   [CommandField.NCreateRq]: (host, rq) => nRequest(host, rq, host.handlers.nCreate),
   [CommandField.NSetRq]: (host, rq) => nRequest(host, rq, host.handlers.nSet),
   [CommandField.NActionRq]: nAction,
+  [CommandField.NEventReportRq]: nEventReport,
 };
 
 /** Runs the service of `rq`; returns the sink of its data set, if one follows. */
@@ -296,6 +297,62 @@ function nAction(host: ServiceHost, rq: Request): DatasetSink | undefined {
   }
   return new DatasetCollector((bytes) => host.track(run(bytes)));
 }
+
+// --- N-EVENT-REPORT (a storage commitment result for a request we sent, PS3.4 J.3.3) ------------------------------
+
+/** Reads the data set (bounded, walked), hands it to `nEventReport`, answers with its status. */
+function nEventReport(host: ServiceHost, rq: Request): DatasetSink | undefined {
+  const c = rq.command;
+  const sopClass = cleanUid(c.AffectedSOPClassUID);
+  const instance = cleanUid(c.AffectedSOPInstanceUID);
+  const eventTypeId = typeof c.EventTypeID === 'number' ? c.EventTypeID : undefined;
+  const run = async (bytes: Buffer | undefined): Promise<void> => {
+    let result: NResponse;
+    try {
+      if (sopClass !== rq.context.abstractSyntax) {
+        throw new DimseError(DicomStatus.SopClassNotSupported, `SOP class ${sopClass ?? '(none)'} on this context`);
+      }
+      const handler = host.handlers.nEventReport;
+      if (!handler) throw new DimseError(DicomStatus.NoSuchSopClass, 'service not supported');
+      if (instance !== STORAGE_COMMITMENT_SOP_INSTANCE) {
+        throw new DimseError(DicomStatus.NoSuchObjectInstance, `no SOP instance ${instance ?? '(none)'}`);
+      }
+      if (eventTypeId !== 1 && eventTypeId !== 2) {
+        throw new DimseError(NO_SUCH_EVENT_TYPE, `no event type ${String(c.EventTypeID)}`);
+      }
+      if (!rq.hasDataset) throw new DimseError(DicomStatus.MissingAttribute, 'an N-EVENT-REPORT without a data set');
+      const parsed = parseNDataset(bytes, rq.context.transferSyntax);
+      if (!parsed.ok) throw new DimseError(parsed.result.status, parsed.result.comment ?? '');
+      result = await handler({
+        association: host.info,
+        sopClassUid: sopClass,
+        sopInstanceUid: instance,
+        eventTypeId,
+        dataset: parsed.dataset,
+      });
+    } catch (err) {
+      result = toResult(err, host.log);
+    }
+    const command: CommandSet = {
+      CommandField: CommandField.NEventReportRq | CommandField.Response,
+      MessageIDBeingRespondedTo: c.MessageID ?? 0,
+      Status: result.status,
+      AffectedSOPClassUID: sopClass ?? '',
+    };
+    if (instance) command.AffectedSOPInstanceUID = instance;
+    if (result.comment && result.status !== DicomStatus.Success) command.ErrorComment = result.comment.slice(0, 64);
+    if (eventTypeId !== undefined) command.EventTypeID = eventTypeId;
+    host.respond(rq.context, command);
+  };
+  if (!rq.hasDataset) {
+    host.track(run(undefined));
+    return undefined;
+  }
+  return new DatasetCollector((bytes) => host.track(run(bytes)));
+}
+
+/** Failure: No such event type (PS3.7 C.4.1). */
+const NO_SUCH_EVENT_TYPE = 0x0113;
 
 /** One place where what a handler threw becomes a status: DimseError keeps its own, anything else is 0x0110. */
 export function toResult(err: unknown, log: Logger): DimseResult {

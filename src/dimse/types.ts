@@ -63,6 +63,12 @@ export interface NActionRequest extends NRequest {
   reportOnSameAssociation(eventTypeId: 1 | 2, dataset: Record<string, unknown>): Promise<number | undefined>;
 }
 
+/** N-EVENT-REPORT-RQ of the Storage Commitment Push Model: the result of a request we sent (PS3.4 J.3.3). */
+export interface NEventReportRequest extends NRequest {
+  eventTypeId: 1 | 2;
+  dataset: Record<string, unknown>;
+}
+
 export interface AssociationSummary extends AssociationInfo {
   startedAt: Date;
   endedAt: Date;
@@ -85,6 +91,8 @@ export interface DimseHandlers {
   nSet?(request: NRequest): Promise<NResponse>;
   /** Storage Commitment Push Model N-ACTION: answered at once; the report goes out later (reportOnSameAssociation). */
   nAction?(request: NActionRequest): Promise<NResponse>;
+  /** A storage commitment result for a request we sent (forwarding), on its association or a new one. */
+  nEventReport?(request: NEventReportRequest): Promise<NResponse>;
   associationClosed?(summary: AssociationSummary): void;
   /**
    * A C-STORE was answered: its status, the data set bytes received and the time from the first data byte to the

@@ -4,6 +4,7 @@ export interface ForwardRule {
   to: string[];
   when: 'finished' | 'failed' | 'both';
   modality?: string[];
+  from?: string[];
   seriesDescription?: string;
 }
 
@@ -14,18 +15,20 @@ export interface ForwardTarget {
 }
 
 /**
- * The destinations of a scan that ended `state`, whose series have these modalities: every rule that matches adds its
- * destinations, once each (the first rule naming a destination sets its series filter).
+ * The destinations of a scan that ended `state`, from the remote `source`, whose series have these modalities: every
+ * rule that matches adds its destinations, once each (the first rule naming a destination sets its series filter).
  */
 export function forwardTargets(
   rules: readonly ForwardRule[],
   state: 'finished' | 'failed',
   modalities: readonly string[],
+  source: string,
 ): ForwardTarget[] {
   const out = new Map<string, ForwardTarget>();
   for (const rule of rules) {
     if (rule.when !== 'both' && rule.when !== state) continue;
     if (rule.modality && !rule.modality.some((m) => modalities.includes(m))) continue;
+    if (rule.from && !rule.from.includes(source)) continue;
     for (const destination of rule.to) {
       if (!out.has(destination)) {
         out.set(destination, {

@@ -2,6 +2,7 @@
  * The DICOM UID grammar (PS3.5 9.1): components of digits separated by dots, no leading zero in a component
  * of more than one digit, at most 64 characters. Only a UID that passes this may become part of a path.
  */
+import { randomUUID } from 'node:crypto';
 const UID_RE = /^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))+$/;
 
 export function isValidUid(value: unknown): value is string {
@@ -28,4 +29,9 @@ export function requireUid(attribute: string, value: unknown): string {
   const v = cleanUid(value);
   if (!isValidUid(v)) throw new InvalidUidError(attribute, value);
   return v;
+}
+
+/** A new UID under the UUID root (PS3.5 B.2): an MPPS the SCU left to us, a storage commitment transaction. */
+export function newUid(): string {
+  return `2.25.${BigInt(`0x${randomUUID().replace(/-/g, '')}`).toString()}`;
 }

@@ -6,7 +6,7 @@ import { sourceRemoteProblem } from '../pipeline/remoteDirectory.js';
 import { DATA_DIRS } from '../domain/paths.js';
 import { statusLabel } from '../domain/statusTable.js';
 import { retrieveAttemptsOf, type ScanView } from '../db/scanViews.js';
-import { forwardsOfScan } from '../db/outboxStore.js';
+import { forwardView, forwardsOfScan } from '../db/outboxStore.js';
 import type { ScanProgress } from '../pipeline/retrieve/reconciler.js';
 import { httpError, need, type HttpServices } from './common.js';
 
@@ -143,16 +143,7 @@ export function registerScanRoutes(app: FastifyInstance, s: HttpServices): void 
         status: a.status === null ? null : statusLabel(a.status),
         error: a.error,
       })),
-      forwards: forwards.map((f) => ({
-        destination: f.destination,
-        state: f.state,
-        attempts: f.attempts,
-        nextAttemptAt: f.state === 'pending' ? f.nextAttemptAt : null,
-        lastError: f.lastError,
-        instancesSent: f.instancesSent,
-        instancesTotal: f.instancesTotal,
-        updatedAt: f.updatedAt,
-      })),
+      forwards: forwards.map(forwardView),
     };
   });
 

@@ -9,7 +9,7 @@ import type { NRequest, NResponse } from '../dimse/types.js';
 import type { Logger } from '../logging/logger.js';
 import { DATA_DIRS } from '../domain/paths.js';
 import { DicomStatus, DimseError } from '../domain/status.js';
-import { requireUid } from '../domain/uid.js';
+import { newUid, requireUid } from '../domain/uid.js';
 import { IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION } from '../storage/part10.js';
 import {
   MPPS_SOP_CLASS_UID,
@@ -29,11 +29,6 @@ import { Mutex } from 'async-mutex';
 
 const { DicomDict, DicomMetaDictionary } = dcmjs.data;
 const EXPLICIT_VR_LE = '1.2.840.10008.1.2.1';
-
-/** A UID under the UUID root (PS3.5 B.2) for an N-CREATE that leaves the SOP Instance UID to the SCP. */
-function newUid(): string {
-  return `2.25.${BigInt(`0x${randomUUID().replace(/-/g, '')}`).toString()}`;
-}
 
 /** JSON for the database: binary values (rare in MPPS) are left out rather than turned into `{}`. */
 function toJson(ds: MppsDataset): string {

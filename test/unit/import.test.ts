@@ -35,7 +35,10 @@ async function collect(tree: ImportTree): Promise<Array<{ text: string; kind: Tr
   return out.sort((a, b) => a.text.localeCompare(b.text));
 }
 
-test('the import tree yields every entry with its kind, never follows a link, and names raw bytes losslessly', async () => {
+// The walks below touch a real filesystem: a bound per test names the one that hangs instead of the whole file timing out.
+const FS_TEST = { timeout: 60_000 };
+
+test('the import tree yields every entry with its kind, never follows a link, and names raw bytes losslessly', FS_TEST, async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'scannode-walk-'));
   try {
     fs.mkdirSync(path.join(dir, 'root', 'a', 'b', 'c'), { recursive: true });
@@ -74,7 +77,7 @@ test('the import tree yields every entry with its kind, never follows a link, an
   }
 });
 
-test('the import tree keeps reading the folder it opened when its path is swapped for a link, and removes only there', async () => {
+test('the import tree keeps reading the folder it opened when its path is swapped for a link, and removes only there', FS_TEST, async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'scannode-swap-'));
   try {
     fs.mkdirSync(path.join(dir, 'root', 'sub'), { recursive: true });
@@ -103,7 +106,7 @@ test('the import tree keeps reading the folder it opened when its path is swappe
   }
 });
 
-test(`the import tree reports folders deeper than ${MAX_DEPTH} levels instead of entering them`, async () => {
+test(`the import tree reports folders deeper than ${MAX_DEPTH} levels instead of entering them`, FS_TEST, async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'scannode-deep-'));
   try {
     const deep = path.join(dir, 'root', ...Array.from({ length: MAX_DEPTH + 2 }, () => 'd'));
@@ -122,7 +125,7 @@ test(`the import tree reports folders deeper than ${MAX_DEPTH} levels instead of
   }
 });
 
-test('inbox watcher: a loose file is taken once unchanged for stableMs (injected clock), a .tmp folder never', async () => {
+test('inbox watcher: a loose file is taken once unchanged for stableMs (injected clock), a .tmp folder never', FS_TEST, async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'scannode-inbox-'));
   const taken: ImportRequest[] = [];
   const fake: InboxImporter = {

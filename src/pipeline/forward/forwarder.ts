@@ -3,27 +3,38 @@
  * before the scan is marked ended (so a crash re-enqueues nothing twice and loses nothing); then a loop that sends
  * each due row's archived study by C-STORE (scuStore.ts) and marks it sent once the destination answered every
  * instance, or tries again later (backoff doubling from forwarding.retrySeconds) up to forwarding.maxTries.
- * A row that is sent is never sent again.
+ * A destination with `commitment` is then asked for Storage Commitment (commitment.ts): the row waits, committing,
+ * for its report. A row that is sent or committed is never sent again.
  */
 import type { Config } from '../../config/schema.js';
 import type { Database } from '../../db/dataSource.js';
 import { IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION } from '../../storage/part10.js';
-import { archivedFilesOf, dueForwards, enqueueForwards, updateForward } from '../../db/outboxStore.js';
+import { dueForwards, enqueueForwards, updateForward } from '../../db/outboxStore.js';
 import type { OutboxRow } from '../../db/outboxEntities.js';
 import type { ScanRow } from '../../db/scanEntities.js';
 import { seriesOfStudy } from '../../db/studyStore.js';
 import { storeInstances, type StorePeer } from '../../dimse/scuStore.js';
-import { forwardBackoffMs, forwardTargets, seriesSelected, type ForwardRule } from '../../domain/forwardRules.js';
+import type { NEventReportRequest, NResponse } from '../../dimse/types.js';
+import { forwardTargets, type ForwardRule } from '../../domain/forwardRules.js';
 import { insideDataDir } from '../../domain/paths.js';
 import { describeStatus, isFailure } from '../../domain/statusTable.js';
 import type { Logger } from '../../logging/logger.js';
 import { Loop } from '../../scheduler/loop.js';
 import { fileStoreItem } from './storeItems.js';
+import { ForwardCommitments, type ForwardOutcome } from './commitment.js';
+
+export type { ForwardOutcome };
 
 export interface ForwarderOptions {
   rules: readonly ForwardRule[];
-  /** The destinations by name (remotes with roles.store). */
-  peers: Readonly<Record<string, StorePeer>>;
+  /** The destinations by name (remotes with roles.store); `commitment`: ask it for Storage Commitment. */
+  peers: Readonly<Record<string, StorePeer & { commitment?: boolean }>>;
+  /** The scanner's remote name (a scan without a source remote comes from it; rules' `from`). */
+  scannerName: string;
+  /** How long a destination has to send its storage commitment report. */
+  commitmentWaitMs: number;
+  /** Each attempt's outcome, per destination (the remotes' states on the status page). */
+  onOutcome?: (o: ForwardOutcome) => void;
   callingAe: string;
   implementationClassUid: string;
   implementationVersionName?: string;
@@ -36,6 +47,7 @@ export interface ForwarderOptions {
 
 export class Forwarder {
   private readonly loop: Loop<undefined>;
+  private readonly commitments: ForwardCommitments;
 
   constructor(
     private readonly db: Database,
@@ -49,13 +61,23 @@ export class Forwarder {
       every: { ms: Math.min(opts.retryMs, 10_000), arg: undefined },
       unref: true,
     });
+    this.commitments = new ForwardCommitments(db, log, opts);
   }
 
   /** The forwarder of a node's config: its rules, the remotes it may store to, its retries. */
-  static fromConfig(config: Config, db: Database, dataDir: string, log: Logger, sends: () => boolean): Forwarder {
+  static fromConfig(
+    config: Config,
+    db: Database,
+    dataDir: string,
+    log: Logger,
+    sends: () => boolean,
+    onOutcome?: (o: ForwardOutcome) => void,
+  ): Forwarder {
     return new Forwarder(db, dataDir, log, {
       rules: config.forward,
       peers: Object.fromEntries(Object.entries(config.remotes).filter(([, r]) => r.roles.store)),
+      scannerName: config.scanner.name,
+      commitmentWaitMs: config.forwarding.commitmentWaitSeconds * 1000,
       callingAe: config.dicom.aeTitle,
       implementationClassUid: IMPLEMENTATION_CLASS_UID,
       implementationVersionName: IMPLEMENTATION_VERSION,
@@ -63,6 +85,7 @@ export class Forwarder {
       retryMs: config.forwarding.retrySeconds * 1000,
       now: () => new Date(),
       sends,
+      onOutcome,
     });
   }
 
@@ -82,7 +105,7 @@ export class Forwarder {
     const study = scan.studyInstanceUid;
     if (!study || !this.opts.rules.length) return;
     const modalities = (await seriesOfStudy(this.db, study)).map((s) => s.modality).filter((m): m is string => !!m);
-    const targets = forwardTargets(this.opts.rules, state, modalities);
+    const targets = forwardTargets(this.opts.rules, state, modalities, scan.remote ?? this.opts.scannerName);
     await enqueueForwards(
       this.db,
       targets.map((t) => ({
@@ -101,12 +124,18 @@ export class Forwarder {
     return this.loop.notify(undefined);
   }
 
+  /** The SCP side's N-EVENT-REPORT handler: a destination's storage commitment result on a new association. */
+  commitmentReport(req: NEventReportRequest): Promise<NResponse> {
+    return this.commitments.reportOnNewAssociation(req);
+  }
+
   private async deliverDue(): Promise<void> {
     if (this.opts.sends && !this.opts.sends()) return;
     for (const row of await dueForwards(this.db, this.opts.now())) await this.deliver(row);
   }
 
   private async deliver(row: OutboxRow): Promise<void> {
+    if (row.state === 'committing') return this.commitments.overdue(row);
     const peer = this.opts.peers[row.destination];
     const attempts = row.attempts + 1;
     const now = this.opts.now();
@@ -119,9 +148,7 @@ export class Forwarder {
       });
       return;
     }
-    const files = (await archivedFilesOf(this.db, row.studyInstanceUid)).filter((f) =>
-      seriesSelected(row.seriesFilter, f.seriesDescription),
-    );
+    const files = await this.commitments.filesOf(row);
     let error: string | undefined;
     let sent = 0;
     try {
@@ -143,7 +170,12 @@ export class Forwarder {
       error = err instanceof Error ? err.message : String(err);
     }
     const meta = { destination: row.destination, study: row.studyInstanceUid, scan: row.scanId, attempt: attempts };
+    if (!error && peer.commitment) {
+      this.log.info('study forwarded; asking for storage commitment', { ...meta, instances: sent });
+      return this.commitments.ask(row, peer, files, attempts);
+    }
     if (!error) {
+      this.opts.onOutcome?.({ destination: row.destination, ok: true });
       await updateForward(this.db, row.id, {
         state: 'sent',
         attempts,
@@ -155,16 +187,6 @@ export class Forwarder {
       this.log.info('study forwarded', { ...meta, instances: sent });
       return;
     }
-    const giveUp = attempts >= this.opts.maxTries;
-    await updateForward(this.db, row.id, {
-      state: giveUp ? 'given-up' : 'pending',
-      attempts,
-      lastError: error,
-      instancesSent: sent,
-      instancesTotal: files.length,
-      nextAttemptAt: new Date(now.getTime() + forwardBackoffMs(attempts, this.opts.retryMs)),
-      updatedAt: this.opts.now(),
-    });
-    this.log.warn(giveUp ? 'forwarding given up' : 'forwarding failed; will try again', { ...meta, error });
+    await this.commitments.failedAttempt(row, attempts, error!, { instancesSent: sent, instancesTotal: files.length });
   }
 }
