@@ -220,7 +220,13 @@ export class ScannodeNode {
       dataDir,
       this.log,
       () => membership.leader,
-      (o) => (o.ok ? this.remoteStates.succeeded(o.destination) : this.remoteStates.failed(o.destination, o.error ?? '')),
+      (o) => {
+        if (o.ok) this.remoteStates.succeeded(o.destination);
+        else this.remoteStates.failed(o.destination, o.error ?? '');
+        this.parts.completion?.forwardsChanged(o.scanId).catch((err: unknown) => {
+          this.log.warn('cannot update the summary with the forward state', { scan: o.scanId, err: String(err) });
+        });
+      },
     ));
     const completion = (p.completion = new Completion(
       db,

@@ -2,7 +2,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Database } from '../db/dataSource.js';
 import { parseDbDate, type ScanRow } from '../db/scanEntities.js';
-import { activeScans, lastEndedScanOfStudy, retrieveAttemptCount } from '../db/scanStore.js';
+import { activeScans, findScan, lastEndedScanOfStudy, retrieveAttemptCount } from '../db/scanStore.js';
+import { forwardView, forwardsOfScan } from '../db/outboxStore.js';
+import { KeyedMutex } from '../scheduler/keyedMutex.js';
 import {
   archivedCount,
   findStudy,
@@ -50,6 +52,8 @@ export interface ScanSummary {
   retrieveAttempts: number;
   /** The NiDB-style group of the study (completion.grouping 'nidb' only). */
   group?: StudyGroup;
+  /** Where the study is forwarded, per destination (kept up to date by each forwarding outcome). */
+  forwards?: Array<ReturnType<typeof forwardView>>;
 }
 
 export interface Outcome {
@@ -86,6 +90,9 @@ export class Completion {
     private readonly outbox?: { enqueue(scan: ScanRow, state: 'finished' | 'failed'): Promise<void> },
   ) {}
 
+  /** Rewrites of one summary file (late images, forwarding outcomes) one at a time. */
+  private readonly summaries = new KeyedMutex();
+
   summaryFile(state: 'finished' | 'failed', scan: Pick<ScanRow, 'studyInstanceUid' | 'fileName' | 'id'>): string {
     const dir = state === 'finished' ? DATA_DIRS.finishedScans : DATA_DIRS.failedScans;
     const name =
@@ -99,6 +106,9 @@ export class Completion {
     const now = this.opts.now();
     if (scan.studyInstanceUid) await this.archiver.archiveStudy(scan.studyInstanceUid);
     const group = scan.studyInstanceUid ? await this.group(scan.studyInstanceUid) : undefined;
+    // The outbox rows first: the summary names them (a re-run after a crash enqueues nothing twice).
+    await this.outbox?.enqueue(scan, outcome.state);
+    const forwards = (await forwardsOfScan(this.db, scan.id)).map(forwardView);
     const summary: ScanSummary = {
       studyInstanceUID: scan.studyInstanceUid,
       accessionNumber: scan.accessionNumber,
@@ -114,11 +124,11 @@ export class Completion {
       archived: scan.studyInstanceUid ? await archivedCount(this.db, scan.studyInstanceUid) : 0,
       retrieveAttempts: await retrieveAttemptCount(this.db, scan.id),
       ...(group ? { group } : {}),
+      ...(forwards.length ? { forwards } : {}),
     };
     const file = this.summaryFile(outcome.state, scan);
     fs.mkdirSync(path.dirname(file), { recursive: true });
-    writeFileAtomic(file, `${JSON.stringify(summary, null, 2)}\n`);
-    await this.outbox?.enqueue(scan, outcome.state);
+    await this.summaries.run(file, async () => writeFileAtomic(file, `${JSON.stringify(summary, null, 2)}\n`));
     await this.scans.end(scan, outcome.state, outcome.reason, now);
     const meta = { scan: scan.id, study: scan.studyInstanceUid ?? undefined, file: path.relative(this.dataDir, file) };
     if (outcome.state === 'finished') this.log.info('scan finished', { ...meta, archived: summary.archived });
@@ -226,15 +236,33 @@ export class Completion {
   private async late(scan: ScanRow): Promise<void> {
     const study = scan.studyInstanceUid!;
     const res = await this.archiver.archiveStudy(study);
-    const group = await this.group(study);
     const state = scan.state === 'failed' ? 'failed' : 'finished';
     const file = this.summaryFile(state, scan);
-    let summary: ScanSummary | undefined;
-    try {
-      summary = JSON.parse(fs.readFileSync(file, 'utf8')) as ScanSummary;
-    } catch {
-      summary = undefined;
-    }
+    await this.summaries.run(file, () => this.rewriteLate(scan, study, state, file));
+    this.log.info('late images of an ended scan archived; summary updated', {
+      scan: scan.id,
+      study,
+      archived: res.archived,
+      file: path.relative(this.dataDir, file),
+    });
+  }
+
+  /** A forwarding outcome of an ended scan: its summary's `forwards` brought up to date. */
+  async forwardsChanged(scanId: string): Promise<void> {
+    const scan = await findScan(this.db, scanId);
+    if (!scan || (scan.state !== 'finished' && scan.state !== 'failed')) return;
+    const file = this.summaryFile(scan.state, scan);
+    await this.summaries.run(file, async () => {
+      const summary = readSummary(file);
+      if (!summary) return;
+      summary.forwards = (await forwardsOfScan(this.db, scanId)).map(forwardView);
+      writeFileAtomic(file, `${JSON.stringify(summary, null, 2)}\n`);
+    });
+  }
+
+  private async rewriteLate(scan: ScanRow, study: string, state: 'finished' | 'failed', file: string): Promise<void> {
+    const group = await this.group(study);
+    const summary = readSummary(file);
     const expected = new Map((summary?.series ?? []).map((s) => [s.seriesInstanceUID, s.expected]));
     const series = await this.seriesSummary(study, expected);
     const updated: ScanSummary = {
@@ -258,11 +286,13 @@ export class Completion {
     };
     fs.mkdirSync(path.dirname(file), { recursive: true });
     writeFileAtomic(file, `${JSON.stringify(updated, null, 2)}\n`);
-    this.log.info('late images of an ended scan archived; summary updated', {
-      scan: scan.id,
-      study,
-      archived: res.archived,
-      file: path.relative(this.dataDir, file),
-    });
+  }
+}
+
+function readSummary(file: string): ScanSummary | undefined {
+  try {
+    return JSON.parse(fs.readFileSync(file, 'utf8')) as ScanSummary;
+  } catch {
+    return undefined;
   }
 }

@@ -62,4 +62,3 @@ export function assertReceived(out: string, study: GeneratedInstance[]): void {
   for (const s of study)
     assert.ok(got.has(datasetBytes(s.file).toString('base64')), `${s.sopInstanceUid} byte-identical`);
 }
-

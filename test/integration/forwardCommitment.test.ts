@@ -22,7 +22,10 @@ describe('forwarding with storage commitment', () => {
     if (!needPeer(t, 'Orthanc', 'storescu')) return;
     const ourPort = await freePort();
     // Orthanc sends its report on a new association: it must know our AE title and port.
-    const orthanc = await startOrthanc({ aeTitle: 'ORTHANCDEST', modalities: [{ aeTitle: 'SCANNODE', port: ourPort }] });
+    const orthanc = await startOrthanc({
+      aeTitle: 'ORTHANCDEST',
+      modalities: [{ aeTitle: 'SCANNODE', port: ourPort }],
+    });
     t.after(() => orthanc.destroy());
     const node = await forwardingNode(orthanc.port, { aeTitle: 'ORTHANCDEST', commitment: true }, ourPort);
     t.after(() => node.destroy());
@@ -50,6 +53,11 @@ describe('forwarding with storage commitment', () => {
       [['committed', 6]],
       'the scan detail shows the commitment',
     );
+    const summaryFile = path.join(node.dataDir, 'finished-scans', `${study[0]!.studyInstanceUid}.json`);
+    await waitFor('the summary names the commitment', async () => {
+      const summary = JSON.parse(fs.readFileSync(summaryFile, 'utf8')) as { forwards?: Array<Record<string, unknown>> };
+      return summary.forwards?.[0]?.state === 'committed' && summary.forwards[0].instancesCommitted === 6;
+    });
     const remotes = await call(node, 'GET', '/api/remotes');
     const research = (remotes.json.remotes as Array<Record<string, unknown>>).find((r) => r.name === 'research');
     assert.equal((research?.state as Record<string, unknown>)?.reachable, true, 'the destination is reachable');

@@ -21,6 +21,7 @@ import type { Logger } from '../../logging/logger.js';
 /** One attempt's outcome for a destination (success: delivered, and committed when asked). */
 export interface ForwardOutcome {
   destination: string;
+  scanId: string;
   ok: boolean;
   error?: string;
 }
@@ -97,7 +98,10 @@ export class ForwardCommitments {
         callingAe: req.association.callingAe,
         transactionUid: tx,
       });
-      throw new DimseError(DicomStatus.NoSuchObjectInstance, `no transaction ${tx} waits on ${req.association.callingAe}`);
+      throw new DimseError(
+        DicomStatus.NoSuchObjectInstance,
+        `no transaction ${tx} waits on ${req.association.callingAe}`,
+      );
     }
     await this.apply(row, req.dataset);
     return { status: DicomStatus.Success };
@@ -126,7 +130,7 @@ export class ForwardCommitments {
       nextAttemptAt: new Date(now.getTime() + forwardBackoffMs(attempts, this.opts.retryMs)),
       updatedAt: now,
     });
-    this.opts.onOutcome?.({ destination: row.destination, ok: false, error });
+    this.opts.onOutcome?.({ destination: row.destination, scanId: row.scanId, ok: false, error });
     const meta = { destination: row.destination, study: row.studyInstanceUid, scan: row.scanId, attempt: attempts };
     this.log.warn(giveUp ? 'forwarding given up' : 'forwarding failed; will try again', { ...meta, error });
   }
@@ -145,7 +149,7 @@ export class ForwardCommitments {
       lastError: null,
       updatedAt: this.opts.now(),
     });
-    this.opts.onOutcome?.({ destination: row.destination, ok: true });
+    this.opts.onOutcome?.({ destination: row.destination, scanId: row.scanId, ok: true });
     this.log.info('forwarded study committed by its destination', { ...meta, instances: verdict.committed });
   }
 }

@@ -175,7 +175,7 @@ export class Forwarder {
       return this.commitments.ask(row, peer, files, attempts);
     }
     if (!error) {
-      this.opts.onOutcome?.({ destination: row.destination, ok: true });
+      this.opts.onOutcome?.({ destination: row.destination, scanId: row.scanId, ok: true });
       await updateForward(this.db, row.id, {
         state: 'sent',
         attempts,
