@@ -221,6 +221,7 @@ export class ScannodeNode {
       this.log,
       () => membership.leader,
       (o) => {
+        this.metrics.forwardAttempt(o.destination, o.ok ? (o.committed ? 'committed' : 'sent') : 'failed');
         if (o.ok) this.remoteStates.succeeded(o.destination);
         else this.remoteStates.failed(o.destination, o.error ?? '');
         this.parts.completion?.forwardsChanged(o.scanId).catch((err: unknown) => {

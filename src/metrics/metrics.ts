@@ -72,6 +72,8 @@ export class Metrics {
   readonly associationsActive: Gauge;
   readonly associations: Counter<'result'>;
   readonly associationRejections: Counter<'reason'>;
+  readonly remoteAssociations: Counter<'remote' | 'result'>;
+  readonly forwardAttempts: Counter<'destination' | 'outcome'>;
   readonly scans: Gauge<'state'>;
   readonly retrieveAttempts: Counter<'level'>;
   readonly retrieveFailures: Counter<'level'>;
@@ -139,6 +141,18 @@ export class Metrics {
       name: 'scannode_association_rejections_total',
       help: 'DICOM associations rejected, by reason',
       labelNames: ['reason'],
+      registers,
+    });
+    this.remoteAssociations = new Counter({
+      name: 'scannode_remote_associations_total',
+      help: 'DICOM associations a configured remote opened to us, by remote name and result (accepted, rejected)',
+      labelNames: ['remote', 'result'],
+      registers,
+    });
+    this.forwardAttempts = new Counter({
+      name: 'scannode_forward_attempts_total',
+      help: 'Forwarding attempts by destination and outcome (sent, committed, failed: storage commitment included)',
+      labelNames: ['destination', 'outcome'],
       registers,
     });
     this.scans = new Gauge({
@@ -227,8 +241,14 @@ export class Metrics {
   }
 
   /** An association ended (DimseHandlers.associationClosed). */
-  associationClosed(s: Pick<AssociationSummary, 'accepted' | 'rejection'>): void {
-    this.associations.inc({ result: s.accepted ? 'accepted' : 'rejected' });
+  associationClosed(
+    s: Pick<AssociationSummary, 'accepted' | 'rejection'> &
+      Partial<Pick<AssociationSummary, 'callingAe' | 'remoteAddress'>>,
+  ): void {
+    const result = s.accepted ? 'accepted' : 'rejected';
+    this.associations.inc({ result });
+    const remote = s.callingAe === undefined ? undefined : this.remoteOf?.(s.callingAe, s.remoteAddress);
+    if (remote) this.remoteAssociations.inc({ remote, result });
     // The edge passes the rejection's kind typed; none means the association was never set up (abort, TLS, close).
     if (!s.accepted) this.associationRejections.inc({ reason: s.rejection ?? 'setup-failed' });
   }
@@ -239,6 +259,11 @@ export class Metrics {
   ): void {
     this.retrieveAttempts.inc({ level: row.level });
     if (retrieveOutcome(row) !== 'ok') this.retrieveFailures.inc({ level: row.level });
+  }
+
+  /** A forwarding attempt ended (ForwarderOptions.onOutcome): `committed` when commitment was asked and given. */
+  forwardAttempt(destination: string, outcome: 'sent' | 'committed' | 'failed'): void {
+    this.forwardAttempts.inc({ destination, outcome });
   }
 
   schedulerRun(durationMs: number, ok: boolean): void {

@@ -8,7 +8,7 @@ import { sendEventReport } from '../../src/dimse/scuEventReport.js';
 import { createLogger } from '../../src/logging/logger.js';
 import { generateStudy, newUid } from '../helpers/dicomgen.js';
 import { finishScan, forwardingNode } from '../helpers/forwarding.js';
-import { call } from '../helpers/http.js';
+import { baseUrl, call } from '../helpers/http.js';
 import { startOrthanc } from '../helpers/orthanc.js';
 import { freePort, needPeer, startProcess, stopProcess, waitForPort } from '../helpers/peers.js';
 import { waitFor } from '../helpers/waitFor.js';
@@ -61,6 +61,13 @@ describe('forwarding with storage commitment', () => {
     const remotes = await call(node, 'GET', '/api/remotes');
     const research = (remotes.json.remotes as Array<Record<string, unknown>>).find((r) => r.name === 'research');
     assert.equal((research?.state as Record<string, unknown>)?.reachable, true, 'the destination is reachable');
+    const metrics = await (await fetch(`${baseUrl(node)}/metrics`)).text();
+    assert.match(metrics, /scannode_forward_attempts_total\{destination="research",outcome="committed"\} 1\n/);
+    assert.match(
+      metrics,
+      /scannode_remote_associations_total\{remote="research",result="accepted"\} [1-9]/,
+      "Orthanc's report association is counted for the remote",
+    );
 
     // A report for a transaction we never asked for, from that AE: refused, and the row stays committed.
     const status = await sendEventReport(

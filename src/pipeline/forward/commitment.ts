@@ -23,6 +23,8 @@ export interface ForwardOutcome {
   destination: string;
   scanId: string;
   ok: boolean;
+  /** A success with Storage Commitment asked and given. */
+  committed?: boolean;
   error?: string;
 }
 
@@ -149,7 +151,7 @@ export class ForwardCommitments {
       lastError: null,
       updatedAt: this.opts.now(),
     });
-    this.opts.onOutcome?.({ destination: row.destination, scanId: row.scanId, ok: true });
+    this.opts.onOutcome?.({ destination: row.destination, scanId: row.scanId, ok: true, committed: true });
     this.log.info('forwarded study committed by its destination', { ...meta, instances: verdict.committed });
   }
 }
