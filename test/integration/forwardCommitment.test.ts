@@ -8,6 +8,7 @@ import { sendEventReport } from '../../src/dimse/scuEventReport.js';
 import { createLogger } from '../../src/logging/logger.js';
 import { generateStudy, newUid } from '../helpers/dicomgen.js';
 import { finishScan, forwardingNode } from '../helpers/forwarding.js';
+import { startTestNode } from '../helpers/node.js';
 import { baseUrl, call } from '../helpers/http.js';
 import { startOrthanc } from '../helpers/orthanc.js';
 import { freePort, needPeer, startProcess, stopProcess, waitForPort } from '../helpers/peers.js';
@@ -78,6 +79,24 @@ describe('forwarding with storage commitment', () => {
     );
     assert.equal(status, 0x0112, 'no such transaction');
     assert.equal((await forwardsOfScan(node.node.db, scanId))[0]?.state, 'committed');
+  });
+
+  test('another scannode as the destination: it commits on the same association, and the row is committed', async (t: TestContext) => {
+    if (!needPeer(t, 'storescu')) return;
+    const dest = await startTestNode({ extra: { import: { watchInbox: false } } });
+    t.after(() => dest.destroy());
+    const node = await forwardingNode(dest.port, { aeTitle: 'SCANNODE', commitment: true });
+    t.after(() => node.destroy());
+    const study = generateStudy({ dir: path.join(tmp, 'c'), series: 1, perSeries: 3 });
+    const scanId = await finishScan(node, study);
+    const row = await waitFor('the outbox row committed', async () => {
+      const [r] = await forwardsOfScan(node.node.db, scanId);
+      assert.notEqual(r?.state, 'given-up', `given up: ${r?.lastError}`);
+      return r?.state === 'committed' ? r : undefined;
+    });
+    assert.deepEqual([row.instancesSent, row.instancesCommitted, row.attempts], [3, 3, 1]);
+    const held = await call(dest, 'GET', `/api/studies/${study[0]!.studyInstanceUid}`);
+    assert.equal(held.status, 200, 'the destination indexed the study');
   });
 
   test('a destination that does not do storage commitment: the study is sent but not counted delivered, with the reason', async (t: TestContext) => {
