@@ -31,7 +31,7 @@ import { VERSION } from './version.js';
 import { remoteOf } from './domain/remotes.js';
 import { clusterView } from './db/clusterStore.js';
 import { clusterJob, type Membership } from './cluster/membership.js';
-import { joinCluster } from './cluster/join.js';
+import { joinCluster, nodeIdOf } from './cluster/join.js';
 import { noWake, type Wake } from './cluster/wake.js';
 import { peerForScan, recordAssociation, RemoteStates, sourceRemoteProblem } from './pipeline/remoteDirectory.js';
 
@@ -188,6 +188,7 @@ export class ScannodeNode {
       log: this.log,
       activeAssociations: () => p.dicom?.activeAssociations ?? 0,
       remoteOf: (ae, address) => remoteOf(config.remotes, ae, address),
+      node: nodeIdOf(config),
     }));
     const ingest = (p.ingest = new Ingest(db, dataDir, this.log, {
       onConflict: config.dicom.onConflict,

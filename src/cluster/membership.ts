@@ -5,7 +5,7 @@
  */
 import os from 'node:os';
 import { SCHEDULER_LEASE_NAME as SCHEDULER_LEASE, type ClusterStore } from '../db/clusterStore.js';
-import { startRefusal, type Here } from '../domain/cluster.js';
+import { startRefusal, type Here, type SharedSettings } from '../domain/cluster.js';
 import type { Logger } from '../logging/logger.js';
 import { Loop, type LoopTimers } from '../scheduler/loop.js';
 import type { RunReason } from '../scheduler/scheduler.js';
@@ -17,6 +17,8 @@ export interface MembershipOptions {
   aeTitle: string;
   version: string;
   database: 'sqlite' | 'postgres';
+  /** The settings every node must share: a node whose differ from a live node's is refused. */
+  settings?: SharedSettings;
   heartbeatMs: number;
   leaseMs: number;
   now: () => Date;
@@ -79,6 +81,7 @@ export class Membership {
       await this.store.listNodes(),
       now.getTime(),
       this.opts.leaseMs,
+      this.opts.settings,
     );
     if (refusal) throw new ClusterStartError(refusal);
     await this.store.register({
@@ -89,6 +92,7 @@ export class Membership {
       aeTitle: this.opts.aeTitle,
       startedAt: now,
       heartbeatAt: now,
+      settings: this.opts.settings ? JSON.stringify(this.opts.settings) : null,
     });
     this.joined = true;
     this.log.info('joined the cluster', { node: this.id, database: this.opts.database });

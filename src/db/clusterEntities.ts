@@ -13,6 +13,8 @@ export interface ClusterNodeRow {
   heartbeatAt: Date;
   /** Set by a clean stop; null while running (or after a crash, until the lease runs out). */
   stoppedAt: Date | null;
+  /** The settings all nodes must share, as JSON (domain/cluster.ts sharedSettings), as this node started. */
+  settings: string | null;
 }
 
 export interface ClusterLeaseRow {
@@ -41,6 +43,7 @@ export function clusterEntities(d: Dialect) {
       startedAt: { name: 'started_at', type: d.timestamp },
       heartbeatAt: { name: 'heartbeat_at', type: d.timestamp },
       stoppedAt: { name: 'stopped_at', type: d.timestamp, nullable: true },
+      settings: { type: 'text', nullable: true },
     },
   });
   const ClusterLease = new EntitySchema<ClusterLeaseRow>({

@@ -15,6 +15,7 @@ import { Cluster1763900000030 } from './migrations/0030-cluster.js';
 import { ForwardOutbox1763900000031 } from './migrations/0031-forward-outbox.js';
 import { ScanRemote1763900000032 } from './migrations/0032-scan-remote.js';
 import { ForwardCommitment1763900000033 } from './migrations/0033-forward-commitment.js';
+import { ClusterSettings1763900000034 } from './migrations/0034-cluster-settings.js';
 import { outboxEntities, type OutboxEntities } from './outboxEntities.js';
 import { clusterEntities, type ClusterEntities } from './clusterEntities.js';
 import { commitmentEntities, type CommitmentEntities } from './commitmentEntities.js';
@@ -36,6 +37,7 @@ export const MIGRATIONS = [
   ForwardOutbox1763900000031,
   ScanRemote1763900000032,
   ForwardCommitment1763900000033,
+  ClusterSettings1763900000034,
 ];
 
 export interface Database {

@@ -6,6 +6,33 @@ export interface NodeRecord {
   pid: number;
   heartbeatAt: Date;
   stoppedAt: Date | null;
+  settings?: string | null;
+}
+
+/** The settings every node of one cluster must share: one AE title, one archive layout, one way to judge. */
+export type SharedSettings = Record<string, string | number | boolean | null>;
+
+/** Which shared setting differs from a live node's, named with both values (undefined: they agree). */
+export function settingsDisagreement(
+  mine: SharedSettings,
+  id: string,
+  theirs: string | null | undefined,
+): string | undefined {
+  if (!theirs) return undefined;
+  let other: SharedSettings;
+  try {
+    other = JSON.parse(theirs) as SharedSettings;
+  } catch {
+    return undefined;
+  }
+  for (const key of Object.keys(mine).sort()) {
+    if (!(key in other)) continue; // a setting the other node's version did not know
+    const [a, b] = [JSON.stringify(mine[key]), JSON.stringify(other[key])];
+    if (a !== b) {
+      return `${key} is ${a} here but ${b} on running node "${id}": every node of a cluster must share it (change it on all nodes, one at a time after stopping them all)`;
+    }
+  }
+  return undefined;
 }
 
 export type NodeState = 'alive' | 'stopped' | 'dead';
@@ -37,6 +64,7 @@ export function startRefusal(
   rows: NodeRecord[],
   nowMs: number,
   leaseMs: number,
+  settings: SharedSettings = {},
 ): string | undefined {
   for (const row of rows) {
     if (nodeState(row, nowMs, leaseMs, here) !== 'alive') continue;
@@ -50,6 +78,8 @@ export function startRefusal(
     if (row.id === here.id) {
       return `node id "${row.id}" is already running (${who}); give each node its own cluster.nodeId`;
     }
+    const differs = settingsDisagreement(settings, row.id, row.settings);
+    if (differs) return differs;
   }
   return undefined;
 }

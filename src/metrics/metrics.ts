@@ -21,6 +21,8 @@ export interface MetricsOptions {
   defaultMetrics?: boolean;
   /** The configured remote an association comes from (label `remote`; "unknown" when none or absent). */
   remoteOf?: (callingAe: string, address?: string) => string | undefined;
+  /** This node's id (cluster.nodeId): every series is labelled `node` with it, so a cluster's scrapes add up. */
+  node?: string;
 }
 
 /** What the DIMSE edge reports once a C-STORE is answered. */
@@ -90,6 +92,7 @@ export class Metrics {
     this.remoteOf = opts.remoteOf;
     this.db = opts.db;
     this.dataDir = opts.dataDir;
+    if (opts.node) this.registry.setDefaultLabels({ node: opts.node });
     const registers = [this.registry];
     const stats = () => this.instanceStats();
 

@@ -203,4 +203,31 @@ describe('several nodes', () => {
       (err: Error) => err instanceof ClusterStartError && /node id "same" is already running/.test(err.message),
     );
   });
+
+  test('a node started with another AE title than a running node of its cluster is refused, naming both', async (t) => {
+    if (!(await needDb(t, 'postgres'))) return;
+    const a = await startTestNode({ kind: 'postgres', extra: { cluster: { nodeId: 'first' } } });
+    t.after(() => a.destroy());
+    // As above: the first node's row gets another live process's pid.
+    const sleeper = spawn('sleep', ['30']);
+    t.after(() => stopProcess(sleeper));
+    const { schema } = a.node.loaded.config.database as { schema: string };
+    await a.node.db.source.query(`UPDATE "${schema}".cluster_nodes SET pid = $1 WHERE id = 'first'`, [sleeper.pid]);
+    await assert.rejects(
+      startTestNode({
+        kind: 'postgres',
+        dicom: { aeTitle: 'ELSEWHERE' },
+        extra: { cluster: { nodeId: 'second' }, database: a.node.loaded.config.database },
+      }),
+      (err: Error) =>
+        err instanceof ClusterStartError &&
+        /dicom\.aeTitle is "ELSEWHERE" here but "SCANNODE" on running node "first"/.test(err.message),
+    );
+    const nodes = await new ClusterStore(a.node.db).listNodes();
+    assert.deepEqual(
+      nodes.map((n) => n.id),
+      ['first'],
+      'the refused node is not registered',
+    );
+  });
 });

@@ -63,10 +63,13 @@ describe('forwarding with storage commitment', () => {
     const research = (remotes.json.remotes as Array<Record<string, unknown>>).find((r) => r.name === 'research');
     assert.equal((research?.state as Record<string, unknown>)?.reachable, true, 'the destination is reachable');
     const metrics = await (await fetch(`${baseUrl(node)}/metrics`)).text();
-    assert.match(metrics, /scannode_forward_attempts_total\{destination="research",outcome="committed"\} 1\n/);
     assert.match(
       metrics,
-      /scannode_remote_associations_total\{remote="research",result="accepted"\} [1-9]/,
+      /scannode_forward_attempts_total\{destination="research",outcome="committed",node="[^"]+"\} 1\n/,
+    );
+    assert.match(
+      metrics,
+      /scannode_remote_associations_total\{remote="research",result="accepted",node="[^"]+"\} [1-9]/,
       "Orthanc's report association is counted for the remote",
     );
 

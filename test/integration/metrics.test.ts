@@ -55,7 +55,9 @@ class Scrape {
     const keys = Object.keys(labels);
     const s = this.samples.find(
       (s) =>
-        s.name === name && Object.keys(s.labels).length === keys.length && keys.every((k) => s.labels[k] === labels[k]),
+        s.name === name &&
+        Object.keys(s.labels).filter((k) => k !== 'node').length === keys.length &&
+        keys.every((k) => s.labels[k] === labels[k]),
     );
     return s?.value;
   }
@@ -101,6 +103,8 @@ for (const kind of DB_KINDS) {
       assert.equal(before.get('scannode_instances_received_total', { calling_ae: SCU, remote: 'unknown' }), undefined);
       assert.equal(before.get('scannode_spool_instances'), 0);
       assert.equal(before.get('scannode_associations_total', { result: 'accepted' }), 0);
+      const nodeLabels = new Set(before.samples.map((s) => s.labels.node));
+      assert.deepEqual([...nodeLabels], [os.hostname().slice(0, 64)], 'every series names the node (cluster.nodeId)');
 
       const sent = await storescuAs(
         node,

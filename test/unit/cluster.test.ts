@@ -42,3 +42,18 @@ test('two live nodes with one id are refused on any database', () => {
   const why = startRefusal(here, 'postgres', [row({ id: 'a' })], NOW, LEASE);
   assert.match(why ?? '', /node id "a" is already running .*give each node its own cluster\.nodeId/);
 });
+
+test('a node whose shared settings differ from a live node is refused, naming the setting and both values', () => {
+  const settings = { 'dicom.aeTitle': 'SCANNODE', 'completion.grouping': 'uid' };
+  const theirs = (s: Record<string, unknown>) => row({ settings: JSON.stringify(s) });
+  const why = startRefusal(here, 'postgres', [theirs({ ...settings, 'dicom.aeTitle': 'OTHER' })], NOW, LEASE, settings);
+  assert.match(why ?? '', /dicom\.aeTitle is "SCANNODE" here but "OTHER" on running node "b": every node/);
+  assert.equal(startRefusal(here, 'postgres', [theirs(settings)], NOW, LEASE, settings), undefined, 'agreeing');
+  const stopped = row({ settings: JSON.stringify({ 'dicom.aeTitle': 'OTHER' }), stoppedAt: new Date(NOW) });
+  assert.equal(startRefusal(here, 'postgres', [stopped], NOW, LEASE, settings), undefined, 'a stopped node: no say');
+  assert.equal(
+    startRefusal(here, 'postgres', [theirs({ 'dicom.aeTitle': 'SCANNODE' })], NOW, LEASE, settings),
+    undefined,
+    'a setting an older node did not know is not compared',
+  );
+});
