@@ -70,7 +70,10 @@ describe('remotes', () => {
     const addr = node.node.http.server.address() as AddressInfo;
     const metrics = await (await fetch(`http://127.0.0.1:${addr.port}/metrics`)).text();
     assert.match(metrics, /^scannode_instances_received_total\{calling_ae="MR3T",remote="mr3t",node="[^"]+"\} 2$/m);
-    assert.match(metrics, /^scannode_instances_received_total\{calling_ae="VISITOR",remote="unknown",node="[^"]+"\} 2$/m);
+    assert.match(
+      metrics,
+      /^scannode_instances_received_total\{calling_ae="VISITOR",remote="unknown",node="[^"]+"\} 2$/m,
+    );
   });
 
   test('a scan request naming an unknown source, or one we may not retrieve from, is refused with the reason', async (t) => {
