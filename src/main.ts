@@ -32,6 +32,8 @@ import { remoteOf } from './domain/remotes.js';
 import { clusterView } from './db/clusterStore.js';
 import { clusterJob, type Membership } from './cluster/membership.js';
 import { joinCluster, nodeIdOf } from './cluster/join.js';
+import { recoverOwnSpool, type SpoolTakeover } from './cluster/spoolTakeover.js';
+import { spoolDirs } from './domain/paths.js';
 import { noWake, type Wake } from './cluster/wake.js';
 import { peerForScan, recordAssociation, RemoteStates, sourceRemoteProblem } from './pipeline/remoteDirectory.js';
 
@@ -75,6 +77,8 @@ export class ScannodeNode {
   private readonly parts: Partial<NodeParts> = {};
   private commitments: Commitments | undefined;
   private wake: Wake = noWake;
+  /** With cluster.sharedDataDir: this node's recovery of dead nodes' spools. */
+  private spoolTakeover: SpoolTakeover | undefined;
   private audit: AssociationAudit | undefined;
   /** The forwarding outbox's sender (tests run its due rows with deliverNow). */
   forwarder: Forwarder | undefined;
@@ -190,14 +194,29 @@ export class ScannodeNode {
       remoteOf: (ae, address) => remoteOf(config.remotes, ae, address),
       node: nodeIdOf(config),
     }));
+    // Nodes sharing the data directory spool apart; this node's spool is recovered under its lease (spoolTakeover.ts).
+    const spool = config.cluster.sharedDataDir ? spoolDirs(nodeIdOf(config)) : undefined;
     const ingest = (p.ingest = new Ingest(db, dataDir, this.log, {
       onConflict: config.dicom.onConflict,
       poolSize: config.spool.poolSize,
+      spool,
     }));
-    await ingest.recover();
+    this.spoolTakeover = await recoverOwnSpool(membership, ingest, spool, {
+      db,
+      dataDir,
+      log: this.log,
+      cluster: config.cluster,
+      passWanted: () => p.scheduler?.trigger(),
+    });
     // The archive's part of recovery, after the spool's: cheap checks now, the walk of site/raw later if needed.
     const archiver = (p.archiver = new Archiver(db, dataDir, this.log));
-    const archiveRecovery = (p.archiveRecovery = new ArchiveRecovery(db, dataDir, this.log, archiver));
+    const archiveRecovery = (p.archiveRecovery = new ArchiveRecovery(
+      db,
+      dataDir,
+      this.log,
+      archiver,
+      ingest.spool.incoming,
+    ));
     await archiveRecovery.quick();
     this.runMarker = startRunMarker(dataDir);
     const walkArchive = await archiveWalkNeeded(
@@ -326,6 +345,7 @@ export class ScannodeNode {
     commitments.start();
     forwarder.start();
     scheduler.start();
+    this.spoolTakeover?.start();
     // Imports (inbox watcher, REST) and the HTTP server, after the DICOM listener.
     const ic = config.import;
     const importer = (p.importer = new Importer(db, ingest, archiver, dataDir, this.log, {
@@ -399,6 +419,7 @@ export class ScannodeNode {
       ['archive walk', async () => void (p.archiveRecovery?.stop(), await this.reindexing)],
       ['DICOM listener', () => (this.commitments?.stop(), p.dicom?.close())],
       ['forwarding', () => this.forwarder?.stop()],
+      ['spool takeover', () => this.spoolTakeover?.stop()],
       ['association audit', () => this.audit?.drain()],
       // Both flags are set at once: the batch in flight stops after the files it holds (state interrupted).
       ['imports', async () => void (await Promise.all([p.inbox?.stop(), p.importer?.stop()]))],

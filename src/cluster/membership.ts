@@ -5,7 +5,7 @@
  */
 import os from 'node:os';
 import { SCHEDULER_LEASE_NAME as SCHEDULER_LEASE, type ClusterStore } from '../db/clusterStore.js';
-import { startRefusal, type Here, type SharedSettings } from '../domain/cluster.js';
+import { nodeState, startRefusal, type Here, type SharedSettings } from '../domain/cluster.js';
 import type { Logger } from '../logging/logger.js';
 import { Loop, type LoopTimers } from '../scheduler/loop.js';
 import type { RunReason } from '../scheduler/scheduler.js';
@@ -135,6 +135,28 @@ export class Membership {
         this.opts.onLease?.(name, won);
       }
     }
+  }
+
+  /**
+   * Runs `work` under the one-off lease `name` (not renewed: `work` must end within cluster.leaseSeconds, or another
+   * node may take it). False when another node holds it; the lease is given up once `work` ends.
+   */
+  async exclusively(name: string, work: () => Promise<void>): Promise<boolean> {
+    if (!(await this.store.acquire(name, this.id, this.opts.now().getTime(), this.opts.leaseMs))) return false;
+    try {
+      await work();
+    } finally {
+      await this.store.release(name, this.id);
+    }
+    return true;
+  }
+
+  /** The nodes of the cluster that died (silent for a lease, never said they stopped), this one never among them. */
+  async deadNodes(): Promise<Array<{ id: string; startedAt: Date }>> {
+    const now = this.opts.now().getTime();
+    return (await this.store.listNodes()).filter(
+      (n) => n.id !== this.id && nodeState(n, now, this.opts.leaseMs, this.here) === 'dead',
+    );
   }
 
   /** Stops beating, gives its leases up (others take them at their next heartbeat) and marks the node stopped. */

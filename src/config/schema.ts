@@ -279,8 +279,13 @@ const cluster = z
     /** This node's name in the cluster, stable across its restarts (default: the host name). */
     nodeId: z
       .string()
-      .regex(/^[A-Za-z0-9_.-]{1,64}$/, 'a node id is 1-64 letters, digits, _ . -')
+      .regex(/^(?!\.{1,2}$)[A-Za-z0-9_.-]{1,64}$/, 'a node id is 1-64 letters, digits, _ . - (not . or ..)')
       .optional(),
+    /**
+     * The nodes share one dataDir (NFS or another shared filesystem): each node spools under
+     * incoming/nodes/<nodeId>/, and a dead node's spool is recovered by the node holding the scheduler lease.
+     */
+    sharedDataDir: z.boolean().default(false),
     /** How often the node writes its heartbeat and renews its leases. */
     heartbeatSeconds: z.number().positive().max(3600).default(5),
     /** A node silent for this long is dead: another node takes over its leases (the scheduler). */

@@ -75,6 +75,8 @@ export class ArchiveRecovery {
     private readonly dataDir: string,
     private readonly log: Logger,
     private readonly archiver: Archiver,
+    /** This node's spool folder (relative to dataDir): its copies of archived instances are removed. */
+    private readonly incomingDir: string = DATA_DIRS.incoming,
   ) {}
 
   /** The walk of site/raw after start, in the background: logged, never thrown (`scannode reindex` is the fallback). */
@@ -116,7 +118,7 @@ export class ArchiveRecovery {
     }
     if (heal.length) await markArchived(this.db, heal, new Date());
     counts.healed = heal.length;
-    const incoming = path.join(this.dataDir, DATA_DIRS.incoming);
+    const incoming = path.join(this.dataDir, this.incomingDir);
     let names: string[] = [];
     try {
       names = await fs.promises.readdir(incoming);
@@ -136,7 +138,7 @@ export class ArchiveRecovery {
         counts.spoolCopiesRemoved++;
       } else {
         this.log.error('spool file differs from the archived instance of the same SOP Instance UID; left in place', {
-          file: path.join(DATA_DIRS.incoming, name),
+          file: path.join(this.incomingDir, name),
         });
       }
     }

@@ -115,14 +115,14 @@ export class FileImporter {
       const ts = metaTransferSyntax(head);
       if (!ts) return await this.problem(e, 'no Transfer Syntax UID in the file meta header', b, true, fh, id);
       const metaLength = datasetOffset(head);
-      const incoming = path.join(this.dataDir, DATA_DIRS.incoming);
+      const incoming = path.join(this.dataDir, this.ingest.spool.incoming);
       const tmp = path.join(incoming, `import-${b.id.slice(0, 8)}-${process.pid}-${++tmpCounter}.part`);
       let tmpId: Ident;
       try {
         tmpId = await spoolCopy(e, fh, st, tmp, !b.keepSources);
       } catch (err) {
         await fs.promises.rm(tmp, { force: true });
-        return await this.error(e, b, classifyImportError(err, 'spool', `${DATA_DIRS.incoming}/`));
+        return await this.error(e, b, classifyImportError(err, 'spool', `${this.ingest.spool.incoming}/`));
       }
       let result: Awaited<ReturnType<Ingest['commit']>>;
       try {

@@ -6,7 +6,7 @@ import { preparedStatements } from '../db/prepared.js';
 import type { InstanceRow } from '../db/entities.js';
 import type { Logger } from '../logging/logger.js';
 import type { DimseResult, StoreRequestInfo, StoreSink } from '../dimse/types.js';
-import { DATA_DIRS, insideDataDir, spoolPath } from '../domain/paths.js';
+import { DATA_DIRS, insideDataDir, spoolDirs, spoolPath, type SpoolDirs } from '../domain/paths.js';
 import { DicomStatus, DimseError, hex } from '../domain/status.js';
 import { InvalidUidError, isValidUid, requireUid } from '../domain/uid.js';
 import { pixelDataTruncation } from '../domain/pixelData.js';
@@ -25,6 +25,8 @@ export interface IngestOptions {
   onConflict: 'refuse' | 'quarantine';
   /** spool.poolSize: empty spool files kept ready (0: each store creates its own). */
   poolSize?: number;
+  /** This node's spool (paths.ts spoolDirs): incoming/ itself unless nodes share the data directory. */
+  spool?: SpoolDirs;
 }
 
 export interface IngestedInstance {
@@ -43,6 +45,8 @@ export interface IngestedInstance {
  */
 export class Ingest extends EventEmitter {
   private readonly pool: SpoolPool;
+  /** This node's spool folders (relative to dataDir). */
+  readonly spool: SpoolDirs;
   private readonly writer: IndexWriter;
   private readonly locks = new KeyedMutex();
   /** SOP Instance UIDs that another store of the same UID was waiting on: their early lookup is stale. */
@@ -56,8 +60,10 @@ export class Ingest extends EventEmitter {
     private readonly opts: IngestOptions,
   ) {
     super();
-    for (const d of Object.values(DATA_DIRS)) fs.mkdirSync(path.join(dataDir, d), { recursive: true });
-    this.pool = new SpoolPool(path.join(dataDir, DATA_DIRS.pool), opts.poolSize ?? 32, log);
+    this.spool = opts.spool ?? spoolDirs();
+    for (const d of [...Object.values(DATA_DIRS), this.spool.incoming, this.spool.pool])
+      fs.mkdirSync(path.join(dataDir, d), { recursive: true });
+    this.pool = new SpoolPool(path.join(dataDir, this.spool.pool), opts.poolSize ?? 32, log);
     this.writer = new IndexWriter(db, dataDir, log, {
       onCommitted: (job) => this.committed(job),
     });
@@ -191,7 +197,7 @@ export class Ingest extends EventEmitter {
       this.log.error('cannot look up instance', { sop: uids.sop, err: String(err) });
       return this.failed(uids.sop, new DimseError(DicomStatus.ProcessingFailure, 'database unavailable'));
     }
-    const relative = spoolPath(uids.sop);
+    const relative = spoolPath(uids.sop, this.spool);
     const target = insideDataDir(this.dataDir, relative);
     // Acknowledged but not indexed yet: its row is in the next group, and its file is what is stored.
     const pending = this.writer.pendingFile(uids.sop);
@@ -339,7 +345,7 @@ export class Ingest extends EventEmitter {
    * beside a daemon (`scannode import`).
    */
   async recover(): Promise<SpoolRecoveryCounts> {
-    const counts = await recoverSpool(this.db, this.dataDir, this.log);
+    const counts = await recoverSpool(this.db, this.dataDir, this.log, { spool: this.spool });
     this.pool.start();
     return counts;
   }

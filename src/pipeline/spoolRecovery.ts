@@ -7,6 +7,9 @@
  * - `.part` files (imports in flight) are removed: never acknowledged;
  * - every incoming/<SOP>.dcm without its row gets it; a 'spooled' row whose file is gone is dropped, unless many are
  *   (dataDir looks unmounted or emptied): then none is, and the log says so.
+ * When nodes share the data directory each node has its own spool (paths.ts spoolDirs) and recovers only that one at
+ * its start; a dead node's is recovered by another node (`ownerDead`: its files are debris whatever their pid says,
+ * and its rows are left alone, since the live nodes may be archiving them).
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -14,7 +17,7 @@ import type { Database } from '../db/dataSource.js';
 import { indexRows, insertInstanceBatch } from '../db/instanceIndex.js';
 import { dropInstanceRow, instanceExists, instancePlaces } from '../db/instanceStore.js';
 import type { Logger } from '../logging/logger.js';
-import { DATA_DIRS, insideDataDir, spoolPath } from '../domain/paths.js';
+import { DATA_DIRS, insideDataDir, spoolDirs, spoolPath, type SpoolDirs } from '../domain/paths.js';
 import { isValidUid, requireUid } from '../domain/uid.js';
 import { indexAttributes, parseHeaderFromFile, str } from '../storage/header.js';
 import { checkSealedFile } from '../storage/seal.js';
@@ -34,14 +37,28 @@ const GROUP = 200;
 /** Spooled rows without their file that a crash can explain; more (and most of them) is a missing volume. */
 const MASS_DROP = 10;
 
-export async function recoverSpool(db: Database, dataDir: string, log: Logger): Promise<SpoolRecoveryCounts> {
-  const incoming = path.join(dataDir, DATA_DIRS.incoming);
+export interface SpoolRecoveryOptions {
+  /** The spool to recover (default: incoming/ itself). */
+  spool?: SpoolDirs;
+  /** It is a dead node's: no pool file is another process's, and no row is dropped. */
+  ownerDead?: boolean;
+}
+
+export async function recoverSpool(
+  db: Database,
+  dataDir: string,
+  log: Logger,
+  opts: SpoolRecoveryOptions = {},
+): Promise<SpoolRecoveryCounts> {
+  const dirs = opts.spool ?? spoolDirs();
+  const incoming = path.join(dataDir, dirs.incoming);
   const counts: SpoolRecoveryCounts = { indexed: 0, removed: 0, torn: 0 };
-  const pool = path.join(dataDir, DATA_DIRS.pool);
-  const tornDir = path.join(dataDir, DATA_DIRS.torn);
+  const pool = path.join(dataDir, dirs.pool);
+  const tornDir = path.join(dataDir, dirs.torn);
+  const inUse = (name: string) => !opts.ownerDead && ownedByAnotherLiveProcess(name);
   let tornDirMade = false;
   for (const name of fs.existsSync(pool) ? fs.readdirSync(pool) : []) {
-    if (ownedByAnotherLiveProcess(name)) continue;
+    if (inUse(name)) continue;
     const file = path.join(pool, name);
     if (fs.statSync(file).size === 0) {
       fs.rmSync(file, { force: true });
@@ -60,7 +77,7 @@ export async function recoverSpool(db: Database, dataDir: string, log: Logger): 
     }
     try {
       const sop = requireUid('SOPInstanceUID', parseHeaderFromFile(file).SOPInstanceUID);
-      const target = insideDataDir(dataDir, spoolPath(sop));
+      const target = insideDataDir(dataDir, spoolPath(sop, dirs));
       if (moveNoReplace(file, target) === 'exists') {
         if (await compareDatasets(file, target)) fs.rmSync(file, { force: true });
         else {
@@ -76,7 +93,10 @@ export async function recoverSpool(db: Database, dataDir: string, log: Logger): 
       log.error('sealed spool file cannot be read, left in the pool', { file: name, err: String(err) });
     }
   }
-  await Promise.all([fsyncDir(incoming), fs.existsSync(pool) ? fsyncDir(pool) : undefined]);
+  await Promise.all([
+    fs.existsSync(incoming) ? fsyncDir(incoming) : undefined,
+    fs.existsSync(pool) ? fsyncDir(pool) : undefined,
+  ]);
   if (tornDirMade) await fsyncDir(tornDir);
 
   let rows: ReturnType<typeof indexRows>[] = [];
@@ -90,9 +110,9 @@ export async function recoverSpool(db: Database, dataDir: string, log: Logger): 
     counts.indexed += rows.length;
     rows = [];
   };
-  for (const name of fs.readdirSync(incoming)) {
+  for (const name of fs.existsSync(incoming) ? fs.readdirSync(incoming) : []) {
     const file = path.join(incoming, name);
-    if (name.endsWith('.part') && !ownedByAnotherLiveProcess(name)) {
+    if (name.endsWith('.part') && !inUse(name)) {
       fs.rmSync(file, { force: true });
       counts.removed++;
       continue;
@@ -108,7 +128,7 @@ export async function recoverSpool(db: Database, dataDir: string, log: Logger): 
         series: requireUid('SeriesInstanceUID', header.SeriesInstanceUID),
         sopClass: requireUid('SOPClassUID', header.SOPClassUID),
       };
-      const where = { path: spoolPath(uids.sop), size: fs.statSync(file).size };
+      const where = { path: spoolPath(uids.sop, dirs), size: fs.statSync(file).size };
       const transferSyntaxUid = str(header, 'TransferSyntaxUID') ?? '';
       rows.push(
         indexRows(indexAttributes(header), {
@@ -126,10 +146,18 @@ export async function recoverSpool(db: Database, dataDir: string, log: Logger): 
     }
   }
   await flush();
+  if (opts.ownerDead) {
+    if (counts.indexed || counts.removed || counts.torn) log.info('spool of a dead node recovered', { ...counts });
+    return counts;
+  }
 
   // Rows are written only after their file's final name is durable: a 'spooled' row without its file does not come
   // from a crash of the receive path. As before, the row goes (an archived copy is the archive recovery's).
-  const spooled = await instancePlaces(db, { state: 'spooled' });
+  // Only this spool's rows: with nodes sharing the data directory, the others' are theirs.
+  const mine = `${dirs.incoming}/`;
+  const spooled = (await instancePlaces(db, { state: 'spooled' })).filter(
+    (r) => r.path.startsWith(mine) && !r.path.slice(mine.length).includes('/'),
+  );
   const missing = spooled.filter((row) => !fs.existsSync(insideDataDir(dataDir, row.path)));
   let orphans = 0;
   if (looksUnmounted(missing.length, spooled.length)) {

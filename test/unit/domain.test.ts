@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { isValidUid, requireUid, cleanUid } from '../../src/domain/uid.js';
-import { archivePath, insideDataDir, spoolPath } from '../../src/domain/paths.js';
+import { archivePath, insideDataDir, spoolDirs, spoolPath } from '../../src/domain/paths.js';
 import { pixelDataTruncation } from '../../src/domain/pixelData.js';
 import { checkAssociation } from '../../src/dimse/policy.js';
 import { rejectionCodes } from '../../src/dimse/rejectTable.js';
@@ -111,4 +111,17 @@ test("transfer syntax: the sender's order among what we accept", () => {
     '1.2.840.10008.1.2.5',
   );
   assert.equal(pickTransferSyntax(['1.2.3.4'], STORAGE_TRANSFER_SYNTAXES), undefined);
+});
+
+test('a node spool: incoming/ alone by default, incoming/nodes/<id>/ when shared; an id that is a path step is refused', () => {
+  assert.deepEqual(spoolDirs(), { incoming: 'incoming', pool: 'incoming/.pool', torn: 'incoming/torn' });
+  assert.equal(spoolPath('1.2.3'), 'incoming/1.2.3.dcm');
+  const b = spoolDirs('node-b');
+  assert.deepEqual(b, {
+    incoming: 'incoming/nodes/node-b',
+    pool: 'incoming/nodes/node-b/.pool',
+    torn: 'incoming/nodes/node-b/torn',
+  });
+  assert.equal(spoolPath('1.2.3', b), 'incoming/nodes/node-b/1.2.3.dcm');
+  for (const bad of ['..', '.', 'a/b', '']) assert.throws(() => spoolDirs(bad), /cannot name a spool folder/);
 });
