@@ -26,12 +26,15 @@ export interface StorePeer {
   tls?: TlsClientFiles;
 }
 
-/** Where a data set's bytes are read from, piece by piece, straight into the PDU that carries them. */
+/** Where a data set's bytes are read from, piece by piece, straight into the PDUs that carry them. */
 export interface DatasetSource {
-  /** Reads up to `length` bytes of the data set from `position` into `into` at `at`; resolves the count read. */
-  read(into: Buffer, at: number, length: number, position: number): Promise<number>;
+  /** Reads the data set from `position` into `into`, in order (one readv); resolves the count read (short: retry). */
+  readv(into: Buffer[], position: number): Promise<number>;
   close(): Promise<void>;
 }
+
+/** Bytes of a data set read at once (into as many PDUs as they fill): the most held per instance in flight. */
+const READ_BATCH = 1 << 20;
 
 /** One instance to send: its UIDs, its transfer syntax, and its data set (without the Part 10 meta). */
 export interface StoreItem {
@@ -84,36 +87,58 @@ export async function storeInstances(
   const contexts = storeContexts(items);
   const link = await associate(peer, contexts, opts);
   const outcomes: StoreOutcome[] = [];
+  const pcOf = (item: StoreItem) => {
+    const pcId = contexts.get(`${item.sopClassUid}\\${item.transferSyntaxUid}`);
+    return pcId !== undefined && link.accepted.has(pcId) ? pcId : undefined;
+  };
+  const sendable = items.filter((i) => pcOf(i) !== undefined);
+  // The next instance is opened and its first PDUs read while the destination answers the one before.
+  let next: Promise<Prepared> | undefined = sendable[0] && link.prepare(pcOf(sendable[0])!, sendable[0]);
+  let sent = 0;
   try {
     let messageId = 0;
     for (const item of items) {
-      const key = `${item.sopClassUid}\\${item.transferSyntaxUid}`;
-      const pcId = contexts.get(key);
-      if (pcId === undefined || !link.accepted.has(pcId)) {
+      const pcId = pcOf(item);
+      if (pcId === undefined) {
         outcomes.push({
           sopInstanceUid: item.sopInstanceUid,
           error: `the destination does not take ${item.sopClassUid} in ${item.transferSyntaxUid}`,
         });
         continue;
       }
+      const prepared = next!;
+      const after = sendable[++sent];
+      next = after && !link.ended ? link.prepare(pcOf(after)!, after) : undefined;
       if (link.ended) {
+        await discard(prepared);
         outcomes.push({ sopInstanceUid: item.sopInstanceUid, error: link.ended });
         continue;
       }
       messageId = (messageId % 0xffff) + 1;
-      outcomes.push(await link.store(pcId, messageId, item));
+      outcomes.push(await link.store(pcId, messageId, item, prepared));
     }
   } finally {
+    if (next) await discard(next);
     await link.close();
   }
   return outcomes;
+}
+
+/** An instance opened for sending, with its first PDUs read (or why it could not be). */
+type Prepared = { source: DatasetSource; first: Batch } | { error: string };
+type Batch = { pdus: Buffer[]; next: number };
+
+async function discard(p: Promise<Prepared>): Promise<void> {
+  const r = await p;
+  if ('source' in r) await r.source.close().catch(() => undefined);
 }
 
 interface Link {
   accepted: Set<number>;
   /** Why the association ended early, once it has. */
   ended: string | undefined;
-  store(pcId: number, messageId: number, item: StoreItem): Promise<StoreOutcome>;
+  prepare(pcId: number, item: StoreItem): Promise<Prepared>;
+  store(pcId: number, messageId: number, item: StoreItem, prepared: Promise<Prepared>): Promise<StoreOutcome>;
   close(): Promise<void>;
 }
 
@@ -158,7 +183,22 @@ function associate(peer: StorePeer, contexts: Map<string, number>, opts: StoreOp
     const link: Link = {
       accepted: new Set(),
       ended: undefined,
-      store: async (pcId, messageId, item) => {
+      prepare: async (pcId, item) => {
+        let source: DatasetSource | undefined;
+        try {
+          source = await item.open();
+          return { source, first: await readBatch(source, pcId, item, 0, ul.peerMaxPdu) };
+        } catch (err) {
+          await source?.close().catch(() => undefined);
+          return { error: `cannot read the data set: ${String(err)}` };
+        }
+      },
+      store: async (pcId, messageId, item, preparing) => {
+        const prepared = await preparing;
+        if ('error' in prepared) {
+          // Nothing of it went out: the association goes on with the next instance.
+          return { sopInstanceUid: item.sopInstanceUid, error: prepared.error };
+        }
         const answer = new Promise<StoreOutcome>((done) => {
           const timer = setTimeout(() => {
             waiting = undefined;
@@ -182,11 +222,14 @@ function associate(peer: StorePeer, contexts: Map<string, number>, opts: StoreOp
           AffectedSOPInstanceUID: item.sopInstanceUid,
           CommandDataSetType: DATA_SET_PRESENT,
         });
-        if (!command) return { sopInstanceUid: item.sopInstanceUid, error: 'cannot encode the C-STORE-RQ' };
+        if (!command) {
+          await prepared.source.close();
+          return { sopInstanceUid: item.sopInstanceUid, error: 'cannot encode the C-STORE-RQ' };
+        }
         const max = ul.peerMaxPdu;
         ul.send(pdataPdus(pcId, true, command, max));
         try {
-          await sendDataset(pcId, item, max);
+          await sendDataset(pcId, item, max, prepared);
         } catch (err) {
           waiting = undefined;
           ul.abort(`cannot read the data set: ${String(err)}`);
@@ -200,40 +243,26 @@ function associate(peer: StorePeer, contexts: Map<string, number>, opts: StoreOp
       },
     };
     /**
-     * The data set in P-DATA-TF PDUs of at most the peer's maximum length, each read from the source straight into
-     * the PDU's own buffer (no copy); the next one is read while the socket drains the one before (one ahead at most).
+     * The data set in P-DATA-TF PDUs of at most the peer's maximum length, read from the source straight into the
+     * PDUs' own buffers (no copy), a batch at a time; the next batch is read while the socket drains this one.
      */
-    const sendDataset = async (pcId: number, item: StoreItem, max: number): Promise<void> => {
-      const room = max > 0 ? max - PDV_HEADER : 1 << 20;
-      const source = await item.open();
-      const readPdu = async (position: number): Promise<{ pdu: Buffer; next: number }> => {
-        const length = Math.min(room, item.datasetLength - position);
-        const pdu = Buffer.allocUnsafe(PDU_HEADER + PDV_HEADER + length);
-        for (let got = 0; got < length;) {
-          const n = await source.read(pdu, PDU_HEADER + PDV_HEADER + got, length - got, position + got);
-          if (n === 0) throw new Error(`the data set ends at ${position + got} of ${item.datasetLength} bytes`);
-          got += n;
-        }
-        const next = position + length;
-        pdu[0] = PduType.PDataTf;
-        pdu[1] = 0;
-        pdu.writeUInt32BE(PDV_HEADER + length, 2);
-        pdu.writeUInt32BE(2 + length, 6);
-        pdu[10] = pcId;
-        pdu[11] = next >= item.datasetLength ? PDV_LAST : 0;
-        return { pdu, next };
-      };
-      let ahead: Promise<{ pdu: Buffer; next: number }> | undefined;
+    const sendDataset = async (
+      pcId: number,
+      item: StoreItem,
+      max: number,
+      { source, first }: { source: DatasetSource; first: Batch },
+    ): Promise<void> => {
+      let ahead: Promise<Batch> | undefined;
       try {
-        ahead = readPdu(0);
+        let batch = first;
         for (;;) {
-          const { pdu, next }: { pdu: Buffer; next: number } = await ahead;
-          ahead = next < item.datasetLength ? readPdu(next) : undefined;
+          ahead = batch.next < item.datasetLength ? readBatch(source, pcId, item, batch.next, max) : undefined;
           if (link.ended) throw new Error(link.ended);
-          ul.send([pdu]);
+          ul.send(batch.pdus);
           if (!ahead) break;
           const socket = transport.socket;
           if (socket?.writableNeedDrain) await new Promise((r) => socket.once('drain', r).once('close', r));
+          batch = await ahead;
         }
       } finally {
         // A read still in flight when sending stopped: let it end before the source closes.
@@ -288,4 +317,53 @@ function associate(peer: StorePeer, contexts: Map<string, number>, opts: StoreOp
     );
     ul.associate(rq);
   });
+}
+
+/**
+ * The PDUs of up to READ_BATCH bytes of a data set from `position`, each of at most the peer's maximum length (`max`,
+ * 0: no limit), filled by one readv (more when it comes back short).
+ */
+async function readBatch(
+  source: DatasetSource,
+  pcId: number,
+  item: StoreItem,
+  position: number,
+  max: number,
+): Promise<Batch> {
+  const room = max > 0 ? max - PDV_HEADER : READ_BATCH;
+  const end = Math.min(item.datasetLength, position + Math.max(room, READ_BATCH));
+  const pdus: Buffer[] = [];
+  const views: Buffer[] = [];
+  for (let at = position; at < end;) {
+    const length = Math.min(room, end - at);
+    const pdu = Buffer.allocUnsafe(PDU_HEADER + PDV_HEADER + length);
+    at += length;
+    pdu[0] = PduType.PDataTf;
+    pdu[1] = 0;
+    pdu.writeUInt32BE(PDV_HEADER + length, 2);
+    pdu.writeUInt32BE(2 + length, 6);
+    pdu[10] = pcId;
+    pdu[11] = at >= item.datasetLength ? PDV_LAST : 0;
+    pdus.push(pdu);
+    views.push(pdu.subarray(PDU_HEADER + PDV_HEADER));
+  }
+  for (let got = 0, want = end - position; got < want;) {
+    const n = await source.readv(skip(views, got), position + got);
+    if (n === 0) throw new Error(`the data set ends at ${position + got} of ${item.datasetLength} bytes`);
+    got += n;
+  }
+  return { pdus, next: end };
+}
+
+/** The views past their first `n` bytes (after a short read). */
+function skip(views: Buffer[], n: number): Buffer[] {
+  const out: Buffer[] = [];
+  for (const v of views) {
+    if (n >= v.length) n -= v.length;
+    else {
+      out.push(n ? v.subarray(n) : v);
+      n = 0;
+    }
+  }
+  return out;
 }

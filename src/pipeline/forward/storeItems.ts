@@ -8,6 +8,8 @@ import { metaString, readMeta } from '../../storage/part10.js';
 
 /** Enough bytes for any meta group scannode or a sender writes. */
 const META_PROBE = 64 * 1024;
+/** Enough for the usual meta group (its length, (0002,0000), says when it is not). */
+const META_FIRST = 4096;
 
 /** The instance of a Part 10 file; throws, saying why, when the file cannot be sent. */
 export function fileStoreItem(file: string): StoreItem {
@@ -16,8 +18,16 @@ export function fileStoreItem(file: string): StoreItem {
   let size: number;
   try {
     size = fs.fstatSync(fd).size;
-    head = Buffer.alloc(Math.min(META_PROBE, size));
-    fs.readSync(fd, head, 0, head.length, 0);
+    const readHead = (n: number) => {
+      const b = Buffer.alloc(Math.min(n, size));
+      fs.readSync(fd, b, 0, b.length, 0);
+      return b;
+    };
+    head = readHead(META_FIRST);
+    // (0002,0000) UL right after "DICM": the meta ends 144 + its value bytes in.
+    const groupLength =
+      head.length >= 144 && head.readUInt32LE(132) === 0x00000002 ? head.readUInt32LE(140) : undefined;
+    if (groupLength === undefined || 144 + groupLength > head.length) head = readHead(META_PROBE);
   } finally {
     fs.closeSync(fd);
   }
@@ -37,7 +47,7 @@ export function fileStoreItem(file: string): StoreItem {
     open: async () => {
       const fh = await fs.promises.open(file, 'r');
       return {
-        read: async (into, at, length, position) => (await fh.read(into, at, length, start + position)).bytesRead,
+        readv: async (into, position) => (await fh.readv(into, start + position)).bytesRead,
         close: () => fh.close(),
       };
     },
