@@ -278,6 +278,8 @@ export class ScannodeNode {
     const reconciler = (p.reconciler = new Reconciler(db, this.log, scans, completion, {
       scanner: config.scanner,
       peerOf: (scan) => peerForScan(config, scan),
+      scannerName: config.scanner.name,
+      remoteOutcomes: this.remoteStates,
       aeTitle: config.dicom.aeTitle,
       completeness: { ...cc, ...rc },
       findTimeoutMs: rc.findTimeoutSeconds * 1000,

@@ -187,6 +187,8 @@ describe('remotes', () => {
     t.after(() => node.destroy());
     const created = await call(node, 'POST', '/api/scans', { accessionNumber: 'PACSACC1', remote: 'pacs' });
     assert.equal(created.status, 201, JSON.stringify(created.json));
+    // And one from the scanner, which is down.
+    assert.equal((await call(node, 'POST', '/api/scans', { accessionNumber: 'FROMSCANNER' })).status, 201);
     await node.node.scheduler.runNow();
     await node.node.scheduler.runNow();
     const rows = await waitFor('the study pulled from the PACS', async () => {
@@ -196,6 +198,16 @@ describe('remotes', () => {
     assert.deepEqual(rows.map((r) => r.sopInstanceUid).sort(), study.map((s) => s.sopInstanceUid).sort());
     const detail = await call(node, 'GET', `/api/scans/${study[0]!.studyInstanceUid}`);
     assert.equal(detail.json.remote, 'pacs');
+    // What the status page shows of each: our C-FINDs and C-MOVEs are the outcomes.
+    const remotes = (await call(node, 'GET', '/api/remotes')).json.remotes as Array<{
+      name: string;
+      state: { reachable: boolean | null; lastError: string | null; lastSuccessAt: string | null };
+    }>;
+    const state = (name: string) => remotes.find((r) => r.name === name)?.state;
+    assert.equal(state('pacs')?.reachable, true, 'the PACS answered');
+    assert.ok(state('pacs')?.lastSuccessAt);
+    assert.equal(state('scanner')?.reachable, false, 'the scanner did not');
+    assert.match(String(state('scanner')?.lastError), /the scanner is not reachable/);
   });
 
   test('a scanner name that is not a remote stops the node with a clear config error', () => {

@@ -15,13 +15,17 @@ import type { ScanRequests } from '../scans/scanRequests.js';
 import { ArchiveError } from '../archive.js';
 import type { AwaitedImages } from '../awaitedImages.js';
 import { Retriever } from './retriever.js';
-import { ScannerHealth } from './scannerHealth.js';
+import { ScannerHealth, type RemoteOutcomes } from './scannerHealth.js';
 import { ScannerQuery, merge, uidOf } from './scannerQuery.js';
 
 export interface ReconcilerOptions {
   scanner: ScuPeer;
   /** The remote a scan is queried and retrieved from (its request's `remote`); default the scanner. */
   peerOf?: (scan: ScanRow) => ScuPeer;
+  /** The scanner's remote name (default "scanner"): what a scan without its own remote is logged and counted as. */
+  scannerName?: string;
+  /** Each C-FIND / C-MOVE outcome, per remote name (the remotes' states). */
+  remoteOutcomes?: RemoteOutcomes;
   /** Our AE title: the calling AE of every query and the move destination. */
   aeTitle: string;
   completeness: CompletenessConfig;
@@ -77,7 +81,11 @@ export class Reconciler {
     private readonly completion: Completion,
     private readonly opts: ReconcilerOptions,
   ) {
-    this.health = new ScannerHealth(log, opts.scanner);
+    this.health = new ScannerHealth(log, {
+      scannerName: opts.scannerName ?? 'scanner',
+      peerOf: (scan) => opts.peerOf?.(scan) ?? opts.scanner,
+      outcomes: opts.remoteOutcomes,
+    });
     this.retriever = new Retriever(db, log, this.health, opts);
     this.query = new ScannerQuery(db, this.health, opts);
   }
@@ -242,9 +250,9 @@ export class Reconciler {
     try {
       const peer = this.opts.peerOf?.(scan) ?? this.opts.scanner;
       rows = await cFind(peer, this.opts.aeTitle, 'STUDY', keys, { timeoutMs: this.opts.findTimeoutMs });
-      this.health.ok();
+      this.health.ok(scan);
     } catch (err) {
-      this.health.problem(err, 'STUDY C-FIND');
+      this.health.problem(scan, err, 'STUDY C-FIND');
       return undefined;
     }
     const uids = [...new Set(rows.map((r) => uidOf(r.StudyInstanceUID)).filter((u): u is string => !!u))];

@@ -84,27 +84,35 @@ export class Retriever {
         const arrived = (await this.countSeries(study, m.seriesInstanceUid)) - before;
         if (!isFailure(result.status, 'C-MOVE') && (result.completed ?? 0) > 0 && arrived <= 0) {
           row.error =
-            `fruitless: the scanner reported ${result.completed} sent, none arrived here ` +
+            `fruitless: ${this.health.who(scan)} reported ${result.completed} sent, none arrived here ` +
             `(does its entry for ${this.opts.aeTitle} point to this node's address and port?)`;
-          this.health.note('move:fruitless', 'the scanner sends the C-MOVE elsewhere', {
+          this.health.note(scan, 'move:fruitless', `${this.health.who(scan)} sends the C-MOVE elsewhere`, {
             completed: result.completed,
             destination: this.opts.aeTitle,
+            err: row.error,
           });
         } else if (isFailure(result.status, 'C-MOVE')) {
           row.error = `${describeStatus(result.status, 'C-MOVE')}${result.comment ? ` (${result.comment})` : ''}`;
-          this.health.note(`move:${hex(result.status)}`, 'the scanner refuses the C-MOVE', {
-            status: hex(result.status),
-            meaning: statusText(result.status, 'C-MOVE'),
-            comment: result.comment,
-            destination: this.opts.aeTitle,
-          });
+          this.health.note(
+            scan,
+            `move:${hex(result.status)}`,
+            `${this.health.who(scan)} refuses the C-MOVE`,
+            {
+              status: hex(result.status),
+              meaning: statusText(result.status, 'C-MOVE'),
+              comment: result.comment,
+              destination: this.opts.aeTitle,
+              err: row.error,
+            },
+            result.status,
+          );
         } else {
-          this.health.ok();
+          this.health.ok(scan);
         }
       } catch (err) {
         row.error = errorText(err);
         connectionProblem = true;
-        this.health.problem(err, 'C-MOVE');
+        this.health.problem(scan, err, 'C-MOVE');
       }
       // The clock may be a test's: keep the real duration on top of the injected start.
       row.endedAt = new Date(startedAt.getTime() + (Date.now() - started));

@@ -1,8 +1,11 @@
 /**
- * Owns the scanner's state as the log tells it: answers, not reachable, rejects our association, refuses the C-MOVE
- * with status X, times out. Logged once per change, with the DICOM status, not on every pass.
+ * Owns the state of each remote we query and retrieve from (the scanner, a PACS) as the log and the status page tell
+ * it: answers, not reachable, rejects our association, refuses the C-MOVE with status X, times out. Logged once per
+ * change, naming the remote, with the DICOM status, not on every pass; each outcome also goes to the remotes' states
+ * (`/api/remotes`, the status page).
  */
 import type { Logger } from '../../logging/logger.js';
+import type { ScanRow } from '../../db/scanEntities.js';
 import {
   ScuConnectError,
   ScuError,
@@ -13,55 +16,96 @@ import {
 } from '../../dimse/scu.js';
 import { hex } from '../../domain/status.js';
 
+/** Where outcomes are reported per remote name (RemoteStates of remoteDirectory.ts). */
+export interface RemoteOutcomes {
+  succeeded(name: string): void;
+  failed(name: string, error: string, status?: number): void;
+}
+
+export interface HealthOptions {
+  /** The scanner's remote name: a scan without its own remote is retrieved from it. */
+  scannerName: string;
+  /** The peer a scan is queried and retrieved from. */
+  peerOf: (scan: ScanRow) => ScuPeer;
+  outcomes?: RemoteOutcomes;
+}
+
 export class ScannerHealth {
-  /** "ok", or what is wrong, as last logged. */
-  private state = 'unknown';
+  /** Per remote name: "ok", or what is wrong, as last logged. */
+  private readonly states = new Map<string, string>();
 
   constructor(
     private readonly log: Logger,
-    private readonly scanner: ScuPeer,
+    private readonly opts: HealthOptions,
   ) {}
 
-  ok(): void {
-    if (this.state === 'ok') return;
-    const was = this.state;
-    this.state = 'ok';
-    if (was !== 'unknown') this.log.info('the scanner answers again', { scanner: describe(this.scanner) });
+  private nameOf(scan: ScanRow): string {
+    return scan.remote ?? this.opts.scannerName;
   }
 
-  problem(err: unknown, what: string): void {
+  /** How log lines name a remote: "the scanner", or the remote by its name. */
+  private subject(name: string): string {
+    return name === this.opts.scannerName ? 'the scanner' : `remote "${name}"`;
+  }
+
+  ok(scan: ScanRow): void {
+    const name = this.nameOf(scan);
+    this.opts.outcomes?.succeeded(name);
+    const was = this.states.get(name) ?? 'unknown';
+    if (was === 'ok') return;
+    this.states.set(name, 'ok');
+    if (was !== 'unknown') this.log.info(`${this.subject(name)} answers again`, { remote: this.where(scan) });
+  }
+
+  problem(scan: ScanRow, err: unknown, what: string): void {
+    const who = this.subject(this.nameOf(scan));
     let key: string;
     let message: string;
     if (err instanceof ScuRejectedError) {
       key = `rejected:${err.result}:${err.source}:${err.reason}`;
-      message = 'the scanner rejects our association (is our AE title known to it?)';
+      message = `${who} rejects our association (is our AE title known to it?)`;
     } else if (err instanceof ScuConnectError) {
       key = 'down';
-      message = 'the scanner is not reachable';
+      message = `${who} is not reachable`;
     } else if (err instanceof ScuTimeoutError) {
       key = 'timeout';
-      message = 'the scanner does not answer in time';
+      message = `${who} does not answer in time`;
     } else if (err instanceof ScuStatusError) {
       key = `status:${err.status}`;
-      message = `the scanner refuses the ${err.operation}`;
+      message = `${who} refuses the ${err.operation}`;
     } else if (err instanceof ScuError) {
       key = 'aborted';
-      message = 'the scanner ended the association';
+      message = `${who} ended the association`;
     } else {
       key = `error:${String(err)}`;
       message = `${what} failed`;
     }
-    this.note(key, message, {
-      operation: what,
-      status: err instanceof ScuStatusError ? hex(err.status) : undefined,
-      err: errorText(err),
-    });
+    const status = err instanceof ScuStatusError ? err.status : undefined;
+    this.note(
+      scan,
+      key,
+      message,
+      { operation: what, status: status === undefined ? undefined : hex(status), err: errorText(err) },
+      status,
+    );
   }
 
-  note(key: string, message: string, meta: Record<string, unknown>): void {
-    if (this.state === key) return;
-    this.state = key;
-    this.log.warn(message, { scanner: describe(this.scanner), ...meta });
+  /** A problem of `scan`'s remote (`key` tells one from another; `message` names the remote): logged once. */
+  note(scan: ScanRow, key: string, message: string, meta: Record<string, unknown>, status?: number): void {
+    const name = this.nameOf(scan);
+    this.opts.outcomes?.failed(name, `${message}${meta.err ? `: ${String(meta.err)}` : ''}`, status);
+    if (this.states.get(name) === key) return;
+    this.states.set(name, key);
+    this.log.warn(message, { remote: this.where(scan), ...meta });
+  }
+
+  /** The phrase for `scan`'s remote in a message: "the scanner" or remote "pacs". */
+  who(scan: ScanRow): string {
+    return this.subject(this.nameOf(scan));
+  }
+
+  private where(scan: ScanRow): string {
+    return `${this.nameOf(scan)} ${describe(this.opts.peerOf(scan))}`;
   }
 }
 

@@ -91,10 +91,10 @@ export class ScannerQuery {
           mppsUid: null,
         })),
       );
-      this.health.ok();
+      this.health.ok(scan);
       return out;
     } catch (err) {
-      this.health.problem(err, 'C-FIND');
+      this.health.problem(scan, err, 'C-FIND');
       return undefined;
     }
   }
