@@ -1,6 +1,6 @@
 /** Owns the SQL of the forwarding outbox: rows enqueued once per (scan, destination), the due ones, their outcome. */
 import { randomUUID } from 'node:crypto';
-import { LessThanOrEqual } from 'typeorm';
+import { In, LessThanOrEqual } from 'typeorm';
 import type { Database } from './dataSource.js';
 import { fitRow } from './fit.js';
 import type { OutboxRow } from './outboxEntities.js';
@@ -49,6 +49,15 @@ export async function dueForwards(db: Database, now: Date, limit = 20): Promise<
 /** The row waiting on a storage commitment transaction, if any. */
 export async function forwardOfTransaction(db: Database, transactionUid: string): Promise<OutboxRow | null> {
   return repo(db).findOne({ where: { commitTransactionUid: transactionUid, state: 'committing' } });
+}
+
+/** The outbox rows of several scans (a page of the status page), by scan id. */
+export async function forwardsOfScans(db: Database, scanIds: string[]): Promise<Map<string, OutboxRow[]>> {
+  const out = new Map<string, OutboxRow[]>();
+  if (!scanIds.length) return out;
+  const rows = await repo(db).find({ where: { scanId: In(scanIds) }, order: { destination: 'ASC' } });
+  for (const r of rows) out.set(r.scanId, [...(out.get(r.scanId) ?? []), r]);
+  return out;
 }
 
 export async function forwardsOfScan(db: Database, scanId: string): Promise<OutboxRow[]> {

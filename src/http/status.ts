@@ -6,6 +6,7 @@ import { fastifySSE as fastifySse } from '@fastify/sse';
 import { httpError, need, type HttpServices } from './common.js';
 import { LiveStatus } from './live.js';
 import { scanJson } from './scans.js';
+import { forwardsOfScans } from '../db/outboxStore.js';
 import { associationJson } from './studies.js';
 import { importJson } from './imports.js';
 import { VERSION } from '../version.js';
@@ -43,12 +44,25 @@ export async function statusSnapshot(s: HttpServices) {
     diskSpace(s.dataDir),
     s.importer.batches.list({ limit: RECENT_IMPORTS, offset: 0 }),
   ]);
+  const forwards = await forwardsOfScans(
+    db,
+    [...finished.scans, ...failed.scans].map((v) => v.id),
+  );
   const ended = (v: (typeof finished.scans)[number]) => {
     const j = scanJson(v, undefined);
     return {
       id: j.id,
       studyInstanceUid: j.studyInstanceUid,
       accessionNumber: j.accessionNumber,
+      patientId: j.patientId,
+      requestedAt: j.requestedAt,
+      remote: j.remote,
+      forwards: (forwards.get(v.id) ?? []).map((f) => ({
+        destination: f.destination,
+        state: f.state,
+        attempts: f.attempts,
+        lastError: f.lastError,
+      })),
       studyDate: j.studyDate,
       state: j.state,
       reason: j.reason,

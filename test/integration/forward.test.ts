@@ -36,6 +36,16 @@ describe('forwarding finished scans', () => {
       [['research', 'sent', 4]],
       'the scan detail shows its forward state',
     );
+    const status = await call(node, 'GET', '/api/status');
+    const ended = (status.json.finished as { scans: Array<Record<string, unknown>> }).scans.find(
+      (x) => x.id === scanId,
+    );
+    assert.deepEqual(
+      (ended?.forwards as Array<Record<string, unknown>>).map((f) => [f.destination, f.state]),
+      [['research', 'sent']],
+      'the status page lists the forward state of the finished scan',
+    );
+    assert.equal(ended?.patientId, 'SN-TEST-1');
     assertReceived(out, study);
   });
 

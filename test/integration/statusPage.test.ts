@@ -90,6 +90,12 @@ test('status page: a series progress bar advances and the scan moves to finished
     assert.ok(row.includes('PAGE1'), row.join(' | '));
     assert.ok(row.includes('8 / 8'), row.join(' | '));
     assert.ok(row.includes('COMPLETED'), row.join(' | '));
+    assert.ok(row.includes('SN-TEST-1'), `the patient ID: ${row.join(' | ')}`);
+    // The scanner (nothing listens on its port) was asked by the passes: unreachable, at a glance, with why.
+    const pill = page.locator('#scanner');
+    await pill.filter({ hasText: 'scanner unreachable' }).waitFor({ timeout: 15_000 });
+    assert.equal(await pill.getAttribute('class'), 'pill bad');
+    assert.match(String(await pill.getAttribute('title')), /the scanner is not reachable/);
     assert.equal(await page.evaluate(() => (window as unknown as { marker?: number }).marker), 42);
     // The last associations table lists the senders.
     assert.ok((await page.locator('#associations tbody tr', { hasText: 'PAGESCU' }).count()) >= 2);

@@ -258,6 +258,35 @@ function fillTable(table, rows, cells) {
   tbody.replaceChildren(frag);
 }
 
+/** The forward state of an ended scan, one "destination: state" per destination; the last error as its title. */
+function forwarded(forwards) {
+  if (!forwards || !forwards.length) return '';
+  const bad = forwards.some((f) => f.state === 'given-up' || (f.state === 'pending' && f.attempts > 0));
+  return {
+    text: forwards.map((f) => `${f.destination}: ${f.state}`).join(', '),
+    class: `wrap${bad ? ' failed-reason' : ''}`,
+    title: forwards
+      .filter((f) => f.lastError)
+      .map((f) => `${f.destination} (attempt ${f.attempts}): ${f.lastError}`)
+      .join('\n'),
+  };
+}
+
+/** The scanner at a glance: answering, unreachable (with why as the title), or not asked yet. */
+function renderScanner(remotes) {
+  const pill = $('#scanner');
+  const scanner = remotes.find((r) => r.scanner);
+  pill.hidden = !scanner;
+  if (!scanner) return;
+  const st = scanner.state || { reachable: null };
+  setText(
+    pill,
+    st.reachable == null ? 'scanner not asked yet' : st.reachable ? 'scanner answers' : 'scanner unreachable',
+  );
+  pill.className = `pill ${st.reachable == null ? 'off' : st.reachable ? 'ok' : 'bad'}`;
+  pill.title = st.lastError ? `${when(st.lastErrorAt)}: ${st.lastError}` : '';
+}
+
 function render(st) {
   setText($('#ae'), st.aeTitle ? `AE ${st.aeTitle}` : '');
   const dicom = $('#dicom');
@@ -281,28 +310,33 @@ function render(st) {
     setText(disk, `${bytes(st.disk.freeBytes)} free of ${bytes(st.disk.totalBytes)}`);
     disk.className = `pill ${frac < 0.05 ? 'bad' : frac < 0.15 ? 'warn' : 'ok'}`;
   }
+  renderScanner(st.remotes || []);
   renderActive(st.active);
   setText($('#finished-count'), `(${st.finished.total})`);
   fillTable($('#finished'), st.finished.scans, (s) => ({
     attrs: { study: s.studyInstanceUid || '', scan: s.id },
     values: [
-      when(s.completedAt),
+      { text: when(s.completedAt), title: s.requestedAt ? `requested ${age(s.requestedAt)} ago` : '' },
       { text: shortUid(s.studyInstanceUid), class: 'uid', title: s.studyInstanceUid },
+      s.patientId,
       s.accessionNumber,
       s.series,
       counts(s.received, s.expected),
       s.mppsStatus,
+      forwarded(s.forwards),
     ],
   }));
   setText($('#failed-count'), `(${st.failed.total})`);
   fillTable($('#failed'), st.failed.scans, (s) => ({
     attrs: { study: s.studyInstanceUid || '', scan: s.id },
     values: [
-      when(s.completedAt),
+      { text: when(s.completedAt), title: s.requestedAt ? `requested ${age(s.requestedAt)} ago` : '' },
       { text: shortUid(s.studyInstanceUid), class: 'uid', title: s.studyInstanceUid },
+      s.patientId,
       s.accessionNumber,
       counts(s.received, s.expected),
       { text: s.reason, class: 'wrap failed-reason' },
+      forwarded(s.forwards),
     ],
   }));
   if (st.imports) {
