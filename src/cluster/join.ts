@@ -66,5 +66,10 @@ export async function joinCluster(
   await membership.join();
   if (config.database.type !== 'postgres') return { membership, wake: noWake };
   const { url, schema } = config.database;
-  return { membership, wake: await pgWake(url, schema, membership.id, () => hooks.passWanted(), log) };
+  // Only the scheduler's node acts on a wake-up: another one would pass it on (its trigger publishes), and two such
+  // nodes would wake each other without end.
+  const onWake = () => {
+    if (membership.leader) hooks.passWanted();
+  };
+  return { membership, wake: await pgWake(url, schema, membership.id, onWake, log) };
 }
