@@ -10,7 +10,8 @@
  *              with and without fsync), rss (peak RSS: one 1 GiB instance, a 2.5 GiB object without Pixel Data),
  *              import (import.ts), move (C-MOVE of the study from Orthanc to storescp vs scannode), complete
  *              (completion.ts: last image / N-SET to finished-scans, dcmqrscp as the scanner), forward (forward.ts:
- *              scannode's C-STORE SCU vs dcmsend, both to storescp); default all
+ *              scannode's C-STORE SCU vs dcmsend, both to storescp), cluster (cluster.ts: one node on PostgreSQL vs
+ *              three behind haproxy, and the database's work per image); default all
  * --profile    start scannode with `node --cpu-prof` (test-output/prof/<phase>/) and print the top self-time
  *              functions of the single-association runs; also BENCH_PROFILE=1
  * --keep       keep the temp dir (its path is printed)
@@ -31,6 +32,7 @@ import type { ImportFigures, MoveMeasurement } from './peers.js';
 import { killAll } from './procs.js';
 import { formatSummary, profileFiles, summarize } from './profsummary.js';
 import { benchForward, type ForwardFigures } from './forward.js';
+import { benchCluster, type ClusterFigures } from './cluster.js';
 import { measure, type BenchContext, type Measurement, type Receiver } from './receivers.js';
 import { f1, f2, formatTargets, rates, table, targetRows, type Figures } from './report.js';
 import { describe, measureRss, type BigObject, type RssResult } from './rss.js';
@@ -41,8 +43,8 @@ const SENDERS = 4;
 const SIZE = 512;
 const SERIES = 2;
 
-type Phase = 'single' | 'multi' | 'rss' | 'import' | 'move' | 'complete' | 'forward';
-const PHASES: Phase[] = ['single', 'multi', 'rss', 'import', 'move', 'complete', 'forward'];
+type Phase = 'single' | 'multi' | 'rss' | 'import' | 'move' | 'complete' | 'forward' | 'cluster';
+const PHASES: Phase[] = ['single', 'multi', 'rss', 'import', 'move', 'complete', 'forward', 'cluster'];
 /** Receivers of each rate phase; the order turns by one each round, so none always gets the warmer cache. */
 const SINGLE: Receiver[] = ['scannode', 'storescp', 'storescp+fsync', 'orthanc'];
 const MULTI: Receiver[] = ['scannode', 'storescp --fork', 'storescp --fork+fsync'];
@@ -151,7 +153,7 @@ async function main(): Promise<void> {
         `phases=${[...opts.phases].join(',')}${opts.quick ? ', QUICK (smoke run)' : ''}, tmp=${tmp}`,
     );
     let study: GeneratedInstance[] = [];
-    if (['single', 'multi', 'move', 'complete', 'forward'].some((p) => opts.phases.has(p as Phase))) {
+    if (['single', 'multi', 'move', 'complete', 'forward', 'cluster'].some((p) => opts.phases.has(p as Phase))) {
       const t0 = Date.now();
       const dir = path.join(tmp, 'study');
       study = generateStudy({ dir, series: SERIES, perSeries, rows: SIZE, columns: SIZE });
@@ -222,6 +224,8 @@ async function main(): Promise<void> {
     }
     let forward: ForwardFigures | undefined;
     if (opts.phases.has('forward')) forward = await benchForward(tmp, files, opts.rounds);
+    let cluster: ClusterFigures | undefined;
+    if (opts.phases.has('cluster')) cluster = await benchCluster(tmp, cli, files, opts.rounds);
     const figures: Figures = {
       instances: files.length,
       senders: SENDERS,
@@ -249,6 +253,15 @@ async function main(): Promise<void> {
         if (kind === 'scannode' || !x) continue;
         lines.push(`per-round ratio, ${phase} vs ${kind}: ${x.perRoundRatio.map(f2).join(' ')}`);
       }
+    }
+    if (cluster) {
+      const p = cluster.perImage;
+      lines.push(
+        `cluster (PostgreSQL, 3 senders): one node ${f1(cluster.one)} inst/s, three nodes behind haproxy ` +
+          `${f1(cluster.three)} inst/s, ratio ${f2(cluster.ratio)} (${os.cpus().length} CPUs shared by all)`,
+        `database work per received image (one node): ${f2(p.transactions)} transactions, ${f2(p.rowWrites)} row ` +
+          `writes, ${f2(p.indexScans)} index scans, ${f2(p.seqScans)} sequential scans`,
+      );
     }
     if (opts.quick) lines.push('QUICK run: smaller data and one round; the figures are a smoke test, not a result');
     lines.push(`bench took ${totalS.toFixed(0)} s; load average at the end ${loadavg()} (other work skews it)`);
@@ -284,6 +297,7 @@ async function main(): Promise<void> {
       move: moves,
       complete: completion?.json,
       forward,
+      cluster,
       profileTop: profile?.rows.slice(0, 20),
       seconds: totalS,
     };
