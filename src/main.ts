@@ -183,6 +183,7 @@ export class ScannodeNode {
     const cluster = await joinCluster(config, db, VERSION, this.log, {
       passWanted: () => p.scheduler?.trigger(),
       inbox: (held) => this.watchInbox(held),
+      activeAssociations: () => p.dicom?.activeAssociations ?? 0,
     });
     const membership = (p.membership = cluster.membership);
     this.wake = cluster.wake;

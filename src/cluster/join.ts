@@ -16,6 +16,8 @@ export interface ClusterHooks {
   passWanted(): void;
   /** This node took (true) or lost (false) the inbox lease. */
   inbox(held: boolean): void;
+  /** The DICOM associations open now (written with each heartbeat). */
+  activeAssociations?: () => number;
 }
 
 /** This node's id in the cluster: cluster.nodeId, else the host name. */
@@ -58,6 +60,7 @@ export async function joinCluster(
     now: () => new Date(),
     // The inbox has one watcher in the cluster: the node holding its lease.
     leases: config.import.watchInbox ? ['scheduler', 'inbox'] : ['scheduler'],
+    activeAssociations: hooks.activeAssociations,
     onLease: (name, held) => {
       if (name === 'scheduler' && held) hooks.passWanted();
       if (name === 'inbox') hooks.inbox(held);

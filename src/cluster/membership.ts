@@ -29,6 +29,8 @@ export interface MembershipOptions {
   leases?: readonly string[];
   /** Called when this node takes or loses a lease. */
   onLease?: (name: string, held: boolean) => void;
+  /** The DICOM associations open now, written with each heartbeat (the status page's nodes). */
+  activeAssociations?: () => number;
   timers?: LoopTimers;
   /** Injected for tests: whether a process runs here (default: signal 0). */
   pidAlive?: (pid: number) => boolean;
@@ -93,6 +95,7 @@ export class Membership {
       startedAt: now,
       heartbeatAt: now,
       settings: this.opts.settings ? JSON.stringify(this.opts.settings) : null,
+      associations: 0,
     });
     this.joined = true;
     this.log.info('joined the cluster', { node: this.id, database: this.opts.database });
@@ -113,7 +116,7 @@ export class Membership {
   /** One heartbeat: the registry row, then each lease (renewed, or taken over from a dead holder). */
   async beat(): Promise<void> {
     const now = this.opts.now();
-    await this.store.heartbeat(this.id, now);
+    await this.store.heartbeat(this.id, now, this.opts.activeAssociations?.() ?? 0);
     await this.bid(now);
   }
 

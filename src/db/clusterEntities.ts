@@ -15,6 +15,8 @@ export interface ClusterNodeRow {
   stoppedAt: Date | null;
   /** The settings all nodes must share, as JSON (domain/cluster.ts sharedSettings), as this node started. */
   settings: string | null;
+  /** DICOM associations open on this node at its last heartbeat. */
+  associations: number;
 }
 
 export interface ClusterLeaseRow {
@@ -44,6 +46,7 @@ export function clusterEntities(d: Dialect) {
       heartbeatAt: { name: 'heartbeat_at', type: d.timestamp },
       stoppedAt: { name: 'stopped_at', type: d.timestamp, nullable: true },
       settings: { type: 'text', nullable: true },
+      associations: { type: 'integer', default: 0 },
     },
   });
   const ClusterLease = new EntitySchema<ClusterLeaseRow>({

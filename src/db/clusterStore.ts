@@ -31,8 +31,8 @@ export class ClusterStore {
     await this.nodes.save(fitRow(this.db.entities.ClusterNode, { ...row, stoppedAt: null }));
   }
 
-  async heartbeat(id: string, at: Date): Promise<void> {
-    await this.nodes.update({ id }, { heartbeatAt: at });
+  async heartbeat(id: string, at: Date, associations = 0): Promise<void> {
+    await this.nodes.update({ id }, { heartbeatAt: at, associations });
   }
 
   async markStopped(id: string, at: Date): Promise<void> {
@@ -91,6 +91,8 @@ export interface NodeView {
   heartbeatAgeSeconds: number;
   /** It holds the scheduler lease (it runs the cron and the reconcile passes of the cluster). */
   scheduler: boolean;
+  /** DICOM associations open on it at its last heartbeat. */
+  associations: number;
 }
 
 export interface ClusterView {
@@ -120,6 +122,7 @@ export async function clusterView(db: Database, nowMs: number, leaseMs: number):
         heartbeatAt: r.heartbeatAt.toISOString(),
         heartbeatAgeSeconds: Math.max(0, Math.round((nowMs - r.heartbeatAt.getTime()) / 1000)),
         scheduler: state === 'alive' && holder === r.id,
+        associations: state === 'alive' ? r.associations : 0,
       };
     }),
   };

@@ -168,7 +168,7 @@ describe('several nodes', () => {
 
     const port = (b.node.http.server.address() as { port: number }).port;
     const api = (await (await fetch(`http://127.0.0.1:${port}/api/nodes`)).json()) as {
-      nodes: Array<{ id: string; state: string; scheduler: boolean }>;
+      nodes: Array<{ id: string; state: string; scheduler: boolean; associations: number }>;
     };
     assert.deepEqual(
       api.nodes.map((n) => [n.id, n.state, n.scheduler]),
@@ -176,6 +176,10 @@ describe('several nodes', () => {
         ['node-a', 'alive', true],
         ['node-b', 'alive', false],
       ],
+    );
+    assert.ok(
+      api.nodes.every((n) => n.associations === 0),
+      'each node says how many associations it has open (none here)',
     );
 
     await a.stop();

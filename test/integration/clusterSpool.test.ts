@@ -103,6 +103,7 @@ describe('nodes sharing one data directory', () => {
       startedAt: long,
       heartbeatAt: long,
       settings: null,
+      associations: 0,
     });
     await waitFor(
       'the ghost spool indexed and archived',

@@ -96,6 +96,10 @@ test('status page: a series progress bar advances and the scan moves to finished
     await pill.filter({ hasText: 'scanner unreachable' }).waitFor({ timeout: 15_000 });
     assert.equal(await pill.getAttribute('class'), 'pill bad');
     assert.match(String(await pill.getAttribute('title')), /the scanner is not reachable/);
+    // The one node: alive, running the passes.
+    const nodeRow = await page.locator('#nodes tbody tr').allTextContents();
+    assert.equal(nodeRow.length, 1);
+    assert.match(nodeRow[0]!, /alive.*\*$/);
     assert.equal(await page.evaluate(() => (window as unknown as { marker?: number }).marker), 42);
     // The last associations table lists the senders.
     assert.ok((await page.locator('#associations tbody tr', { hasText: 'PAGESCU' }).count()) >= 2);

@@ -394,6 +394,21 @@ function render(st) {
       ],
     }),
   );
+  if (st.cluster) {
+    // The node holding the scheduler lease reconciles and finishes every scan: it owns them all.
+    setText($('#passes'), `(${st.cluster.passes} passes; the node marked * owns the scans)`);
+    fillTable($('#nodes'), st.cluster.nodes, (n) => ({
+      attrs: { node: n.id, state: n.state },
+      values: [
+        n.id,
+        `${n.host} (pid ${n.pid})`,
+        { text: n.state, class: n.state === 'dead' ? 'failed-reason' : '' },
+        `${when(n.heartbeatAt)} (${n.heartbeatAgeSeconds} s ago)`,
+        n.associations,
+        n.scheduler ? '*' : '',
+      ],
+    }));
+  }
   setText($('#generated'), `updated ${when(st.generatedAt)}`);
   document.body.dataset.generatedAt = st.generatedAt;
 }
