@@ -305,6 +305,8 @@ export class ScannodeNode {
       },
       maxTries: config.storageCommitment.maxTries,
       retryMs: config.storageCommitment.retrySeconds * 1000,
+      // Several nodes may share the database: retries run on the scheduler's node only.
+      ...(db.type === 'postgres' ? { retries: () => membership.leader } : {}),
     });
     this.commitments = commitments;
     const audit = (this.audit = new AssociationAudit(db, this.log));

@@ -22,7 +22,12 @@ export interface CommitmentOptions {
   peerFor(callingAe: string): ReportPeer | undefined;
   maxTries?: number;
   retryMs?: number;
+  /** Whether this node retries undelivered reports (in a cluster: the scheduler's node only); default always. */
+  retries?: () => boolean;
 }
+
+/** A report is left to the node that received its N-ACTION this long before another node retries it. */
+const FIRST_TRY_MS = 30_000;
 
 type Judged = { committed: Reference[]; failed: Array<[...Reference, number]> };
 
@@ -133,10 +138,16 @@ export class Commitments {
     }
   }
 
-  /** Delivers what is pending (after a restart), then again every `retryMs`. */
+  /**
+   * Delivers what is pending (after a restart), then again every `retryMs`; in a cluster only on the scheduler's
+   * node, and only reports whose first try (on the node that took the N-ACTION) is over, so none goes out twice.
+   */
   start(): void {
     const tick = async (): Promise<void> => {
+      const shared = this.opts.retries !== undefined;
+      if (shared && !this.opts.retries!()) return;
       for (const row of await this.store.pending().catch(() => [])) {
+        if (shared && row.attempts === 0 && Date.now() - row.receivedAt.getTime() < FIRST_TRY_MS) continue;
         await this.deliver(row.transactionUid, row.callingAe, JSON.parse(row.referenced) as Reference[]);
       }
     };
