@@ -359,6 +359,7 @@ export class ScannodeNode {
       retryMaxMs: ic.retryMaxSeconds * 1000,
       maxAttempts: ic.maxAttempts,
       now: this.now,
+      node: membership.id,
     }));
     await importer.markInterrupted();
     importer.startRetries();

@@ -2,10 +2,12 @@
  * Owns the spools of dead nodes when nodes share the data directory (cluster.sharedDataDir): the node holding the
  * scheduler lease recovers each dead node's spool (what it acknowledged but had not indexed) under the lease
  * `spool:<node>`, once per incarnation of that node, so its images are archived without waiting for it to come back.
- * A node starting takes the same lease before it recovers its own spool, so the two never run at once.
+ * A node starting takes the same lease before it recovers its own spool, so the two never run at once. The dead
+ * node's import batches (inbox, REST) are made due again, for whichever node's retry loop claims them first.
  */
 import type { Config } from '../config/schema.js';
 import type { Database } from '../db/dataSource.js';
+import { ImportBatches } from '../db/importBatches.js';
 import { spoolDirs, type SpoolDirs } from '../domain/paths.js';
 import type { Logger } from '../logging/logger.js';
 import { recoverSpool } from '../pipeline/spoolRecovery.js';
@@ -107,8 +109,11 @@ export async function recoverOwnSpool(
     2 * o.cluster.leaseSeconds * 1000,
   );
   return new SpoolTakeover(membership, o.log, {
-    recover: async (node) =>
-      (await recoverSpool(o.db, o.dataDir, o.log, { spool: spoolDirs(node), ownerDead: true })).indexed,
+    recover: async (node) => {
+      const resumed = await new ImportBatches(o.db).resumeDeadNode(node, new Date());
+      if (resumed) o.log.info('imports of a dead node resume', { deadNode: node, batches: resumed });
+      return (await recoverSpool(o.db, o.dataDir, o.log, { spool: spoolDirs(node), ownerDead: true })).indexed;
+    },
     recovered: o.passWanted,
     everyMs: o.cluster.heartbeatSeconds * 1000,
   });

@@ -16,6 +16,7 @@ import { ForwardOutbox1763900000031 } from './migrations/0031-forward-outbox.js'
 import { ScanRemote1763900000032 } from './migrations/0032-scan-remote.js';
 import { ForwardCommitment1763900000033 } from './migrations/0033-forward-commitment.js';
 import { ClusterSettings1763900000034 } from './migrations/0034-cluster-settings.js';
+import { ImportNode1763900000035 } from './migrations/0035-import-node.js';
 import { outboxEntities, type OutboxEntities } from './outboxEntities.js';
 import { clusterEntities, type ClusterEntities } from './clusterEntities.js';
 import { commitmentEntities, type CommitmentEntities } from './commitmentEntities.js';
@@ -38,6 +39,7 @@ export const MIGRATIONS = [
   ScanRemote1763900000032,
   ForwardCommitment1763900000033,
   ClusterSettings1763900000034,
+  ImportNode1763900000035,
 ];
 
 export interface Database {

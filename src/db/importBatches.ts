@@ -3,7 +3,7 @@
  * carries into a retry), the problem list, and the queries the API, the status page, the inbox and the retry loop ask.
  */
 import { randomUUID } from 'node:crypto';
-import { In, LessThanOrEqual, Not } from 'typeorm';
+import { In, IsNull, LessThanOrEqual, Not } from 'typeorm';
 import type { Database } from './dataSource.js';
 import { fitRow, widthOf } from './fit.js';
 import type {
@@ -111,7 +111,11 @@ export class Tally {
 }
 
 export class ImportBatches {
-  constructor(private readonly db: Database) {}
+  constructor(
+    private readonly db: Database,
+    /** The node whose batches these are (cluster.nodeId); undefined for the command line. */
+    private readonly node?: string,
+  ) {}
 
   private get rows() {
     return this.db.source.getRepository(this.db.entities.ImportBatch);
@@ -138,6 +142,7 @@ export class ImportBatches {
       attempts: 0,
       nextAttemptAt: null,
       carried: null,
+      node: this.node ?? null,
     };
     const fitted = fitRow(this.db.entities.ImportBatch, row);
     await this.rows.insert(fitted);
@@ -160,8 +165,37 @@ export class ImportBatches {
     await this.problems.delete({ batchId: batch.id, kind: In(['listed', 'error']) });
     await this.rows.update(
       { id: batch.id },
-      { ...counts, state: 'running', attempts: attempt, endedAt: null, nextAttemptAt: null, message: null },
+      {
+        ...counts,
+        state: 'running',
+        attempts: attempt,
+        endedAt: null,
+        nextAttemptAt: null,
+        message: null,
+        ...(this.node ? { node: this.node } : {}),
+      },
     );
+  }
+
+  /**
+   * Takes a due retrying batch for this node: false when another node took it first (several nodes run the retry
+   * loop on one database; the conditional UPDATE lets exactly one have it).
+   */
+  async claim(id: string, now: Date): Promise<boolean> {
+    const r = await this.rows.update(
+      { id, state: 'retrying', nextAttemptAt: LessThanOrEqual(now) },
+      { nextAttemptAt: null, ...(this.node ? { node: this.node } : {}) },
+    );
+    return (r.affected ?? 0) > 0;
+  }
+
+  /** The batches a dead node left queued or running: tried again now by whoever takes them (inbox and REST only). */
+  async resumeDeadNode(node: string, now: Date): Promise<number> {
+    const r = await this.rows.update(
+      { state: In(['queued', 'running']), source: Not('cli'), node },
+      { state: 'retrying', nextAttemptAt: now, message: `interrupted: node ${node} died; resumes` },
+    );
+    return r.affected ?? 0;
   }
 
   async saveCounts(id: string, c: ImportCounts): Promise<void> {
@@ -219,7 +253,8 @@ export class ImportBatches {
   /** When the next retrying batch is due, if any. */
   async nextDue(): Promise<Date | null> {
     const row = await this.rows.findOne({
-      where: { state: 'retrying', source: Not('cli') },
+      // A batch being taken (claimed, not begun yet) has no next attempt.
+      where: { state: 'retrying', source: Not('cli'), nextAttemptAt: Not(IsNull()) },
       order: { nextAttemptAt: 'ASC' },
       select: { id: true, nextAttemptAt: true },
     });
@@ -233,14 +268,19 @@ export class ImportBatches {
    */
   async interruptedAtStart(now: Date): Promise<{ resumed: number; interrupted: number }> {
     const active = In(['queued', 'running']);
-    const resumed = await this.rows.update(
-      { state: active, source: Not('cli') },
-      { state: 'retrying', nextAttemptAt: now, endedAt: new Date(), message: 'interrupted: resumes' },
-    );
+    // This node's own, and those of no node (from before nodes were recorded): other nodes' are theirs.
+    let resumed = 0;
+    for (const node of [this.node ?? null, null].filter((n, i, a) => a.indexOf(n) === i)) {
+      const r = await this.rows.update(
+        { state: active, source: Not('cli'), node: node === null ? IsNull() : node },
+        { state: 'retrying', nextAttemptAt: now, endedAt: new Date(), message: 'interrupted: resumes' },
+      );
+      resumed += r.affected ?? 0;
+    }
     const cli = await this.rows.update(
       { state: active, source: 'cli' },
       { state: 'interrupted', endedAt: new Date(), message: 'interrupted: resume with scannode import --retry' },
     );
-    return { resumed: resumed.affected ?? 0, interrupted: cli.affected ?? 0 };
+    return { resumed, interrupted: cli.affected ?? 0 };
   }
 }

@@ -33,6 +33,8 @@ export interface ImportBatchRow extends ImportCounts {
   nextAttemptAt: Date | null;
   /** Counters of the files earlier attempts took out of the folder (JSON of ImportCounts), carried into a retry. */
   carried: string | null;
+  /** The node running it (cluster.nodeId); null for the command line. */
+  node: string | null;
 }
 
 /** A file of a batch that went to problem/ (or could not be stored), with why. */
@@ -76,6 +78,7 @@ export function importEntities(d: Dialect) {
       attempts: { type: 'integer', default: 0 },
       nextAttemptAt: { name: 'next_attempt_at', type: d.timestamp, nullable: true },
       carried: { type: 'varchar', length: 512, nullable: true },
+      node: { type: 'varchar', length: 64, nullable: true },
     },
   });
   const ImportProblem = new EntitySchema<ImportProblemRow>({

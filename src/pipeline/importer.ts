@@ -32,6 +32,8 @@ export interface ImporterOptions {
   maxAttempts?: number;
   /** The clock of retries (tests inject one). */
   now?: () => Date;
+  /** This node's id (cluster.nodeId): its batches are recorded as its own; undefined for the command line. */
+  node?: string;
 }
 
 export class Importer {
@@ -54,7 +56,7 @@ export class Importer {
     private readonly log: Logger,
     opts: ImporterOptions = {},
   ) {
-    this.batches = new ImportBatches(db);
+    this.batches = new ImportBatches(db, opts.node);
     this.now = opts.now ?? (() => new Date());
     const files = new FileImporter(db, ingest, dataDir, log);
     this.attempts = new AttemptRunner(
@@ -205,11 +207,14 @@ export class Importer {
     return this.batches.status(id, problemLimit);
   }
 
-  /** Resumes retrying batches when they are due (checked every second against the injected clock). */
+  /** Resumes retrying batches when they are due (checked every second against the injected clock; the database every 15 s). */
   startRetries(): void {
     void this.refreshNextDue();
+    let ticks = 0;
     this.retryTimer = setInterval(() => {
       if (this.nextDue && this.now() >= this.nextDue) void this.resumeDue();
+      // Another node may have made a batch due (a dead node's, resumed by the node that took its spool).
+      else if (++ticks % 15 === 0) void this.refreshNextDue();
     }, 1000);
     this.retryTimer.unref();
   }
@@ -221,6 +226,8 @@ export class Importer {
       for (const b of await this.batches.due(this.now())) {
         const req = this.requestOf(b);
         if (!req || this.isBusy(b.path)) continue;
+        // Several nodes may look at once: the one that claims it runs it.
+        if (!(await this.batches.claim(b.id, this.now()))) continue;
         void this.resume(b, req).catch(() => undefined);
         n++;
       }

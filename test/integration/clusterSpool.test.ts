@@ -6,6 +6,7 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { after, describe, test } from 'node:test';
 import { ClusterStore } from '../../src/db/clusterStore.js';
+import { ImportBatches } from '../../src/db/importBatches.js';
 import { instancePlace } from '../../src/db/instanceStore.js';
 import { archivePath } from '../../src/domain/paths.js';
 import { needDb } from '../helpers/db.js';
@@ -93,6 +94,15 @@ describe('nodes sharing one data directory', () => {
     fs.mkdirSync(spool, { recursive: true });
     fs.copyFileSync(one!.file, path.join(spool, `${one!.sopInstanceUid}.dcm`));
     fs.writeFileSync(path.join(spool, 'import-1234abcd-999999-1.part'), 'half');
+    // And an import it was running.
+    const ghostImports = new ImportBatches(b.node.db, 'ghost');
+    const batch = await ghostImports.create({
+      name: 'g',
+      source: 'rest',
+      path: path.join(tmp, 'nowhere'),
+      keepSources: true,
+    });
+    await b.node.db.source.getRepository(b.node.db.entities.ImportBatch).update({ id: batch.id }, { state: 'running' });
     const long = new Date(Date.now() - 3_600_000);
     await new ClusterStore(b.node.db).register({
       id: 'ghost',
@@ -114,5 +124,24 @@ describe('nodes sharing one data directory', () => {
     );
     await assertArchived(b, [one!]);
     assert.ok(!fs.existsSync(path.join(spool, 'import-1234abcd-999999-1.part')), 'the half copy removed');
+    const after = await waitFor('the ghost import taken over', async () => {
+      const r = await ghostImports.get(batch.id);
+      return r && r.state !== 'running' ? r : undefined;
+    });
+    assert.ok(after.node === 'b' || /node ghost died/.test(String(after.message)), JSON.stringify(after));
+  });
+
+  test('a due import batch is claimed by exactly one node', async (t) => {
+    if (!(await needDb(t, 'postgres'))) return;
+    const b = await startTestNode({ kind: 'postgres', extra: { cluster: { nodeId: 'b' } } });
+    t.after(() => b.destroy());
+    const x = new ImportBatches(b.node.db, 'x');
+    const y = new ImportBatches(b.node.db, 'y');
+    const row = await x.create({ name: 'c', source: 'rest', path: path.join(tmp, 'c'), keepSources: true });
+    const now = new Date();
+    await x.update(row.id, { state: 'retrying', nextAttemptAt: new Date(now.getTime() - 1000) });
+    const claims = await Promise.all([x.claim(row.id, now), y.claim(row.id, now)]);
+    assert.deepEqual(claims.filter(Boolean).length, 1, `one claim wins: ${JSON.stringify(claims)}`);
+    assert.equal((await x.get(row.id))?.node, claims[0] ? 'x' : 'y');
   });
 });
