@@ -241,53 +241,53 @@ function nRequest(
   return new DatasetCollector((bytes) => host.track(run(bytes)));
 }
 
-// --- N-ACTION (Storage Commitment Push Model, PS3.4 J) -----------------------------------------------------------
+// --- N-ACTION and N-EVENT-REPORT (Storage Commitment Push Model, PS3.4 J) ----------------------------------------
 
-/** Failure: No such action (PS3.7 C.4.2). */
+/** Failure: No such action (PS3.7 C.4.2) and No such event type (PS3.7 C.4.1). */
 const NO_SUCH_ACTION = 0x0123;
+const NO_SUCH_EVENT_TYPE = 0x0113;
 
-/** Reads the data set (bounded, walked), hands it to `nAction`, answers with its status. */
-function nAction(host: ServiceHost, rq: Request): DatasetSink | undefined {
+/**
+ * What N-ACTION and N-EVENT-REPORT of storage commitment share: the command names the well-known SOP instance on a
+ * context of its SOP class, a data set follows (read bounded, walked), the handler's status is answered with the
+ * command's SOP class, instance and type id (Action Type ID or Event Type ID) echoed.
+ */
+function commitmentExchange(
+  host: ServiceHost,
+  rq: Request,
+  o: {
+    sopClass: string | undefined;
+    instance: string | undefined;
+    typeField: 'ActionTypeID' | 'EventTypeID';
+    handle(dataset: Record<string, unknown>): Promise<NResponse>;
+  },
+): DatasetSink | undefined {
   const c = rq.command;
-  const sopClass = cleanUid(c.RequestedSOPClassUID);
-  const instance = cleanUid(c.RequestedSOPInstanceUID);
-  const actionTypeId = typeof c.ActionTypeID === 'number' ? c.ActionTypeID : undefined;
   const run = async (bytes: Buffer | undefined): Promise<void> => {
     let result: NResponse;
     try {
-      if (sopClass !== rq.context.abstractSyntax) {
-        throw new DimseError(DicomStatus.SopClassNotSupported, `SOP class ${sopClass ?? '(none)'} on this context`);
+      if (o.sopClass !== rq.context.abstractSyntax) {
+        throw new DimseError(DicomStatus.SopClassNotSupported, `SOP class ${o.sopClass ?? '(none)'} on this context`);
       }
-      const handler = host.handlers.nAction;
-      if (!handler) throw new DimseError(DicomStatus.NoSuchSopClass, 'service not supported');
-      if (instance !== STORAGE_COMMITMENT_SOP_INSTANCE) {
-        throw new DimseError(DicomStatus.NoSuchObjectInstance, `no SOP instance ${instance ?? '(none)'}`);
+      if (o.instance !== STORAGE_COMMITMENT_SOP_INSTANCE) {
+        throw new DimseError(DicomStatus.NoSuchObjectInstance, `no SOP instance ${o.instance ?? '(none)'}`);
       }
-      if (actionTypeId !== 1) throw new DimseError(NO_SUCH_ACTION, `no action type ${String(c.ActionTypeID)}`);
-      if (!rq.hasDataset) throw new DimseError(DicomStatus.MissingAttribute, 'an N-ACTION without a data set');
+      if (!rq.hasDataset) throw new DimseError(DicomStatus.MissingAttribute, 'a request without a data set');
       const parsed = parseNDataset(bytes, rq.context.transferSyntax);
       if (!parsed.ok) throw new DimseError(parsed.result.status, parsed.result.comment ?? '');
-      result = await handler({
-        association: host.info,
-        sopClassUid: sopClass,
-        sopInstanceUid: instance,
-        actionTypeId,
-        dataset: parsed.dataset,
-        reportOnSameAssociation: (eventTypeId, dataset) =>
-          host.request(rq.context, eventReportCommand(0, eventTypeId), dataset),
-      });
+      result = await o.handle(parsed.dataset);
     } catch (err) {
       result = toResult(err, host.log);
     }
     const command: CommandSet = {
-      CommandField: CommandField.NActionRq | CommandField.Response,
+      CommandField: (c.CommandField as number) | CommandField.Response,
       MessageIDBeingRespondedTo: c.MessageID ?? 0,
       Status: result.status,
-      AffectedSOPClassUID: sopClass ?? '',
+      AffectedSOPClassUID: o.sopClass ?? '',
     };
-    if (instance) command.AffectedSOPInstanceUID = instance;
+    if (o.instance) command.AffectedSOPInstanceUID = o.instance;
     if (result.comment && result.status !== DicomStatus.Success) command.ErrorComment = result.comment.slice(0, 64);
-    if (typeof c.ActionTypeID === 'number') command.ActionTypeID = c.ActionTypeID;
+    if (typeof c[o.typeField] === 'number') command[o.typeField] = c[o.typeField]!;
     host.respond(rq.context, command);
     if (result.after) host.track(result.after);
   };
@@ -298,61 +298,57 @@ function nAction(host: ServiceHost, rq: Request): DatasetSink | undefined {
   return new DatasetCollector((bytes) => host.track(run(bytes)));
 }
 
-// --- N-EVENT-REPORT (a storage commitment result for a request we sent, PS3.4 J.3.3) ------------------------------
+/** N-ACTION: a storage commitment request, handed to `nAction`; the report may follow on this association. */
+function nAction(host: ServiceHost, rq: Request): DatasetSink | undefined {
+  const c = rq.command;
+  const sopClass = cleanUid(c.RequestedSOPClassUID);
+  const instance = cleanUid(c.RequestedSOPInstanceUID);
+  return commitmentExchange(host, rq, {
+    sopClass,
+    instance,
+    typeField: 'ActionTypeID',
+    handle: async (dataset) => {
+      const handler = host.handlers.nAction;
+      if (!handler) throw new DimseError(DicomStatus.NoSuchSopClass, 'service not supported');
+      if (c.ActionTypeID !== 1) throw new DimseError(NO_SUCH_ACTION, `no action type ${String(c.ActionTypeID)}`);
+      return handler({
+        association: host.info,
+        sopClassUid: sopClass!,
+        sopInstanceUid: instance,
+        actionTypeId: 1,
+        dataset,
+        reportOnSameAssociation: (eventTypeId, ds) => host.request(rq.context, eventReportCommand(0, eventTypeId), ds),
+      });
+    },
+  });
+}
 
-/** Reads the data set (bounded, walked), hands it to `nEventReport`, answers with its status. */
+/** N-EVENT-REPORT: the storage commitment result of a request we sent (forwarding), handed to `nEventReport`. */
 function nEventReport(host: ServiceHost, rq: Request): DatasetSink | undefined {
   const c = rq.command;
   const sopClass = cleanUid(c.AffectedSOPClassUID);
   const instance = cleanUid(c.AffectedSOPInstanceUID);
-  const eventTypeId = typeof c.EventTypeID === 'number' ? c.EventTypeID : undefined;
-  const run = async (bytes: Buffer | undefined): Promise<void> => {
-    let result: NResponse;
-    try {
-      if (sopClass !== rq.context.abstractSyntax) {
-        throw new DimseError(DicomStatus.SopClassNotSupported, `SOP class ${sopClass ?? '(none)'} on this context`);
-      }
+  return commitmentExchange(host, rq, {
+    sopClass,
+    instance,
+    typeField: 'EventTypeID',
+    handle: async (dataset) => {
       const handler = host.handlers.nEventReport;
       if (!handler) throw new DimseError(DicomStatus.NoSuchSopClass, 'service not supported');
-      if (instance !== STORAGE_COMMITMENT_SOP_INSTANCE) {
-        throw new DimseError(DicomStatus.NoSuchObjectInstance, `no SOP instance ${instance ?? '(none)'}`);
-      }
+      const eventTypeId = c.EventTypeID;
       if (eventTypeId !== 1 && eventTypeId !== 2) {
         throw new DimseError(NO_SUCH_EVENT_TYPE, `no event type ${String(c.EventTypeID)}`);
       }
-      if (!rq.hasDataset) throw new DimseError(DicomStatus.MissingAttribute, 'an N-EVENT-REPORT without a data set');
-      const parsed = parseNDataset(bytes, rq.context.transferSyntax);
-      if (!parsed.ok) throw new DimseError(parsed.result.status, parsed.result.comment ?? '');
-      result = await handler({
+      return handler({
         association: host.info,
-        sopClassUid: sopClass,
+        sopClassUid: sopClass!,
         sopInstanceUid: instance,
         eventTypeId,
-        dataset: parsed.dataset,
+        dataset,
       });
-    } catch (err) {
-      result = toResult(err, host.log);
-    }
-    const command: CommandSet = {
-      CommandField: CommandField.NEventReportRq | CommandField.Response,
-      MessageIDBeingRespondedTo: c.MessageID ?? 0,
-      Status: result.status,
-      AffectedSOPClassUID: sopClass ?? '',
-    };
-    if (instance) command.AffectedSOPInstanceUID = instance;
-    if (result.comment && result.status !== DicomStatus.Success) command.ErrorComment = result.comment.slice(0, 64);
-    if (eventTypeId !== undefined) command.EventTypeID = eventTypeId;
-    host.respond(rq.context, command);
-  };
-  if (!rq.hasDataset) {
-    host.track(run(undefined));
-    return undefined;
-  }
-  return new DatasetCollector((bytes) => host.track(run(bytes)));
+    },
+  });
 }
-
-/** Failure: No such event type (PS3.7 C.4.1). */
-const NO_SUCH_EVENT_TYPE = 0x0113;
 
 /** One place where what a handler threw becomes a status: DimseError keeps its own, anything else is 0x0110. */
 export function toResult(err: unknown, log: Logger): DimseResult {
