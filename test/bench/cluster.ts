@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
 import { PG_URL, dropSchema, newSchema } from '../helpers/db.js';
+import { haproxyConfig } from '../helpers/haproxy.js';
 import { freePort, killAll, sleep, startCaptured, stopChild, timedRun, waitForPort, type Captured } from './procs.js';
 
 export interface ClusterFigures {
@@ -61,20 +62,10 @@ async function startLayout(cli: string, base: string, schema: string, nodes: num
   const hcfg = path.join(base, 'haproxy.cfg');
   fs.writeFileSync(
     hcfg,
-    [
-      'defaults',
-      '  mode tcp',
-      '  timeout connect 2s',
-      '  timeout client 120s',
-      '  timeout server 120s',
-      'frontend dicom',
-      `  bind 127.0.0.1:${front}`,
-      '  default_backend nodes',
-      'backend nodes',
-      '  balance roundrobin',
-      ...ports.map((p, i) => `  server n${i + 1} 127.0.0.1:${p}`),
-      '',
-    ].join('\n'),
+    haproxyConfig(
+      front,
+      ports.map((port, i) => ({ id: `n${i + 1}`, port })),
+    ),
   );
   const haproxy = startCaptured('haproxy', ['-db', '-f', hcfg]);
   procs.push(haproxy);

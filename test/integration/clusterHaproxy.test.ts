@@ -12,6 +12,7 @@ import { generateStudy, newUid, type GeneratedInstance } from '../helpers/dicomg
 import { datasetBytes } from '../helpers/files.js';
 import { createDataset, nCreate, nSet, performedSeries } from '../helpers/mppsClient.js';
 import { freePort, needPeer, startProcess, stopProcess, storeAll, waitForPort } from '../helpers/peers.js';
+import { haproxyConfig } from '../helpers/haproxy.js';
 import { waitFor } from '../helpers/waitFor.js';
 
 const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../src/cli.js');
@@ -79,20 +80,11 @@ async function startCluster(t: TestContext, name: string): Promise<Cluster> {
   const cfg = path.join(dataDir, 'haproxy.cfg');
   fs.writeFileSync(
     cfg,
-    [
-      'defaults',
-      '  mode tcp',
-      '  timeout connect 2s',
-      '  timeout client 60s',
-      '  timeout server 60s',
-      'frontend dicom',
-      `  bind 127.0.0.1:${front}`,
-      '  default_backend nodes',
-      'backend nodes',
-      '  balance roundrobin',
-      ...nodes.map((n) => `  server ${n.id} 127.0.0.1:${n.dicom} check inter 300ms fall 1 rise 2`),
-      '',
-    ].join('\n'),
+    haproxyConfig(
+      front,
+      nodes.map((n) => ({ id: n.id, port: n.dicom })),
+      true,
+    ),
   );
   const haproxy = startProcess('haproxy', ['-db', '-f', cfg]);
   t.after(() => stopProcess(haproxy));
@@ -142,14 +134,18 @@ async function assertFinishedOnce(c: Cluster, study: GeneratedInstance[]): Promi
 
 /** storescu through haproxy until an association takes it (a node just gone is refused until the check sees it). */
 async function storeUntilAccepted(port: number, files: GeneratedInstance[]): Promise<void> {
-  await waitFor('an association through haproxy', async () => {
-    try {
-      await storeAll({ port }, files);
-      return true;
-    } catch {
-      return false;
-    }
-  });
+  await waitFor(
+    'an association through haproxy',
+    async () => {
+      try {
+        await storeAll({ port }, files);
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    60_000,
+  );
 }
 
 /** The node holding the scheduler lease, among `alive`, as their /api/nodes tell it. */
@@ -222,7 +218,7 @@ describe('three nodes behind haproxy', () => {
     await waitFor(
       'the scan finished',
       async () => fs.existsSync(path.join(c.dataDir, 'finished-scans', `${studyUid}.json`)),
-      30_000,
+      60_000,
     );
     await assertFinishedOnce(c, study);
   });
