@@ -110,6 +110,18 @@ function bySeries(study: GeneratedInstance[]): GeneratedInstance[][] {
 /** One summary in finished-scans/, every instance archived once, byte-identical, with its row. */
 async function assertFinishedOnce(c: Cluster, study: GeneratedInstance[]): Promise<void> {
   const studyUid = study[0]!.studyInstanceUid;
+  // The summary is written before the scan is marked finished (a crash between the two re-runs both): wait for both.
+  const finished = async () =>
+    Number(
+      (
+        await c.sql<{ n: string }>(
+          "select count(*) as n from $schema.scans where study_instance_uid = $1 and state = 'finished'",
+          [studyUid],
+        )
+      )[0]!.n,
+    );
+  await waitFor('the scan marked finished', async () => (await finished()) > 0);
+  assert.equal(await finished(), 1, 'one finished scan');
   const summaries = fs.readdirSync(path.join(c.dataDir, 'finished-scans')).filter((f) => f.startsWith(studyUid));
   assert.deepEqual(summaries, [`${studyUid}.json`], 'one summary');
   const rows = await c.sql<{ sop: string; state: string }>(
@@ -125,11 +137,6 @@ async function assertFinishedOnce(c: Cluster, study: GeneratedInstance[]): Promi
     const file = path.join(c.dataDir, archivePath(s.studyInstanceUid, s.seriesInstanceUid, s.sopInstanceUid));
     assert.ok(datasetBytes(file).equals(datasetBytes(s.file)), `${s.sopInstanceUid} byte-identical`);
   }
-  const scans = await c.sql<{ n: string }>(
-    "select count(*) as n from $schema.scans where study_instance_uid = $1 and state = 'finished'",
-    [studyUid],
-  );
-  assert.equal(Number(scans[0]!.n), 1, 'one finished scan');
 }
 
 /** storescu through haproxy until an association takes it (a node just gone is refused until the check sees it). */
