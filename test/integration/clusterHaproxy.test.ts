@@ -39,7 +39,8 @@ interface Cluster {
 const LEASE_SECONDS = 3;
 
 /** Three CLI nodes on one PostgreSQL schema and one data directory, behind haproxy in TCP mode. */
-async function startCluster(t: TestContext, name: string): Promise<Cluster> {
+/** `cron`: the scheduler's ticks (default every second); a yearly one leaves the passes to events and wake-ups. */
+async function startCluster(t: TestContext, name: string, cron = '* * * * * *'): Promise<Cluster> {
   const schema = newSchema();
   const dataDir = fs.mkdtempSync(path.join(tmp, `${name}-`));
   const client = new pg.Client({ connectionString: PG_URL });
@@ -65,7 +66,7 @@ async function startCluster(t: TestContext, name: string): Promise<Cluster> {
         cluster: { nodeId: id, sharedDataDir: true, heartbeatSeconds: 0.5, leaseSeconds: LEASE_SECONDS },
         // The scanner is down: the MPPS decides completion, and nothing is missing to pull.
         scanner: { aeTitle: 'NOSCANNER', host: '127.0.0.1', port: await freePort() },
-        scheduler: { enabled: true, cron: '* * * * * *' },
+        scheduler: { enabled: true, cron },
         retrieve: { findTimeoutSeconds: 2 },
         import: { watchInbox: false },
         log: { level: 'warn' },
@@ -201,6 +202,31 @@ describe('three nodes behind haproxy', () => {
     await new Promise((r) => setTimeout(r, 4000));
     const ticks = (await passes()) - before;
     assert.ok(ticks >= 2 && ticks <= 6, `${ticks} passes in 4 s of 1 s cron ticks on 3 nodes`);
+  });
+
+  test('an N-SET COMPLETED on a node that does not run the passes: finished within seconds, by the wake-up', async (t) => {
+    if (!needPeer(t, 'storescu', 'haproxy') || !(await needDb(t, 'postgres'))) return;
+    // No cron tick in the test's time: only the wake-up of the scheduler's node can finish the scan.
+    const c = await startCluster(t, 'wake', '0 0 0 1 1 *');
+    const study = generateStudy({ dir: path.join(tmp, 'wake'), series: 2, perSeries: 3, accessionNumber: 'HA4' });
+    const studyUid = study[0]!.studyInstanceUid;
+    const holder = await waitFor('a scheduler node', () => leader(c, c.nodes), 10_000);
+    const other = c.nodes.find((n) => n !== holder)!;
+    const mpps = newUid();
+    assert.equal((await nCreate(other.dicom, mpps, createDataset({ studyInstanceUid: studyUid }))).status, 0);
+    assert.equal((await nSet(other.dicom, mpps, { PerformedSeriesSequence: performedSeries(study) })).status, 0);
+    await storeAll({ port: other.dicom }, study);
+    const sent = Date.now();
+    assert.equal((await nSet(other.dicom, mpps, { PerformedProcedureStepStatus: 'COMPLETED' })).status, 0);
+    await waitFor(
+      'the scan finished',
+      async () => fs.existsSync(path.join(c.dataDir, 'finished-scans', `${studyUid}.json`)),
+      20_000,
+    );
+    const seconds = (Date.now() - sent) / 1000;
+    await assertFinishedOnce(c, study);
+    assert.ok(seconds < 5, `finished ${seconds.toFixed(2)} s after the N-SET on another node`);
+    console.log(`wake-up: N-SET COMPLETED on ${other.id}, scan finished by ${holder.id} ${seconds.toFixed(2)} s later`);
   });
 
   test('a rolling restart of each node mid-study: the scan finishes once, nothing lost or duplicated', async (t) => {
