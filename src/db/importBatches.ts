@@ -195,7 +195,12 @@ export class ImportBatches {
       { state: In(['queued', 'running']), source: Not('cli'), node },
       { state: 'retrying', nextAttemptAt: now, message: `interrupted: node ${node} died; resumes` },
     );
-    return r.affected ?? 0;
+    // Claimed for a retry, not begun.
+    const claimed = await this.rows.update(
+      { state: 'retrying', source: Not('cli'), nextAttemptAt: IsNull(), node },
+      { nextAttemptAt: now },
+    );
+    return (r.affected ?? 0) + (claimed.affected ?? 0);
   }
 
   async saveCounts(id: string, c: ImportCounts): Promise<void> {
@@ -276,6 +281,12 @@ export class ImportBatches {
         { state: 'retrying', nextAttemptAt: now, endedAt: new Date(), message: 'interrupted: resumes' },
       );
       resumed += r.affected ?? 0;
+      // Claimed for a retry (no next attempt) but not begun when the node stopped: due now.
+      const claimed = await this.rows.update(
+        { state: 'retrying', source: Not('cli'), nextAttemptAt: IsNull(), node: node === null ? IsNull() : node },
+        { nextAttemptAt: now },
+      );
+      resumed += claimed.affected ?? 0;
     }
     const cli = await this.rows.update(
       { state: active, source: 'cli' },

@@ -143,5 +143,13 @@ describe('nodes sharing one data directory', () => {
     const claims = await Promise.all([x.claim(row.id, now), y.claim(row.id, now)]);
     assert.deepEqual(claims.filter(Boolean).length, 1, `one claim wins: ${JSON.stringify(claims)}`);
     assert.equal((await x.get(row.id))?.node, claims[0] ? 'x' : 'y');
+    // The winner dies before it begins the attempt: the batch is due again, not stuck without a next attempt.
+    const winner = claims[0] ? 'x' : 'y';
+    assert.equal((await x.get(row.id))?.nextAttemptAt, null);
+    assert.equal(await new ImportBatches(b.node.db).resumeDeadNode(winner, now), 1);
+    assert.deepEqual(
+      (await x.due(new Date(now.getTime() + 1))).map((r) => r.id),
+      [row.id],
+    );
   });
 });
