@@ -307,6 +307,7 @@ export class ScannodeNode {
       retryMs: config.storageCommitment.retrySeconds * 1000,
       // Several nodes may share the database: retries run on the scheduler's node only.
       ...(db.type === 'postgres' ? { retries: () => membership.leader } : {}),
+      onReported: (ae, committed, failed) => metrics.commitmentReported(ae, committed, failed),
     });
     this.commitments = commitments;
     const audit = (this.audit = new AssociationAudit(db, this.log));

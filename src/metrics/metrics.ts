@@ -76,6 +76,7 @@ export class Metrics {
   readonly associationRejections: Counter<'reason'>;
   readonly remoteAssociations: Counter<'remote' | 'result'>;
   readonly forwardAttempts: Counter<'destination' | 'outcome'>;
+  readonly commitmentInstances: Counter<'remote' | 'result'>;
   readonly scans: Gauge<'state'>;
   readonly retrieveAttempts: Counter<'level'>;
   readonly retrieveFailures: Counter<'level'>;
@@ -156,6 +157,12 @@ export class Metrics {
       name: 'scannode_forward_attempts_total',
       help: 'Forwarding attempts by destination and outcome (sent, committed, failed: storage commitment included)',
       labelNames: ['destination', 'outcome'],
+      registers,
+    });
+    this.commitmentInstances = new Counter({
+      name: 'scannode_commitment_instances_total',
+      help: 'Instances in the storage commitment reports we delivered, by requesting remote and result (committed, failed)',
+      labelNames: ['remote', 'result'],
       registers,
     });
     this.scans = new Gauge({
@@ -262,6 +269,13 @@ export class Metrics {
   ): void {
     this.retrieveAttempts.inc({ level: row.level });
     if (retrieveOutcome(row) !== 'ok') this.retrieveFailures.inc({ level: row.level });
+  }
+
+  /** A storage commitment report was delivered to `callingAe` (Commitments' onReported). */
+  commitmentReported(callingAe: string, committed: number, failed: number): void {
+    const remote = this.remoteOf?.(callingAe) ?? 'unknown';
+    this.commitmentInstances.inc({ remote, result: 'committed' }, committed);
+    this.commitmentInstances.inc({ remote, result: 'failed' }, failed);
   }
 
   /** A forwarding attempt ended (ForwarderOptions.onOutcome): `committed` when commitment was asked and given. */

@@ -24,6 +24,8 @@ export interface CommitmentOptions {
   retryMs?: number;
   /** Whether this node retries undelivered reports (in a cluster: the scheduler's node only); default always. */
   retries?: () => boolean;
+  /** A report was delivered to `callingAe`: how many instances it says committed and failed (metrics). */
+  onReported?: (callingAe: string, committed: number, failed: number) => void;
 }
 
 /** A report is left to the node that received its N-ACTION this long before another node retries it. */
@@ -120,6 +122,7 @@ export class Commitments {
       if (status !== DicomStatus.Success)
         throw new Error(`N-EVENT-REPORT-RSP status ${describeStatus(status, 'N-EVENT-REPORT')}`);
       await this.store.delivered(transactionUid, new Date());
+      this.opts.onReported?.(callingAe, judged.committed.length, judged.failed.length);
       this.log.info('storage commitment reported', {
         callingAe,
         transactionUid,

@@ -8,6 +8,7 @@ import { after, describe, test } from 'node:test';
 import dimse from 'dcmjs-dimse';
 import { generateStudy, newUid } from '../helpers/dicomgen.js';
 import { dulAssociate } from '../helpers/dulClient.js';
+import { baseUrl } from '../helpers/http.js';
 import { startTestNode } from '../helpers/node.js';
 import { startOrthanc } from '../helpers/orthanc.js';
 import { freePort, needPeer } from '../helpers/peers.js';
@@ -179,6 +180,16 @@ describe('storage commitment SCP', () => {
       second.Success?.map((s) => s.SOPInstanceUID),
       [study[0]!.sopInstanceUid],
     );
+    // The results per requesting remote, in the metrics: 6 + 1 committed, 2 failed.
+    const metrics = await (await fetch(`${baseUrl(node)}/metrics`)).text();
+    const count = (result: string) =>
+      Number(
+        new RegExp(
+          `^scannode_commitment_instances_total\\{remote="scanner",result="${result}"[^}]*\\} (\\d+)$`,
+          'm',
+        ).exec(metrics)?.[1],
+      );
+    assert.deepEqual([count('committed'), count('failed')], [study.length + 1, 2]);
   });
 
   test('an N-ACTION with a malformed data set gets a failure status; the node stays up', async (t) => {
