@@ -106,12 +106,13 @@ export async function storeInstances(
         });
         continue;
       }
-      const prepared = next!;
+      // Once the association has ended nothing more is read ahead: `prepared` is then undefined.
+      const prepared = next;
       const after = sendable[++sent];
       next = after && !link.ended ? link.prepare(pcOf(after)!, after) : undefined;
-      if (link.ended) {
-        await discard(prepared);
-        outcomes.push({ sopInstanceUid: item.sopInstanceUid, error: link.ended });
+      if (link.ended !== undefined || prepared === undefined) {
+        if (prepared) await discard(prepared);
+        outcomes.push({ sopInstanceUid: item.sopInstanceUid, error: link.ended ?? 'the association has ended' });
         continue;
       }
       messageId = (messageId % 0xffff) + 1;

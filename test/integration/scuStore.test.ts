@@ -53,6 +53,28 @@ describe('C-STORE SCU (our own upper layer)', () => {
     assert.equal(listFiles(out).length, 1);
   });
 
+  test('a destination that aborts mid-association: every instance gets an outcome naming why, none is thrown', async (t) => {
+    if (!needPeer(t, 'storescp')) return;
+    const port = await freePort();
+    const out = fs.mkdtempSync(path.join(tmp, 'out-'));
+    // --abort-after: storescp aborts the association after the first C-STORE-RQ, before answering it.
+    const scp = startProcess('storescp', ['-aet', 'DEST', '-od', out, '--abort-after', String(port)]);
+    t.after(() => stopProcess(scp));
+    await waitForPort(port);
+    const study = generateStudy({ dir: path.join(tmp, 'aborted'), series: 1, perSeries: 5 });
+    const items = study.map((s) => fileStoreItem(s.file));
+    const outcomes = await storeInstances({ aeTitle: 'DEST', host: '127.0.0.1', port }, items, opts);
+    assert.deepEqual(
+      outcomes.map((o) => o.sopInstanceUid),
+      study.map((s) => s.sopInstanceUid),
+    );
+    for (const o of outcomes) {
+      assert.equal(o.status, undefined, `${o.sopInstanceUid} has no DICOM status`);
+      assert.match(String(o.error), /abort|closed|ended/i, `${o.sopInstanceUid}: ${o.error}`);
+      assert.doesNotMatch(String(o.error), /TypeError|undefined/);
+    }
+  });
+
   test('a destination that is down or rejects us is a typed error naming it', async (t) => {
     const down = await freePort();
     const study = generateStudy({ dir: path.join(tmp, 'down'), series: 1, perSeries: 1 });
