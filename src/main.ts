@@ -219,7 +219,7 @@ export class ScannodeNode {
       ingest.spool.incoming,
     ));
     await archiveRecovery.quick();
-    this.runMarker = startRunMarker(dataDir);
+    this.runMarker = startRunMarker(spool ? path.join(dataDir, spool.incoming) : dataDir); // per node when shared
     const walkArchive = await archiveWalkNeeded(
       db,
       dataDir,

@@ -3,6 +3,7 @@
  * heartbeat, and the lease on the scheduler (the cron and the reconcile passes run on one node of the cluster at a
  * time; another takes over within cluster.leaseSeconds of its last heartbeat). On SQLite the cluster is one node.
  */
+import fs from 'node:fs';
 import os from 'node:os';
 import { SCHEDULER_LEASE_NAME as SCHEDULER_LEASE, type ClusterStore } from '../db/clusterStore.js';
 import { nodeState, startRefusal, type Here, type SharedSettings } from '../domain/cluster.js';
@@ -11,6 +12,15 @@ import { Loop, type LoopTimers } from '../scheduler/loop.js';
 import type { RunReason } from '../scheduler/scheduler.js';
 import type { Wake } from './wake.js';
 import { processAlive } from '../pipeline/runMarker.js';
+
+/** `pid:[inode]` of this process's PID namespace (Linux), null where there is none to read. */
+export function currentPidNamespace(): string | null {
+  try {
+    return fs.readlinkSync('/proc/self/ns/pid');
+  } catch {
+    return null;
+  }
+}
 
 export interface MembershipOptions {
   nodeId?: string;
@@ -36,6 +46,8 @@ export interface MembershipOptions {
   pidAlive?: (pid: number) => boolean;
   host?: string;
   pid?: number;
+  /** Injected for tests: this process's PID namespace (default: read from /proc). */
+  pidNamespace?: string | null;
 }
 
 /** A node that may not start: the reason names the node in the way and what to do. */
@@ -62,6 +74,7 @@ export class Membership {
       id: this.id,
       host: opts.host ?? os.hostname(),
       pid: opts.pid ?? process.pid,
+      pidNamespace: opts.pidNamespace === undefined ? currentPidNamespace() : opts.pidNamespace,
       pidAlive: opts.pidAlive ?? processAlive,
     };
     this.leases = opts.leases ?? [SCHEDULER_LEASE];
@@ -90,6 +103,7 @@ export class Membership {
       id: this.id,
       host: this.here.host,
       pid: this.here.pid,
+      pidNamespace: this.here.pidNamespace,
       version: this.opts.version,
       aeTitle: this.opts.aeTitle,
       startedAt: now,

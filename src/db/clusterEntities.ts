@@ -7,6 +7,8 @@ export interface ClusterNodeRow {
   id: string;
   host: string;
   pid: number;
+  /** The PID namespace `pid` is in (`pid:[inode]` on Linux), null where unknown. */
+  pidNamespace: string | null;
   version: string;
   aeTitle: string;
   startedAt: Date;
@@ -40,6 +42,7 @@ export function clusterEntities(d: Dialect) {
       id: { type: 'varchar', length: 64, primary: true },
       host: { type: 'varchar', length: 255 },
       pid: { type: 'integer' },
+      pidNamespace: { name: 'pid_namespace', type: 'varchar', length: 64, nullable: true },
       version: { type: 'varchar', length: 32 },
       aeTitle: { name: 'ae_title', type: 'varchar', length: 16 },
       startedAt: { name: 'started_at', type: d.timestamp },

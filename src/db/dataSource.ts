@@ -17,6 +17,7 @@ import { ScanRemote1763900000032 } from './migrations/0032-scan-remote.js';
 import { ForwardCommitment1763900000033 } from './migrations/0033-forward-commitment.js';
 import { ClusterSettings1763900000034 } from './migrations/0034-cluster-settings.js';
 import { ImportNode1763900000035 } from './migrations/0035-import-node.js';
+import { NodePidNamespace1763900000036 } from './migrations/0036-node-pid-namespace.js';
 import { outboxEntities, type OutboxEntities } from './outboxEntities.js';
 import { clusterEntities, type ClusterEntities } from './clusterEntities.js';
 import { commitmentEntities, type CommitmentEntities } from './commitmentEntities.js';
@@ -40,6 +41,7 @@ export const MIGRATIONS = [
   ForwardCommitment1763900000033,
   ClusterSettings1763900000034,
   ImportNode1763900000035,
+  NodePidNamespace1763900000036,
 ];
 
 export interface Database {

@@ -4,6 +4,7 @@ export interface NodeRecord {
   id: string;
   host: string;
   pid: number;
+  pidNamespace?: string | null;
   heartbeatAt: Date;
   stoppedAt: Date | null;
   settings?: string | null;
@@ -41,20 +42,27 @@ export interface Here {
   id: string;
   host: string;
   pid: number;
-  /** Whether a process with this pid runs on this host (asked only for rows of this host). */
+  /** This process's PID namespace (null where unknown): pids of rows in another one say nothing here. */
+  pidNamespace: string | null;
+  /** Whether a process with this pid runs on this host (asked only for rows of this host and namespace). */
   pidAlive: (pid: number) => boolean;
 }
 
 /**
- * A node is stopped once it said so, dead once its heartbeat is older than the lease (or, on this host, once its
- * process is gone: a node killed with -9 and started again need not wait for its own lease), alive otherwise.
- * A row of this very process (same host and pid) is an earlier incarnation: dead (a container restarts as pid 1).
+ * A node is stopped once it said so, dead once its heartbeat is older than the lease (or, on this host and in this
+ * PID namespace, once its process is gone: a node killed with -9 and started again need not wait for its own lease),
+ * alive otherwise. A row of this very process (same host, namespace and pid) is an earlier incarnation: dead. So is a
+ * row of this node's own id on this host from another namespace (its container restarted). The pids of another
+ * namespace say nothing: containers on the host network share the host name, and each may run its node as pid 7.
  */
 export function nodeState(row: NodeRecord, nowMs: number, leaseMs: number, here?: Here): NodeState {
   if (row.stoppedAt) return 'stopped';
   if (nowMs - row.heartbeatAt.getTime() > leaseMs) return 'dead';
-  if (here && row.host === here.host && (row.pid === here.pid || !here.pidAlive(row.pid))) return 'dead';
-  return 'alive';
+  if (!here || row.host !== here.host) return 'alive';
+  if ((row.pidNamespace ?? null) === here.pidNamespace) {
+    return row.pid === here.pid || !here.pidAlive(row.pid) ? 'dead' : 'alive';
+  }
+  return row.id === here.id ? 'dead' : 'alive';
 }
 
 /** Why this node may not start next to the nodes registered (undefined: it may). */

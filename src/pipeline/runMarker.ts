@@ -1,4 +1,7 @@
-/** A marker in dataDir while the node runs: found at start-up, it says the last run did not stop cleanly. */
+/**
+ * A marker while the node runs, in dataDir (or, when nodes share it, in the node's own spool folder: containers of
+ * several nodes may all run as the same pid): found at start-up, it says the last run did not stop cleanly.
+ */
 import fs from 'node:fs';
 import path from 'node:path';
 
@@ -21,6 +24,7 @@ export function processAlive(pid: number): boolean {
  */
 export function startRunMarker(dataDir: string): { uncleanBefore: boolean; clear(): void } {
   let uncleanBefore = false;
+  fs.mkdirSync(dataDir, { recursive: true });
   for (const name of fs.readdirSync(dataDir)) {
     if (!name.startsWith(PREFIX)) continue;
     const pid = Number(name.slice(PREFIX.length));

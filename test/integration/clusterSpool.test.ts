@@ -108,6 +108,7 @@ describe('nodes sharing one data directory', () => {
       id: 'ghost',
       host: 'elsewhere',
       pid: 4242,
+      pidNamespace: null,
       version: '0.0.0',
       aeTitle: 'SCANNODE',
       startedAt: long,

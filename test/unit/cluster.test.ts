@@ -4,7 +4,7 @@ import { nodeState, startRefusal, type Here, type NodeRecord } from '../../src/d
 
 const NOW = Date.parse('2026-11-25T00:00:00Z');
 const LEASE = 30_000;
-const here: Here = { id: 'a', host: 'h1', pid: 100, pidAlive: (pid) => pid === 200 };
+const here: Here = { id: 'a', host: 'h1', pid: 100, pidNamespace: 'pid:[1]', pidAlive: (pid) => pid === 200 };
 const row = (over: Partial<NodeRecord>): NodeRecord => ({
   id: 'b',
   host: 'h2',
@@ -21,10 +21,27 @@ test('a node is alive while it beats, dead once silent for a lease, stopped once
 });
 
 test('on this host a node whose process is gone is dead at once, and this process is an earlier incarnation', () => {
-  assert.equal(nodeState(row({ host: 'h1', pid: 300 }), NOW, LEASE, here), 'dead', 'killed -9, restarted');
-  assert.equal(nodeState(row({ host: 'h1', pid: 200 }), NOW, LEASE, here), 'alive', 'another process still runs');
-  assert.equal(nodeState(row({ host: 'h1', pid: 100 }), NOW, LEASE, here), 'dead', 'a container restarted as pid 1');
+  const ns = { host: 'h1', pidNamespace: 'pid:[1]' };
+  assert.equal(nodeState(row({ ...ns, pid: 300 }), NOW, LEASE, here), 'dead', 'killed -9, restarted');
+  assert.equal(nodeState(row({ ...ns, pid: 200 }), NOW, LEASE, here), 'alive', 'another process still runs');
+  assert.equal(nodeState(row({ ...ns, pid: 100 }), NOW, LEASE, here), 'dead', 'this very pid: an earlier incarnation');
   assert.equal(nodeState(row({ host: 'h2', pid: 300 }), NOW, LEASE, here), 'alive', 'pids of other hosts are not ours');
+});
+
+test('containers on the host network share the host name, not their pids: only the heartbeat tells', () => {
+  // Two nodes in two containers: same host name, each node is pid 7 of its own namespace.
+  const container: Here = { ...here, pid: 7, pidNamespace: 'pid:[4026532301]', pidAlive: () => false };
+  const other = row({ id: 'b', host: 'h1', pid: 7, pidNamespace: 'pid:[4026532302]' });
+  assert.equal(
+    nodeState(other, NOW, LEASE, container),
+    'alive',
+    'the same pid in another namespace is another process',
+  );
+  assert.equal(nodeState({ ...other, pid: 300 }, NOW, LEASE, container), 'alive', 'its pid cannot be asked from here');
+  assert.equal(nodeState({ ...other, pidNamespace: null }, NOW, LEASE, container), 'alive', 'a row from before');
+  assert.equal(nodeState({ ...other, heartbeatAt: new Date(NOW - LEASE - 1) }, NOW, LEASE, container), 'dead');
+  // This node's own row from its previous container (restarted after kill -9): an earlier incarnation.
+  assert.equal(nodeState({ ...other, id: 'a' }, NOW, LEASE, container), 'dead', 'its container restarted');
 });
 
 test('a second live node on SQLite is refused with who holds it and what to do', () => {
