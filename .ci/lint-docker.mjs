@@ -19,10 +19,12 @@ const DOCKERFILE = 'docker/Dockerfile';
 const COMPOSE = 'docker/compose.yml';
 const DOCKERIGNORE = '.dockerignore';
 const OPERATIONS = 'docs/OPERATIONS.md';
-/** The service built from the Dockerfile, the database it waits for, and the ports it must publish. */
-const APP_SERVICE = 'scannode';
+/** The services running the image (scannode, scannode-1, ...), the database they wait for, their ports. */
+const APP_SERVICE = /^scannode(-\d+)?$/;
 const DB_SERVICE = 'postgres';
 const REQUIRED_PORTS = [11112, 8080];
+/** On the host network a node's ports are its config's, set per service (two nodes cannot share one). */
+const PORT_VARIABLES = ['SCANNODE_DICOM_PORT', 'SCANNODE_HTTP_PORT'];
 /** dicom.shutdownGraceSeconds' default (src/config/schema.ts): stop_grace_period must be longer. */
 const DEFAULT_SHUTDOWN_GRACE_SECONDS = 10;
 const SECRET_NAME = /(PASSWORD|TOKEN|SECRET|PASSPHRASE|PRIVATE_?KEY|API_?KEY)/i;
@@ -108,23 +110,34 @@ function lintDockerfile(text) {
 
   const instructions = parseInstructions(text);
   const stages = [];
+  /** ARGs before the first FROM (usable in FROM), with their defaults. */
+  const globalArgs = new Map();
   for (const ins of instructions) {
     if (ins.keyword === 'FROM') stages.push({ from: ins, body: [] });
     else if (stages.length > 0) stages.at(-1).body.push(ins);
+    else if (ins.keyword === 'ARG') for (const [name, value] of keyValues(ins.args)) globalArgs.set(name, value);
   }
   if (stages.length === 0) {
     problem(DOCKERFILE, 1, 'no FROM instruction');
     return { stages: 0 };
   }
-  if (stages.length < 2) problem(DOCKERFILE, stages[0].from.line, 'not a multi-stage build (build and runtime stages)');
 
   const stageNames = new Set();
   for (const { from } of stages) {
     const words = from.args.split(/\s+/).filter((w) => !w.startsWith('--'));
-    const image = words[0] ?? '';
+    let image = words[0] ?? '';
     const earlierStage = stageNames.has(image.toLowerCase());
     if (words[1]?.toUpperCase() === 'AS' && words[2]) stageNames.add(words[2].toLowerCase());
     if (earlierStage || image === 'scratch') continue;
+    // FROM ${BASE}: a build argument, whose default (what a site with a registry builds on) is checked instead.
+    const arg = /^\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?$/.exec(image)?.[1];
+    if (arg !== undefined) {
+      if (!globalArgs.get(arg)) {
+        problem(DOCKERFILE, from.line, `FROM ${image}: declare ARG ${arg} with a default image before FROM`);
+        continue;
+      }
+      image = globalArgs.get(arg);
+    }
     if (image.includes('$')) {
       problem(DOCKERFILE, from.line, `FROM ${image}: use a literal image reference so that its pin can be checked`);
       continue;
@@ -259,7 +272,8 @@ function interpolations(text) {
 
 function lintCompose(text, dockerfile, operationsText) {
   const lines = new YAML.LineCounter();
-  const doc = YAML.parseDocument(text, { prettyErrors: false, lineCounter: lines });
+  // merge: the nodes share one definition (`<<: *scannode`), as compose itself reads it.
+  const doc = YAML.parseDocument(text, { prettyErrors: false, lineCounter: lines, merge: true });
   const at = (...parts) => lineOf(doc, lines, parts);
   // One YAML error usually drags dozens after it: the first few say where to look.
   const yamlIssues = [...doc.errors, ...doc.warnings];
@@ -286,45 +300,65 @@ function lintCompose(text, dockerfile, operationsText) {
   }
 
   const services = compose?.services ?? {};
-  const app = services[APP_SERVICE];
-  const appLine = at('services', APP_SERVICE);
-  if (!app) {
-    problem(COMPOSE, 1, `no service "${APP_SERVICE}"`);
+  const apps = Object.keys(services).filter((name) => APP_SERVICE.test(name));
+  if (apps.length === 0) {
+    problem(COMPOSE, 1, `no service named like ${APP_SERVICE}`);
     return { compose };
   }
-  const ports = publishedPorts(app.ports);
-  for (const port of REQUIRED_PORTS)
-    if (!ports.includes(port)) problem(COMPOSE, at('services', APP_SERVICE, 'ports'), `port ${port} is not published`);
+  const environmentOf = (s) =>
+    Array.isArray(s.environment)
+      ? Object.fromEntries(s.environment.map((e) => [e.split('=')[0], e.split('=').slice(1).join('=')]))
+      : (s.environment ?? {});
+  const environments = {};
+  const hostPorts = new Map(); // port value (as written) -> service, across the nodes on the host network
+  for (const name of apps) {
+    const app = services[name];
+    const appLine = at('services', name);
+    const environment = (environments[name] = environmentOf(app));
+    if (app.network_mode === 'host') {
+      // The container's ports are the host's: each node sets its own, and no two share one.
+      for (const key of PORT_VARIABLES) {
+        const value = environment[key];
+        if (value === undefined || value === null) {
+          problem(COMPOSE, appLine, `${name}: on the host network, set ${key} (each node on its own port)`);
+          continue;
+        }
+        const other = hostPorts.get(String(value));
+        if (other) problem(COMPOSE, at('services', name, 'environment', key), `${key} ${value} is ${other}'s too`);
+        hostPorts.set(String(value), `${name}'s ${key}`);
+      }
+    } else {
+      const ports = publishedPorts(app.ports);
+      for (const port of REQUIRED_PORTS)
+        if (!ports.includes(port)) problem(COMPOSE, at('services', name, 'ports'), `port ${port} is not published`);
+    }
 
-  const buildsOurDockerfile =
-    app.build && path.posix.normalize(app.build.dockerfile ?? '') === DOCKERFILE && app.build.context === '..';
-  if (app.build && !buildsOurDockerfile)
-    problem(COMPOSE, at('services', APP_SERVICE, 'build'), `build must be context "..", dockerfile ${DOCKERFILE}`);
-  const ownHealthcheck = app.healthcheck && !app.healthcheck.disable;
-  if (app.healthcheck?.disable) problem(COMPOSE, appLine, 'the healthcheck of the service is disabled');
-  else if (!ownHealthcheck && !(buildsOurDockerfile && dockerfile.healthcheck))
-    problem(COMPOSE, appLine, `"${APP_SERVICE}" has no healthcheck and neither has its image`);
+    const buildsOurDockerfile =
+      app.build && path.posix.normalize(app.build.dockerfile ?? '') === DOCKERFILE && app.build.context === '..';
+    if (app.build && !buildsOurDockerfile)
+      problem(COMPOSE, at('services', name, 'build'), `build must be context "..", dockerfile ${DOCKERFILE}`);
+    const ownHealthcheck = app.healthcheck && !app.healthcheck.disable;
+    if (app.healthcheck?.disable) problem(COMPOSE, appLine, 'the healthcheck of the service is disabled');
+    else if (!ownHealthcheck && !dockerfile.healthcheck)
+      problem(COMPOSE, appLine, `"${name}" has no healthcheck and neither has its image`);
 
-  const dep = Array.isArray(app.depends_on) ? undefined : app.depends_on?.[DB_SERVICE];
-  if (dep?.condition !== 'service_healthy')
-    problem(COMPOSE, at('services', APP_SERVICE, 'depends_on'), `depends_on ${DB_SERVICE}: condition service_healthy`);
+    const dep = Array.isArray(app.depends_on) ? undefined : app.depends_on?.[DB_SERVICE];
+    if (services[DB_SERVICE] && dep?.condition !== 'service_healthy')
+      problem(COMPOSE, at('services', name, 'depends_on'), `depends_on ${DB_SERVICE}: condition service_healthy`);
+
+    const graceVar = environment.SCANNODE_DICOM_SHUTDOWNGRACESECONDS;
+    const grace = graceVar === undefined ? DEFAULT_SHUTDOWN_GRACE_SECONDS : Number(graceVar);
+    if (app.stop_grace_period === undefined || seconds(app.stop_grace_period) <= grace)
+      problem(COMPOSE, appLine, `stop_grace_period must be longer than dicom.shutdownGraceSeconds (${grace} s)`);
+  }
+  if (!apps.some((name) => services[name].build))
+    problem(COMPOSE, at('services', apps[0]), `no service builds the image (build: context "..", ${DOCKERFILE})`);
   if (services[DB_SERVICE] && !services[DB_SERVICE].healthcheck)
     problem(COMPOSE, at('services', DB_SERVICE), `"${DB_SERVICE}" needs a healthcheck for service_healthy`);
 
-  const environment = Array.isArray(app.environment)
-    ? Object.fromEntries(app.environment.map((e) => [e.split('=')[0], e.split('=').slice(1).join('=')]))
-    : (app.environment ?? {});
-  const graceVar = environment.SCANNODE_DICOM_SHUTDOWNGRACESECONDS;
-  const grace = graceVar === undefined ? DEFAULT_SHUTDOWN_GRACE_SECONDS : Number(graceVar);
-  if (app.stop_grace_period === undefined || seconds(app.stop_grace_period) <= grace)
-    problem(COMPOSE, appLine, `stop_grace_period must be longer than dicom.shutdownGraceSeconds (${grace} s)`);
-
   // Secrets only through interpolation, never as a literal in the file.
   for (const [name, s] of Object.entries(services)) {
-    const env = Array.isArray(s.environment)
-      ? Object.fromEntries(s.environment.map((e) => [e.split('=')[0], e.split('=').slice(1).join('=')]))
-      : (s.environment ?? {});
-    for (const [key, value] of Object.entries(env)) {
+    for (const [key, value] of Object.entries(environmentOf(s))) {
       const secretish = SECRET_NAME.test(key) || /:\/\/[^/@:]+:[^@]+@/.test(String(value));
       if (secretish && value !== null && value !== '' && !String(value).includes('${'))
         problem(COMPOSE, at('services', name, 'environment', key), `${key}: a literal secret; use \${VAR}`);
@@ -336,7 +370,7 @@ function lintCompose(text, dockerfile, operationsText) {
   for (const [name, v] of vars)
     if (!new RegExp(`\\b${name}\\b`).test(operationsText ?? ''))
       problem(COMPOSE, v.line, `\${${name}} is not documented in ${OPERATIONS}`);
-  return { compose, app, environment, vars };
+  return { compose, environments, vars };
 }
 
 // ---- the effective configuration, when dist/ is built ---------------------------------------------------------------
@@ -361,10 +395,10 @@ async function checkEffectiveConfig(dockerfile, result) {
       problem(label === 'image' ? DOCKERFILE : COMPOSE, 1, `effective config (${label}): ${p}`);
   };
   check('image', { ...dockerfile.env });
-  if (result.environment) {
+  for (const [name, environment] of Object.entries(result.environments ?? {})) {
     const env = { ...dockerfile.env };
-    for (const [k, v] of Object.entries(result.environment)) if (v !== null) env[k] = interpolate(v);
-    check(`service ${APP_SERVICE}`, env);
+    for (const [k, v] of Object.entries(environment)) if (v !== null) env[k] = interpolate(v);
+    check(`service ${name}`, env);
   }
   return 'effective config valid';
 }

@@ -48,13 +48,24 @@ export interface RunResult {
   stderr: string;
 }
 
-export function run(cmd: string, args: string[], opts: { timeoutMs?: number } = {}): Promise<RunResult> {
+export interface RunOptions {
+  timeoutMs?: number;
+  /** Default: dcmtkEnv. */
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+  /** Piped to the command's standard input (default: none). */
+  input?: NodeJS.ReadableStream;
+}
+
+export function run(cmd: string, args: string[], opts: RunOptions = {}): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { env: dcmtkEnv });
+    const child = spawn(cmd, args, { env: opts.env ?? dcmtkEnv, cwd: opts.cwd });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    if (opts.input) opts.input.pipe(child.stdin);
+    else child.stdin.end();
     const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 120_000);
     child.on('error', reject);
     child.on('close', (code) => {
