@@ -165,8 +165,11 @@ export async function insertInstanceBatch(db: Database, groups: GroupRows[], row
         ),
       );
     }
-    // The instance rows (every image) with SQL built once; the rarer group rows above through the query builder.
-    for (const row of rows) await instanceSql.insertIgnore(row, (sql, values) => m.query(sql, values));
+    // The instance rows (every image) with SQL built once, a chunk per statement; the rarer group rows above through
+    // the query builder.
+    for (let i = 0; i < rows.length; i += CHUNK) {
+      await instanceSql.insertManyIgnore(rows.slice(i, i + CHUNK), (sql, values) => m.query(sql, values));
+    }
   });
 }
 

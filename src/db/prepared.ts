@@ -23,6 +23,21 @@ export function preparedStatements(source: DataSource, entity: EntityTarget<Obje
     `VALUES (${columns.map((c, i) => driver.createParameter(c.propertyName, i)).join(', ')})`;
   const values = (row: ObjectLiteral) =>
     columns.map((c) => driver.preparePersistentValue(c.getEntityValue(row, true), c) as unknown);
+  /** `INSERT ... VALUES (...), (...) ON CONFLICT DO NOTHING` for n rows, built once per n. */
+  const manySql = new Map<number, string>();
+  const insertManySql = (n: number) => {
+    let sql = manySql.get(n);
+    if (!sql) {
+      const tuples = Array.from(
+        { length: n },
+        (_, r) =>
+          `(${columns.map((c, i) => driver.createParameter(c.propertyName, r * columns.length + i)).join(', ')})`,
+      );
+      sql = `INSERT INTO ${table} (${columns.map((c) => driver.escape(c.databaseName)).join(', ')}) VALUES ${tuples.join(', ')} ON CONFLICT DO NOTHING`;
+      manySql.set(n, sql);
+    }
+    return sql;
+  };
   return {
     /** Inserts one row (a duplicate key rejects with the driver's unique-violation error, as `insert` does). */
     async insert(row: ObjectLiteral): Promise<void> {
@@ -31,6 +46,13 @@ export function preparedStatements(source: DataSource, entity: EntityTarget<Obje
     /** Inserts one row unless its key is there already, through `query` (a transaction's manager). */
     async insertIgnore(row: ObjectLiteral, query: (sql: string, values: unknown[]) => Promise<unknown>): Promise<void> {
       await query(`${insertSql} ON CONFLICT DO NOTHING`, values(row));
+    },
+    /** Inserts rows whose key is not there yet in one statement (one round trip), through `query`. */
+    async insertManyIgnore(
+      rows: readonly ObjectLiteral[],
+      query: (sql: string, values: unknown[]) => Promise<unknown>,
+    ): Promise<void> {
+      if (rows.length) await query(insertManySql(rows.length), rows.flatMap(values));
     },
     /** `SELECT <properties> FROM table WHERE <key> = ?`: the first row's raw values, by property name, or null. */
     selectOneBy<K extends string>(key: string, properties: readonly K[]) {

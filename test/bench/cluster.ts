@@ -2,12 +2,14 @@
  * The cluster bench (issue 16; not a test): one scannode node on PostgreSQL against three nodes on one PostgreSQL
  * schema and one data directory behind haproxy (TCP, round robin), the same study from three storescu senders at
  * once, alternating, medians of the rounds; and the database's work per received image on the one node
- * (transactions, row writes, index and sequential scans, from PostgreSQL's cumulative statistics).
+ * (transactions, row writes, index and sequential scans, from PostgreSQL's cumulative statistics), then the
+ * statements one by one on a PostgreSQL of the bench's own with pg_stat_statements loaded (never the machine's).
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
 import { PG_URL, dropSchema, newSchema } from '../helpers/db.js';
+import { ownClusterUnavailable, startOwnCluster } from '../helpers/pgcluster.js';
 import { haproxyConfig } from '../helpers/haproxy.js';
 import { freePort, killAll, sleep, startCaptured, stopChild, timedRun, waitForPort, type Captured } from './procs.js';
 
@@ -18,6 +20,15 @@ export interface ClusterFigures {
   ratio: number;
   /** On one node, per received image. */
   perImage: { transactions: number; rowWrites: number; indexScans: number; seqScans: number };
+  /** pg_stat_statements on the bench's own PostgreSQL, one node: undefined where it cannot run (why). */
+  statements?: StatementFigures | { unavailable: string };
+}
+
+export interface StatementFigures {
+  /** Statements per received image, BEGIN and COMMIT included: each is one round trip from the node. */
+  perImage: number;
+  /** The most frequent ones, per received image. */
+  top: Array<{ query: string; perImage: number }>;
 }
 
 const SENDERS = 3;
@@ -31,7 +42,7 @@ interface Layout {
   procs: Captured[];
 }
 
-async function startLayout(cli: string, base: string, schema: string, nodes: number): Promise<Layout> {
+async function startLayout(cli: string, base: string, schema: string, nodes: number, url = PG_URL): Promise<Layout> {
   const dataDir = path.join(base, 'data');
   fs.mkdirSync(dataDir, { recursive: true });
   const procs: Captured[] = [];
@@ -45,7 +56,7 @@ async function startLayout(cli: string, base: string, schema: string, nodes: num
         dicom: { host: '127.0.0.1', port },
         http: { port: 0 },
         dataDir,
-        database: { type: 'postgres', url: PG_URL, schema },
+        database: { type: 'postgres', url, schema },
         cluster: { nodeId: `n${i}`, sharedDataDir: nodes > 1 },
         scheduler: { enabled: false },
         import: { watchInbox: false },
@@ -156,6 +167,9 @@ export async function benchCluster(tmp: string, cli: string, files: string[], ro
   } finally {
     await client.end();
   }
+  const statements = ownClusterUnavailable()
+    ? { unavailable: ownClusterUnavailable()! }
+    : await statementsPerImage(tmp, cli, parts, files.length);
   const med = (layout: 'one' | 'three') => median(result.filter((r) => r.layout === layout).map((r) => r.instPerSec));
   const per = (k: keyof Stats) => median(load.map((s) => s[k] / files.length));
   return {
@@ -164,5 +178,45 @@ export async function benchCluster(tmp: string, cli: string, files: string[], ro
     three: med('three'),
     ratio: med('three') / med('one'),
     perImage: { transactions: per('xact'), rowWrites: per('writes'), indexScans: per('idx'), seqScans: per('seq') },
+    statements,
   };
+}
+
+/** One node on a PostgreSQL of our own with pg_stat_statements: every statement of one received study, counted. */
+async function statementsPerImage(tmp: string, cli: string, parts: string[][], n: number): Promise<StatementFigures> {
+  const pgc = await startOwnCluster({
+    settings: ['shared_preload_libraries=pg_stat_statements', 'pg_stat_statements.track=all'],
+  });
+  const base = fs.mkdtempSync(path.join(tmp, 'cluster-statements-'));
+  const client = new pg.Client({ connectionString: pgc.url });
+  try {
+    await client.connect();
+    await client.query('create extension pg_stat_statements');
+    const l = await startLayout(cli, base, 'public', 1, pgc.url);
+    await sleep(500);
+    await client.query('select pg_stat_statements_reset()');
+    const runs = await Promise.all(
+      parts.map((p) => timedRun('storescu', ['-aet', 'BENCH', '-aec', 'SCANNODE', '127.0.0.1', String(l.port), ...p])),
+    );
+    for (const r of runs) if (r.code !== 0) throw new Error(`storescu exited ${r.code}: ${r.output.slice(-2000)}`);
+    for (const p of l.procs) await stopChild(p.child);
+    const rows = await client.query<{ query: string; calls: string }>(
+      `select query, calls from pg_stat_statements
+        where dbid = (select oid from pg_database where datname = current_database())
+          and query not ilike '%pg_stat_statements%' order by calls desc`,
+    );
+    const total = rows.rows.reduce((sum, r) => sum + Number(r.calls), 0);
+    return {
+      perImage: total / n,
+      top: rows.rows.slice(0, 8).map((r) => ({
+        query: r.query.replace(/\s+/g, ' ').slice(0, 100),
+        perImage: Number(r.calls) / n,
+      })),
+    };
+  } finally {
+    killAll();
+    await client.end().catch(() => undefined);
+    pgc.destroy();
+    fs.rmSync(base, { recursive: true, force: true });
+  }
 }

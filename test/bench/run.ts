@@ -262,6 +262,12 @@ async function main(): Promise<void> {
         `database work per received image (one node): ${f2(p.transactions)} transactions, ${f2(p.rowWrites)} row ` +
           `writes, ${f2(p.indexScans)} index scans, ${f2(p.seqScans)} sequential scans`,
       );
+      const st = cluster.statements;
+      if (st && 'unavailable' in st) lines.push(`statements per image: not measured (${st.unavailable})`);
+      else if (st) {
+        lines.push(`statements per received image (one node, pg_stat_statements): ${f2(st.perImage)} round trips`);
+        for (const q of st.top) lines.push(`  ${f2(q.perImage)}  ${q.query}`);
+      }
     }
     if (opts.quick) lines.push('QUICK run: smaller data and one round; the figures are a smoke test, not a result');
     lines.push(`bench took ${totalS.toFixed(0)} s; load average at the end ${loadavg()} (other work skews it)`);

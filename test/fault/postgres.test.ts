@@ -12,7 +12,7 @@ import { createDataset, mppsSend, performedSeries } from '../helpers/mppsClient.
 import { freePort, needPeer } from '../helpers/peers.js';
 import { waitFor } from '../helpers/waitFor.js';
 import { checkAcknowledged, checkSummaries, printTotals, sleep, startNode, storescu, totals } from './harness.js';
-import { ownCluster } from './pgcluster.js';
+import { ownCluster } from '../helpers/pgcluster.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'scannode-fault-pg-'));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
