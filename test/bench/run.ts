@@ -15,7 +15,7 @@
  * --profile    start scannode with `node --cpu-prof` (test-output/prof/<phase>/) and print the top self-time
  *              functions of the single-association runs; also BENCH_PROFILE=1
  * --keep       keep the temp dir (its path is printed)
- * --node-args "A B"     extra node options for scannode; --scannode-log FILE  append scannode's output to FILE
+ * --node-args "A B"     node options for scannode (default --max-semi-space-size=4, as it is started); --scannode-log FILE  append scannode's output to FILE
  *
  * Everything runs on 127.0.0.1 with TCP_NODELAY=1 for DCMTK; every process started here is stopped by its pid.
  * Results: printed, and written to test-output/bench.json.
@@ -66,7 +66,8 @@ function parseArgs(argv: string[]): Options {
     phases: new Set<Phase>(PHASES),
     profile: process.env.BENCH_PROFILE === '1',
     keep: false,
-    nodeArgs: [],
+    // As the node is started (package.json's start script, the Debian package's /usr/bin/scannode).
+    nodeArgs: ['--max-semi-space-size=4'],
     scannodeLog: undefined,
   };
   let rounds: number | undefined;
