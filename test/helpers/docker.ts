@@ -104,3 +104,14 @@ export async function baseImage(root: string): Promise<{ tag: string; imported: 
   });
   return { tag, imported: true };
 }
+
+/** `docker build` of `dockerfile` with `context`, on the host network (apt and npm reach their mirrors), from `base`. */
+export async function buildImage(context: string, dockerfile: string, tag: string, base: string): Promise<void> {
+  await must(
+    'docker',
+    ['build', '--network', 'host', '--build-arg', `BASE=${base}`, '-f', dockerfile, '-t', tag, context],
+    {
+      timeoutMs: 15 * 60_000,
+    },
+  );
+}

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import pg from 'pg';
 import { REPO, cachedDebianRoot, debUnderTest, needTools } from '../helpers/debroot.js';
-import { baseImage, docker, dockerEnv, must, startDockerd } from '../helpers/docker.js';
+import { baseImage, buildImage, docker, dockerEnv, must, startDockerd } from '../helpers/docker.js';
 import { generateStudy } from '../helpers/dicomgen.js';
 import { datasetBytes, listFiles } from '../helpers/files.js';
 import { CI, freePort, storeAll } from '../helpers/peers.js';
@@ -48,21 +48,11 @@ describe('the Docker image and the compose file', () => {
     t.diagnostic(`base image ${base.tag}: ${base.imported ? `imported in ${seconds(since)}` : 'cached'}`);
     since = Date.now();
     const services = `scannode-ci-services:${base.tag.split(':')[1]}`;
-    await must(
-      'docker',
-      [
-        'build',
-        '--network',
-        'host',
-        '--build-arg',
-        `BASE=${base.tag}`,
-        '-f',
-        'services.Dockerfile',
-        '-t',
-        services,
-        '.',
-      ],
-      { cwd: path.join(REPO, 'test/docker'), timeoutMs: 15 * 60_000 },
+    await buildImage(
+      path.join(REPO, 'test/docker'),
+      path.join(REPO, 'test/docker/services.Dockerfile'),
+      services,
+      base.tag,
     );
     t.diagnostic(`PostgreSQL + haproxy image: ${seconds(since)}`);
     // The build context as `npm run package` leaves it: dist/package/ with the one .deb.
@@ -72,22 +62,7 @@ describe('the Docker image and the compose file', () => {
     const image = `scannode:ci-${process.pid}`;
     cleanup.push(() => docker('docker', ['rmi', '-f', image]));
     since = Date.now();
-    await must(
-      'docker',
-      [
-        'build',
-        '--network',
-        'host',
-        '--build-arg',
-        `BASE=${base.tag}`,
-        '-f',
-        path.join(REPO, 'docker/Dockerfile'),
-        '-t',
-        image,
-        context,
-      ],
-      { timeoutMs: 15 * 60_000 },
-    );
+    await buildImage(context, path.join(REPO, 'docker/Dockerfile'), image, base.tag);
     t.diagnostic(`scannode image (from the .deb): ${seconds(since)}`);
 
     // The compose file as a site runs it, with ports of this run and everything on 127.0.0.1.
