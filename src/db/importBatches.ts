@@ -195,12 +195,16 @@ export class ImportBatches {
       { state: In(['queued', 'running']), source: Not('cli'), node },
       { state: 'retrying', nextAttemptAt: now, message: `interrupted: node ${node} died; resumes` },
     );
-    // Claimed for a retry, not begun.
-    const claimed = await this.rows.update(
-      { state: 'retrying', source: Not('cli'), nextAttemptAt: IsNull(), node },
+    return (r.affected ?? 0) + (await this.claimedDueNow(node, now));
+  }
+
+  /** Batches of `node` (null: of no node) claimed for a retry but not begun when it stopped or died: due now. */
+  private async claimedDueNow(node: string | null, now: Date): Promise<number> {
+    const r = await this.rows.update(
+      { state: 'retrying', source: Not('cli'), nextAttemptAt: IsNull(), node: node === null ? IsNull() : node },
       { nextAttemptAt: now },
     );
-    return (r.affected ?? 0) + (claimed.affected ?? 0);
+    return r.affected ?? 0;
   }
 
   async saveCounts(id: string, c: ImportCounts): Promise<void> {
@@ -280,13 +284,7 @@ export class ImportBatches {
         { state: active, source: Not('cli'), node: node === null ? IsNull() : node },
         { state: 'retrying', nextAttemptAt: now, endedAt: new Date(), message: 'interrupted: resumes' },
       );
-      resumed += r.affected ?? 0;
-      // Claimed for a retry (no next attempt) but not begun when the node stopped: due now.
-      const claimed = await this.rows.update(
-        { state: 'retrying', source: Not('cli'), nextAttemptAt: IsNull(), node: node === null ? IsNull() : node },
-        { nextAttemptAt: now },
-      );
-      resumed += claimed.affected ?? 0;
+      resumed += (r.affected ?? 0) + (await this.claimedDueNow(node, now));
     }
     const cli = await this.rows.update(
       { state: active, source: 'cli' },

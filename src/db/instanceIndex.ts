@@ -128,7 +128,7 @@ export async function insertInstanceBatch(db: Database, groups: GroupRows[], row
   if (!instanceSql) statements.set(db, (instanceSql = preparedStatements(db.source, Instance)));
   if (groups.length === 0 && rows.length === 1) {
     // A group of one (one sender at a time): its own statement commits it, without BEGIN / COMMIT around it.
-    return instanceSql.insertIgnore(rows[0]!, (sql, values) => db.source.query(sql, values));
+    return instanceSql.insertIgnore(rows, (sql, values) => db.source.query(sql, values));
   }
   await db.source.transaction(async (m) => {
     const insert = async <T extends ObjectLiteral>(entity: EntityTarget<T>, values: T[]) => {
@@ -168,7 +168,7 @@ export async function insertInstanceBatch(db: Database, groups: GroupRows[], row
     // The instance rows (every image) with SQL built once, a chunk per statement; the rarer group rows above through
     // the query builder.
     for (let i = 0; i < rows.length; i += CHUNK) {
-      await instanceSql.insertManyIgnore(rows.slice(i, i + CHUNK), (sql, values) => m.query(sql, values));
+      await instanceSql.insertIgnore(rows.slice(i, i + CHUNK), (sql, values) => m.query(sql, values));
     }
   });
 }

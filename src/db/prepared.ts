@@ -18,41 +18,32 @@ export function preparedStatements(source: DataSource, entity: EntityTarget<Obje
     return c;
   };
   const columns = meta.columns;
-  const insertSql =
-    `INSERT INTO ${table} (${columns.map((c) => driver.escape(c.databaseName)).join(', ')}) ` +
-    `VALUES (${columns.map((c, i) => driver.createParameter(c.propertyName, i)).join(', ')})`;
-  const values = (row: ObjectLiteral) =>
-    columns.map((c) => driver.preparePersistentValue(c.getEntityValue(row, true), c) as unknown);
+  const head = `INSERT INTO ${table} (${columns.map((c) => driver.escape(c.databaseName)).join(', ')}) VALUES `;
+  /** The placeholders of row `r` of a statement. */
+  const tuple = (r: number) =>
+    `(${columns.map((c, i) => driver.createParameter(c.propertyName, r * columns.length + i)).join(', ')})`;
+  const insertSql = head + tuple(0);
   /** `INSERT ... VALUES (...), (...) ON CONFLICT DO NOTHING` for n rows, built once per n. */
-  const manySql = new Map<number, string>();
-  const insertManySql = (n: number) => {
-    let sql = manySql.get(n);
-    if (!sql) {
-      const tuples = Array.from(
-        { length: n },
-        (_, r) =>
-          `(${columns.map((c, i) => driver.createParameter(c.propertyName, r * columns.length + i)).join(', ')})`,
-      );
-      sql = `INSERT INTO ${table} (${columns.map((c) => driver.escape(c.databaseName)).join(', ')}) VALUES ${tuples.join(', ')} ON CONFLICT DO NOTHING`;
-      manySql.set(n, sql);
-    }
+  const ignoreSql = new Map<number, string>();
+  const insertIgnoreSql = (n: number) => {
+    const sql =
+      ignoreSql.get(n) ?? `${head}${Array.from({ length: n }, (_, r) => tuple(r)).join(', ')} ON CONFLICT DO NOTHING`;
+    ignoreSql.set(n, sql);
     return sql;
   };
+  const values = (row: ObjectLiteral) =>
+    columns.map((c) => driver.preparePersistentValue(c.getEntityValue(row, true), c) as unknown);
   return {
     /** Inserts one row (a duplicate key rejects with the driver's unique-violation error, as `insert` does). */
     async insert(row: ObjectLiteral): Promise<void> {
       await source.query(insertSql, values(row));
     },
-    /** Inserts one row unless its key is there already, through `query` (a transaction's manager). */
-    async insertIgnore(row: ObjectLiteral, query: (sql: string, values: unknown[]) => Promise<unknown>): Promise<void> {
-      await query(`${insertSql} ON CONFLICT DO NOTHING`, values(row));
-    },
-    /** Inserts rows whose key is not there yet in one statement (one round trip), through `query`. */
-    async insertManyIgnore(
+    /** Inserts the rows whose key is not there yet, in one statement (one round trip), through `query`. */
+    async insertIgnore(
       rows: readonly ObjectLiteral[],
       query: (sql: string, values: unknown[]) => Promise<unknown>,
     ): Promise<void> {
-      if (rows.length) await query(insertManySql(rows.length), rows.flatMap(values));
+      if (rows.length) await query(insertIgnoreSql(rows.length), rows.flatMap(values));
     },
     /** `SELECT <properties> FROM table WHERE <key> = ?`: the first row's raw values, by property name, or null. */
     selectOneBy<K extends string>(key: string, properties: readonly K[]) {

@@ -24,7 +24,6 @@ export function processAlive(pid: number): boolean {
  */
 export function startRunMarker(dataDir: string): { uncleanBefore: boolean; clear(): void } {
   let uncleanBefore = false;
-  fs.mkdirSync(dataDir, { recursive: true });
   for (const name of fs.readdirSync(dataDir)) {
     if (!name.startsWith(PREFIX)) continue;
     const pid = Number(name.slice(PREFIX.length));
