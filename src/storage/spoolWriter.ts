@@ -9,13 +9,8 @@ const fdatasync = promisify(fs.fdatasync);
 const close = promisify(fs.close);
 const open = promisify(fs.open);
 
-/**
- * Hand a batch to the thread pool once this much is buffered: the write then overlaps with receiving the rest of the
- * data set instead of stalling the main thread at the end (a 0.5 MB write costs ~1 ms of page-cache copying).
- */
+/** Write a batch once this much is buffered. */
 const FLUSH_BYTES = 256 * 1024;
-/** Above this much written-but-not-yet-flushed data, write synchronously so memory stays flat on a fast sender. */
-const MAX_IN_FLIGHT = 8 * 1024 * 1024;
 
 /** Where a C-STORE's data set goes (handed out by the spool pool). */
 export interface PoolFile {
@@ -40,9 +35,15 @@ export interface SpooledFile {
 }
 
 /**
- * Streams one data set into a spool pool file: the bytes as they come, written in 256 KiB batches by the thread pool
- * while the rest still arrives, hashed for the seal (seal.ts), then the Part 10 preamble and sealed meta in front, then
- * one fdatasync off the main thread.
+ * Streams one data set into a spool pool file: the bytes as they come, written in 256 KiB batches while the rest still
+ * arrives, hashed for the seal (seal.ts), then the Part 10 preamble and sealed meta in front, then one fdatasync off
+ * the main thread.
+ *
+ * Into a ready pool file (its descriptor open: the usual case) the batches and the meta are written synchronously:
+ * a write to the page cache, ~0.14 ms of main thread per 0.5 MB on this machine, less than a round trip through the
+ * thread pool per batch. `finish` then starts the flush before it returns, so the caller's header check runs while
+ * the disk flushes (measured: the check had run first and the flush was asked for only after it, ~1 ms later). A file
+ * still being opened (the pool was empty) gets its batches written by the thread pool once the open is done.
  * A write error (ENOSPC) is kept and reported by `finish` as A700; the partial file is removed.
  */
 export class SpoolWriter {
@@ -59,12 +60,10 @@ export class SpoolWriter {
   /** The open, started before the data set arrives; every batch waits for it. */
   private readonly opened: Promise<void>;
   /**
-   * Batches handed to the thread pool and not yet done. Each is written at its own offset as soon as it is full, not
-   * after the one before: chained, each waited for a turn of the busy main thread, and the last ones were still
-   * queued ~1.7 ms after the data set had arrived.
+   * Batches handed to the thread pool (only before the descriptor is open) and not yet done. Each is written at its
+   * own offset, not after the one before.
    */
   private readonly batches = new Set<Promise<void>>();
-  private inFlight = 0;
   private readonly metaLength: number;
   private readonly header: Buffer;
   private readonly hasher = new SealHasher();
@@ -116,8 +115,7 @@ export class SpoolWriter {
     this.pending = [];
     this.pendingBytes = 0;
     this.position += bytes;
-    if (this.fd !== undefined && this.inFlight + bytes > MAX_IN_FLIGHT) {
-      // The disk is slower than the network: write here, on the main thread, rather than buffer without bound.
+    if (this.fd !== undefined) {
       try {
         writeAllSync(this.fd, chunks, bytes, position);
       } catch (err) {
@@ -125,14 +123,10 @@ export class SpoolWriter {
       }
       return;
     }
-    this.inFlight += bytes;
     const batch: Promise<void> = this.opened
       .then(() => (this.error || this.fd === undefined ? undefined : writeAll(this.fd, chunks, bytes, position)))
       .catch((err: unknown) => this.fail(err))
-      .finally(() => {
-        this.inFlight -= bytes;
-        this.batches.delete(batch);
-      });
+      .finally(() => this.batches.delete(batch));
     this.batches.add(batch);
   }
 
@@ -146,18 +140,29 @@ export class SpoolWriter {
    */
   async finish(): Promise<SpooledFile> {
     this.flush();
-    // The sealed meta goes out beside the last batches still being written.
     writeSeal(this.header, encodeSeal(this.hasher.finish()));
-    const sealed = this.opened.then(() =>
-      this.error || this.fd === undefined ? undefined : writeAll(this.fd, [this.header], this.header.length, 0),
-    );
-    const [, meta] = await Promise.allSettled([this.settled(), sealed]);
+    let flushed: Promise<void> | undefined;
+    if (this.fd !== undefined && this.batches.size === 0) {
+      // Everything is written: the meta too, and the flush starts now, before this returns to the caller.
+      try {
+        if (!this.error) writeAllSync(this.fd, [this.header], this.header.length, 0);
+        if (!this.error) flushed = fdatasync(this.fd);
+      } catch (err) {
+        this.fail(err);
+      }
+    } else {
+      // The sealed meta goes out beside the last batches still being written.
+      const sealed = this.opened.then(() =>
+        this.error || this.fd === undefined ? undefined : writeAll(this.fd, [this.header], this.header.length, 0),
+      );
+      const [, meta] = await Promise.allSettled([this.settled(), sealed]);
+      if (meta.status === 'rejected') this.fail(meta.reason);
+    }
     const fd = this.fd;
     this.fd = undefined;
     try {
-      if (meta.status === 'rejected') this.fail(meta.reason);
       if (this.error) throw this.error;
-      await fdatasync(fd!);
+      await (flushed ?? fdatasync(fd!));
     } catch (err) {
       if (fd !== undefined) await close(fd).catch(() => undefined);
       // Removed before the failure is answered: nothing partial is left once the sender has its status.
