@@ -47,6 +47,11 @@ export interface IndexWriterOptions {
 const FIRST_RETRY_MS = 1000;
 const MAX_RETRY_MS = 30_000;
 const MAX_GROUP = 500;
+/**
+ * The reason a retry's sleep is cut short. Given explicitly: `abort()` without one builds a DOMException with its stack
+ * on every call, and `add` wakes the writer once per received image (~0.07 ms each in the receive profile).
+ */
+const WAKE = 'new work';
 
 export class IndexWriter {
   private readonly queue: Entry[] = [];
@@ -85,7 +90,7 @@ export class IndexWriter {
     };
     this.pending.set(job.sop, entry);
     this.queue.push(entry);
-    this.wake.abort();
+    this.wake.abort(WAKE);
     this.running ??= this.run().finally(() => (this.running = undefined));
     return entry;
   }
@@ -180,7 +185,7 @@ export class IndexWriter {
   /** Writes what is queued (one more attempt if the last failed) and stops; what is left, recovery redoes. */
   async stop(): Promise<void> {
     this.stopping = true;
-    this.wake.abort();
+    this.wake.abort(WAKE);
     await this.running;
     if (this.queue.length) {
       this.running = this.run();
