@@ -15,11 +15,15 @@ const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'scannode-seal-'));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 let n = 0;
-/** Writes `dataset` through a SpoolWriter in uneven chunks (as the network delivers it) into a new file. */
-async function spool(dataset: Buffer, chunk = 7_919): Promise<string> {
+/**
+ * Writes `dataset` through a SpoolWriter in uneven chunks (as the network delivers it) into a new file, or (`ready`)
+ * into an empty file already open, as the spool pool hands them out.
+ */
+async function spool(dataset: Buffer, chunk = 7_919, ready = false): Promise<string> {
   const file = path.join(tmp, `f${++n}`);
+  const fd = ready ? fs.openSync(file, 'wx+') : undefined;
   const w = new SpoolWriter(
-    { path: file, fresh: true },
+    { path: file, fresh: !ready, ...(fd === undefined ? {} : { fd }) },
     {
       sopClassUid: '1.2.840.10008.5.1.4.1.1.4',
       sopInstanceUid: `1.2.3.${n}`,
@@ -50,6 +54,19 @@ test('a spooled file carries its seal and checks out, with the data set byte-ide
   // The same bytes in other chunk sizes give the same seal.
   const other = await spool(data, 65_536 + 3);
   assert.equal(readSeal(fs.readFileSync(other))!.crc32, check.seal.crc32);
+});
+
+test('into a ready pool file, written synchronously and then by the thread pool past 16 MiB: byte-identical, sealed', async () => {
+  const small = bigDataset();
+  // 40 MiB: the first 16 written on the main thread, the rest handed to the thread pool while more arrives.
+  const large = Buffer.concat([small, Buffer.alloc(40 * MIB - small.length, 0x5a)]);
+  for (const data of [small, large]) {
+    const file = await spool(data, 65_536 + 7, true);
+    const check = checkSealedFile(file);
+    assert.ok(check.ok, check.ok ? '' : check.reason);
+    assert.equal(check.seal.datasetLength, data.length);
+    assert.ok(datasetBytes(file).equals(data), `${data.length} bytes stored as received`);
+  }
 });
 
 test('a file cut short is torn', async () => {
