@@ -106,8 +106,15 @@ export class Ingest extends EventEmitter {
         const durable = file.fresh
           ? writer.finish().then(async (f) => (await this.pool.syncDir(), f))
           : writer.finish();
-        // The header is checked on the main thread while the thread pool writes and flushes the file.
-        const checked = this.check(writer.received(), req.transferSyntaxUid, req.sopInstanceUid);
+        const ctx: PlaceContext = {
+          existing,
+          expectedSopInstanceUid: req.sopInstanceUid,
+          transferSyntaxUid: req.transferSyntaxUid,
+          source: 'dimse',
+          callingAe: req.association.callingAe,
+        };
+        // The header is checked and the index rows built on the main thread while the disk flushes the file.
+        const checked = this.check(writer.received(), ctx);
         let spooled: SpooledFile;
         try {
           spooled = await durable;
@@ -116,13 +123,7 @@ export class Ingest extends EventEmitter {
           fs.rmSync(file.path, { force: true });
           return this.failed(req.sopInstanceUid, err);
         }
-        return this.place(spooled, checked, {
-          existing,
-          expectedSopInstanceUid: req.sopInstanceUid,
-          transferSyntaxUid: req.transferSyntaxUid,
-          source: 'dimse',
-          callingAe: req.association.callingAe,
-        });
+        return this.place(spooled, checked, ctx);
       },
     };
   }
@@ -132,14 +133,15 @@ export class Ingest extends EventEmitter {
    * The file is consumed: moved into place, or removed when it is a duplicate or refused.
    */
   async commit(spooled: SpooledFile, ctx: PlaceContext): Promise<DimseResult & { instance?: IngestedInstance }> {
-    return this.place(spooled, this.check(spooled, ctx.transferSyntaxUid, ctx.expectedSopInstanceUid), ctx);
+    return this.place(spooled, this.check(spooled, ctx), ctx);
   }
 
   /**
-   * The header and the UIDs of what arrived, from memory (or 'need-file' when the header runs past the first
+   * The header, UIDs and index rows of what arrived, from memory (or 'need-file' when the header runs past the first
    * 64 KiB), or the DIMSE failure that refuses it.
    */
-  private check(spooled: SpooledFile, transferSyntaxUid: string, expectedSopInstanceUid?: string): Checked {
+  private check(spooled: SpooledFile, ctx: PlaceContext): Checked {
+    const transferSyntaxUid = ctx.transferSyntaxUid;
     try {
       const complete = spooled.head.length >= spooled.metaLength + spooled.datasetLength;
       const parsed = parseHeader(spooled.head, complete);
@@ -151,7 +153,7 @@ export class Ingest extends EventEmitter {
       );
       if (truncated) throw new DimseError(DicomStatus.Truncated, `data set is truncated: ${truncated}`);
       if (parsed === 'need-more') return 'need-file';
-      return checkUids(parsed, expectedSopInstanceUid);
+      return this.accepted(parsed, spooled, ctx);
     } catch (err) {
       return { failure: err };
     }
@@ -165,7 +167,7 @@ export class Ingest extends EventEmitter {
   ): Promise<DimseResult & { instance?: IngestedInstance }> {
     if (checked === 'need-file') {
       try {
-        checked = checkUids(parseHeaderFromFile(spooled.tmpPath), ctx.expectedSopInstanceUid);
+        checked = this.accepted(parseHeaderFromFile(spooled.tmpPath), spooled, ctx);
       } catch (err) {
         checked = { failure: err };
       }
@@ -177,14 +179,27 @@ export class Ingest extends EventEmitter {
         return this.failed(ctx.expectedSopInstanceUid, new DimseError(DicomStatus.InvalidUid, err.message));
       return this.failed(ctx.expectedSopInstanceUid, err);
     }
-    const { header, uids } = checked;
-    return this.withLock(uids.sop, () => this.store(spooled, header, uids, ctx));
+    return this.withLock(checked.uids.sop, () => this.store(spooled, checked, ctx));
+  }
+
+  /** The UIDs checked, and the rows the index will get if the file is stored (they wait for nothing durable). */
+  private accepted(header: Header, spooled: SpooledFile, ctx: PlaceContext): Accepted {
+    const uids = checkUids(header, ctx.expectedSopInstanceUid);
+    const { row, groups } = indexRows(indexAttributes(header), {
+      ...uids,
+      path: spoolPath(uids.sop, this.spool),
+      size: spooled.metaLength + spooled.datasetLength,
+      transferSyntaxUid: ctx.transferSyntaxUid,
+      state: 'spooled',
+      source: ctx.source,
+      callingAe: ctx.callingAe ?? null,
+    });
+    return { header, uids, row, groups };
   }
 
   private async store(
     spooled: SpooledFile,
-    header: Header,
-    uids: Uids,
+    { header, uids, row, groups }: Accepted,
     ctx: PlaceContext,
   ): Promise<DimseResult & { instance?: IngestedInstance }> {
     // A lookup started before the lock was taken is stale when another store of the same UID held the lock: look again.
@@ -197,8 +212,7 @@ export class Ingest extends EventEmitter {
       this.log.error('cannot look up instance', { sop: uids.sop, err: String(err) });
       return this.failed(uids.sop, new DimseError(DicomStatus.ProcessingFailure, 'database unavailable'));
     }
-    const relative = spoolPath(uids.sop, this.spool);
-    const target = insideDataDir(this.dataDir, relative);
+    const target = insideDataDir(this.dataDir, row.path);
     // Acknowledged but not indexed yet: its row is in the next group, and its file is what is stored.
     const pending = this.writer.pendingFile(uids.sop);
     if (pending) return this.duplicate(spooled.tmpPath, pending, uids, ctx.source);
@@ -222,15 +236,6 @@ export class Ingest extends EventEmitter {
     if (fs.existsSync(target) && !(await compareDatasets(spooled.tmpPath, target))) {
       return this.duplicate(spooled.tmpPath, target, uids, ctx.source);
     }
-    const { row, groups } = indexRows(indexAttributes(header), {
-      ...uids,
-      path: relative,
-      size: spooled.metaLength + spooled.datasetLength,
-      transferSyntaxUid: ctx.transferSyntaxUid,
-      state: 'spooled',
-      source: ctx.source,
-      callingAe: ctx.callingAe ?? null,
-    });
     const job = this.writer.add({ sop: uids.sop, file: spooled.tmpPath, target, row, groups });
     const instance = this.instanceOf(uids, ctx.source, false);
     if (ctx.source === 'dimse') {
@@ -368,9 +373,10 @@ interface PlaceContext {
   /** A lookup already started for this SOP Instance UID (the C-STORE command names it before the data). */
   existing?: Promise<{ path: string } | null>;
 }
-type Checked = { header: Header; uids: Uids } | { failure: unknown } | 'need-file';
+type Accepted = { header: Header; uids: Uids } & ReturnType<typeof indexRows>;
+type Checked = Accepted | { failure: unknown } | 'need-file';
 
-function checkUids(header: Header, expectedSopInstanceUid: string | undefined): { header: Header; uids: Uids } {
+function checkUids(header: Header, expectedSopInstanceUid: string | undefined): Uids {
   const uids = {
     sop: requireUid('SOPInstanceUID', header.SOPInstanceUID),
     study: requireUid('StudyInstanceUID', header.StudyInstanceUID),
@@ -383,5 +389,5 @@ function checkUids(header: Header, expectedSopInstanceUid: string | undefined): 
       `SOP Instance UID in the data set (${uids.sop}) differs from the command (${expectedSopInstanceUid})`,
     );
   }
-  return { header, uids };
+  return uids;
 }
