@@ -1,7 +1,8 @@
 /**
  * Power-loss ordering (issue 13.6), read from the system calls of a running node (strace -f -y attached to it): a
  * quarantined conflicting copy's directory is fsynced before the sender is answered, and the archive's Study / Series
- * directories are fsynced in their parents before any spool copy is unlinked.
+ * directories are fsynced in their parents before any spool copy is unlinked; every C-STORE is answered only after
+ * the flush of its spool file returned.
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -121,6 +122,58 @@ test('a quarantined copy and the archive directories are fsynced before what dep
     assert.ok(
       synced > mk && synced < firstUnlink,
       `${path.relative(node.dataDir, path.dirname(dir))} fsynced after creating ${path.basename(dir)} and before a spool copy was removed`,
+    );
+  }
+});
+
+test('every C-STORE is answered only after its spool file was flushed', async (t) => {
+  if (!needPeer(t, 'storescu', 'strace')) return;
+  const node = await startNode(path.join(tmp, 'answers'), {
+    dicom: { host: '127.0.0.1', port: await freePort(), shutdownGraceSeconds: 2 },
+  });
+  t.after(() => node.kill9());
+  const traceFile = path.join(tmp, 'answers-trace.txt');
+  // The socket writes (A-ASSOCIATE-AC, each C-STORE-RSP, A-RELEASE-RP) and the flushes; spool batches are pwritev.
+  const tracer = spawn('strace', [
+    '-f',
+    '-y',
+    '-qq',
+    '-e',
+    'trace=fdatasync,write,writev',
+    '-o',
+    traceFile,
+    '-p',
+    String(node.child.pid),
+  ]);
+  const traced = new Promise((resolve) => tracer.once('exit', resolve));
+  t.after(() => tracer.kill('SIGKILL'));
+  await waitFor('strace attached', () => fs.existsSync(traceFile));
+  await sleep(500);
+
+  const study = generateStudy({ dir: path.join(tmp, 'answered'), series: 1, perSeries: 20, rows: 256, columns: 256 });
+  const sent = await storescu(
+    node.port,
+    study.map((g) => g.file),
+  ).done;
+  assert.equal(sent.acked.length, study.length);
+  await sleep(300);
+  tracer.kill('SIGINT');
+  await traced;
+  const calls = parseTrace(traceFile);
+
+  const flushes = calls.flatMap((c, i) => (c.name === 'fdatasync' && c.text.includes('/.pool/') ? [i] : []));
+  // The association's socket: the one the A-ASSOCIATE-AC (PDU type 2) went out on; the node's log is a socket too.
+  const fdOf = (c: Call) => /^\d+\s+writev?\((\d+<[^>]+>)/.exec(c.text)?.[1];
+  const accept = calls.find((c) => c.name === 'write' && /<(socket|TCP)[^>]*>, "\\2\\0\\0\\0/.test(c.text));
+  assert.ok(accept, 'the A-ASSOCIATE-AC was written');
+  const socketWrites = calls.flatMap((c, i) => (/^writev?$/.test(c.name) && fdOf(c) === fdOf(accept) ? [i] : []));
+  assert.equal(flushes.length, study.length, 'one flush per image');
+  // One association: the A-ASSOCIATE-AC, then one C-STORE-RSP per image in order, then the A-RELEASE-RP.
+  assert.equal(socketWrites.length, study.length + 2, 'the association accept, one answer per image, the release');
+  for (let k = 0; k < study.length; k++) {
+    assert.ok(
+      flushes[k]! < socketWrites[k + 1]!,
+      `answer ${k + 1} written after the flush of image ${k + 1} returned (flush at ${flushes[k]}, answer at ${socketWrites[k + 1]})`,
     );
   }
 });
