@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
-import { after, test } from 'node:test';
+import { after, test, type TestContext } from 'node:test';
 import { generateStudy } from '../helpers/dicomgen.js';
 import { freePort, needPeer, run } from '../helpers/peers.js';
 import { waitFor } from '../helpers/waitFor.js';
@@ -46,6 +46,22 @@ function parseTrace(file: string): Call[] {
   return calls;
 }
 
+/** strace attached to a running process (`calls`: its -e trace= list); `stop` ends it and parses what it saw. */
+async function trace(t: TestContext, pid: number, calls: string, file: string): Promise<{ stop(): Promise<Call[]> }> {
+  const tracer = spawn('strace', ['-f', '-y', '-qq', '-e', `trace=${calls}`, '-o', file, '-p', String(pid)]);
+  const traced = new Promise((resolve) => tracer.once('exit', resolve));
+  t.after(() => tracer.kill('SIGKILL'));
+  await waitFor('strace attached', () => fs.existsSync(file));
+  await sleep(500);
+  return {
+    async stop() {
+      tracer.kill('SIGINT');
+      await traced;
+      return parseTrace(file);
+    },
+  };
+}
+
 /** The first fsync / fdatasync, after call index `from`, of a descriptor open on exactly `dir`. */
 function dirSyncAfter(calls: Call[], from: number, dir: string): number {
   return calls.findIndex((c, i) => i > from && /^f(data)?sync$/.test(c.name) && c.text.includes(`<${dir}>)`));
@@ -58,22 +74,7 @@ test('a quarantined copy and the archive directories are fsynced before what dep
     import: { stableSeconds: 0.3, rescanSeconds: 0.2 },
   });
   t.after(() => node.kill9());
-  const traceFile = path.join(tmp, 'trace.txt');
-  const tracer = spawn('strace', [
-    '-f',
-    '-y',
-    '-qq',
-    '-e',
-    `trace=${CALLS}`,
-    '-o',
-    traceFile,
-    '-p',
-    String(node.child.pid),
-  ]);
-  const traced = new Promise((resolve) => tracer.once('exit', resolve));
-  t.after(() => tracer.kill('SIGKILL'));
-  await waitFor('strace attached', () => fs.existsSync(traceFile));
-  await sleep(500);
+  const tracer = await trace(t, node.child.pid!, CALLS, path.join(tmp, 'trace.txt'));
 
   // A stored instance, then a copy with other content under the same SOP Instance UID: quarantined, answered Success.
   const [first] = generateStudy({ dir: path.join(tmp, 'first'), series: 1, perSeries: 1 });
@@ -100,9 +101,7 @@ test('a quarantined copy and the archive directories are fsynced before what dep
     60_000,
   );
   await sleep(500);
-  tracer.kill('SIGINT');
-  await traced;
-  const calls = parseTrace(traceFile);
+  const calls = await tracer.stop();
 
   const quarantined = calls.findIndex((c) => /^rename/.test(c.name) && c.text.includes('/conflicts/'));
   assert.ok(quarantined >= 0, 'the conflicting copy was renamed into conflicts/');
@@ -132,23 +131,8 @@ test('every C-STORE is answered only after its spool file was flushed', async (t
     dicom: { host: '127.0.0.1', port: await freePort(), shutdownGraceSeconds: 2 },
   });
   t.after(() => node.kill9());
-  const traceFile = path.join(tmp, 'answers-trace.txt');
   // The socket writes (A-ASSOCIATE-AC, each C-STORE-RSP, A-RELEASE-RP) and the flushes; spool batches are pwritev.
-  const tracer = spawn('strace', [
-    '-f',
-    '-y',
-    '-qq',
-    '-e',
-    'trace=fdatasync,write,writev',
-    '-o',
-    traceFile,
-    '-p',
-    String(node.child.pid),
-  ]);
-  const traced = new Promise((resolve) => tracer.once('exit', resolve));
-  t.after(() => tracer.kill('SIGKILL'));
-  await waitFor('strace attached', () => fs.existsSync(traceFile));
-  await sleep(500);
+  const tracer = await trace(t, node.child.pid!, 'fdatasync,write,writev', path.join(tmp, 'answers-trace.txt'));
 
   const study = generateStudy({ dir: path.join(tmp, 'answered'), series: 1, perSeries: 20, rows: 256, columns: 256 });
   const sent = await storescu(
@@ -157,9 +141,7 @@ test('every C-STORE is answered only after its spool file was flushed', async (t
   ).done;
   assert.equal(sent.acked.length, study.length);
   await sleep(300);
-  tracer.kill('SIGINT');
-  await traced;
-  const calls = parseTrace(traceFile);
+  const calls = await tracer.stop();
 
   const flushes = calls.flatMap((c, i) => (c.name === 'fdatasync' && c.text.includes('/.pool/') ? [i] : []));
   // The association's socket: the one the A-ASSOCIATE-AC (PDU type 2) went out on; the node's log is a socket too.
