@@ -114,6 +114,21 @@ export async function openDatabase(config: Config['database'], dataDir: string):
   };
 }
 
+/** What scannode uses of better-sqlite3's Database: its synchronous calls. */
+export interface SqliteConnection {
+  pragma(s: string): unknown;
+  prepare(sql: string): { run(...params: unknown[]): unknown; get(...params: unknown[]): unknown };
+}
+
+/**
+ * The better-sqlite3 connection under a SQLite data source (the driver's `databaseConnection`, public API), or
+ * undefined on PostgreSQL.
+ */
+export function sqliteConnection(source: DataSource): SqliteConnection | undefined {
+  if (source.options.type !== 'better-sqlite3') return undefined;
+  return (source.driver as unknown as { databaseConnection: SqliteConnection }).databaseConnection;
+}
+
 /** True when the error is a primary key / unique violation on either database. */
 export function isUniqueViolation(err: unknown): boolean {
   const e = err as { code?: string; driverError?: { code?: string } };

@@ -4,7 +4,7 @@
  * removed only after it returns), or dropped when their file is gone and a new copy takes their place.
  */
 import { In, type FindOptionsSelect } from 'typeorm';
-import type { Database } from './dataSource.js';
+import { sqliteConnection, type Database } from './dataSource.js';
 import type { InstanceRow } from './entities.js';
 
 const CHUNK = 500;
@@ -12,11 +12,6 @@ const CHUNK = 500;
 /** The archive path as SQL over the row's own UIDs (what src/domain/paths.ts archivePath gives). */
 const ARCHIVE_PATH_SQL =
   "'site/raw/' || study_instance_uid || '/' || series_instance_uid || '/' || sop_instance_uid || '.dcm'";
-
-interface RawSqlite {
-  pragma(s: string): unknown;
-  prepare(sql: string): { run(...params: unknown[]): unknown };
-}
 
 /**
  * Sets state 'archived', the archive path and archivedAt on these rows, durably. SQLite runs with synchronous=NORMAL,
@@ -38,8 +33,8 @@ export async function markArchived(db: Database, sops: string[], at: Date): Prom
       continue;
     }
     const [sql, params] = qb.getQueryAndParameters();
-    // The driver's connection is public API (better-sqlite3's Database); used here for its synchronous calls.
-    const raw = (db.source.driver as unknown as { databaseConnection: RawSqlite }).databaseConnection;
+    // The driver's connection, for its synchronous calls.
+    const raw = sqliteConnection(db.source)!;
     raw.pragma('synchronous = FULL');
     try {
       raw.prepare(sql).run(...params);

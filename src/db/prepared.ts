@@ -1,15 +1,11 @@
 import type { DataSource, EntityTarget, ObjectLiteral } from 'typeorm';
+import { sqliteConnection } from './dataSource.js';
 
 /**
  * Statements run once per received image, with their SQL built once. TypeORM's query builders rebuild and re-escape
  * the SQL on every call, which cost 0.3-0.6 ms of main-thread time per statement; here the SQL comes from the entity
  * metadata and every value still goes through TypeORM's own conversions (transformers, dates, booleans per driver).
  */
-/** What is used of better-sqlite3's Database. */
-interface SqliteConnection {
-  prepare(sql: string): { get(...values: unknown[]): unknown };
-}
-
 export function preparedStatements(source: DataSource, entity: EntityTarget<ObjectLiteral>) {
   const { driver } = source;
   const meta = source.getMetadata(entity);
@@ -59,13 +55,12 @@ export function preparedStatements(source: DataSource, entity: EntityTarget<Obje
       const sql =
         `SELECT ${properties.map((p) => `${driver.escape(column(p).databaseName)} AS ${driver.escape(p)}`).join(', ')} ` +
         `FROM ${table} WHERE ${driver.escape(column(key).databaseName)} = ${driver.createParameter(key, 0)}`;
-      if (source.options.type === 'better-sqlite3') {
-        let statement: { get(...values: unknown[]): unknown } | undefined;
+      const sqlite = sqliteConnection(source);
+      if (sqlite) {
+        let statement: ReturnType<typeof sqlite.prepare> | undefined;
         return (value: unknown): Promise<Record<K, unknown> | null> => {
           try {
-            statement ??= (
-              source.driver as unknown as { databaseConnection: SqliteConnection }
-            ).databaseConnection.prepare(sql);
+            statement ??= sqlite.prepare(sql);
             return Promise.resolve((statement.get(value) as Record<K, unknown> | undefined) ?? null);
           } catch (err) {
             return Promise.reject(err as Error);

@@ -141,7 +141,6 @@ export class Ingest extends EventEmitter {
    * 64 KiB), or the DIMSE failure that refuses it.
    */
   private check(spooled: SpooledFile, ctx: PlaceContext): Checked {
-    const transferSyntaxUid = ctx.transferSyntaxUid;
     try {
       const complete = spooled.head.length >= spooled.metaLength + spooled.datasetLength;
       const parsed = parseHeader(spooled.head, complete);
@@ -149,7 +148,7 @@ export class Ingest extends EventEmitter {
         spooled.head.subarray(spooled.metaLength),
         spooled.datasetLength,
         spooled.tail,
-        transferSyntaxUid,
+        ctx.transferSyntaxUid,
       );
       if (truncated) throw new DimseError(DicomStatus.Truncated, `data set is truncated: ${truncated}`);
       if (parsed === 'need-more') return 'need-file';

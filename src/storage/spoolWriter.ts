@@ -163,8 +163,10 @@ export class SpoolWriter {
     if (this.fd !== undefined && this.batches.size === 0) {
       // Everything is written: the meta too, and the flush starts now, before this returns to the caller.
       try {
-        if (!this.error) writeAllSync(this.fd, [this.header], this.header.length, 0);
-        if (!this.error) flushed = fdatasync(this.fd);
+        if (!this.error) {
+          writeAllSync(this.fd, [this.header], this.header.length, 0);
+          flushed = fdatasync(this.fd);
+        }
       } catch (err) {
         this.fail(err);
       }
